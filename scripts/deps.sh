@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install the Debian packages the build and the pack setup need, only where they are missing.
+set -euo pipefail
+need=()
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing ${need[*]}" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null 2>&1 || { echo "deps: cargo not found: install the Rust toolchain (rustup)" >&2; exit 1; }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite: Debian packages, the default model pack (cached), format
+# and lint checks, then every test (unit, HTTP, parity against the Python/C references, e2e).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+export TRIAGE_REQUIRE_MODELS=1   # tests that need the pack fail instead of skipping
+cargo build --locked --bin triage
+target/debug/triage models setup
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked

@@ -1,0 +1,291 @@
+//! Configuration: one TOML file plus CLI flags / env, merged into one checked `Config`.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The whole configuration of a server process. Build it with `Config::load`, which validates it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub limits: LimitsConfig,
+    pub batching: BatchingConfig,
+    /// Name of the model `/v1/embed` uses when a request names none.
+    pub default_model: String,
+    pub models: Vec<ModelConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Where the default model pack lives (`pack:` sources); default `$TRIAGE_HOME` or
+    /// `~/.cache/triage`.
+    pub home: Option<PathBuf>,
+    /// CPU threads for inference (0 = all cores).
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most texts in one request.
+    pub max_texts: usize,
+    /// Most characters (Unicode scalar values) in one text.
+    pub max_text_chars: usize,
+    /// What to do with a text longer than the model's token limit: `truncate` or `reject`.
+    pub overlong: Overlong,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlong {
+    Truncate,
+    Reject,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchingConfig {
+    /// Most padded tokens (batch size x longest sequence) in one forward pass.
+    pub max_batch_tokens: usize,
+    /// Most sequences in one forward pass.
+    pub max_batch_size: usize,
+    /// Most requests admitted per model at once (running or waiting); more get 429.
+    pub max_concurrent_requests: usize,
+    /// Seconds a client is told to wait (`Retry-After`) when the server is full.
+    pub retry_after_secs: u64,
+}
+
+/// One model to serve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Name used in requests and in `/v1/models`.
+    pub name: String,
+    /// `pack:NAME` (default pack), a local Hugging Face folder, or `hf:org/name[@revision]`.
+    pub source: String,
+    /// Text put before every input (e5 models expect `query: `). Empty for none.
+    #[serde(default)]
+    pub prefix: String,
+    /// Token limit (including special tokens); default: the model's own.
+    #[serde(default)]
+    pub max_length: Option<usize>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            device: "cpu".into(),
+            home: None,
+            threads: 0,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_texts: 256,
+            max_text_chars: 20_000,
+            overlong: Overlong::Truncate,
+        }
+    }
+}
+
+impl Default for BatchingConfig {
+    fn default() -> Self {
+        BatchingConfig {
+            max_batch_tokens: 16_384,
+            max_batch_size: 64,
+            max_concurrent_requests: 128,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            limits: LimitsConfig::default(),
+            batching: BatchingConfig::default(),
+            default_model: "multilingual-e5-small".into(),
+            models: vec![
+                ModelConfig {
+                    name: "multilingual-e5-small".into(),
+                    source: "pack:multilingual-e5-small".into(),
+                    prefix: "query: ".into(),
+                    max_length: None,
+                },
+                ModelConfig {
+                    name: "all-minilm-l6-v2".into(),
+                    source: "pack:all-MiniLM-L6-v2".into(),
+                    prefix: String::new(),
+                    max_length: None,
+                },
+            ],
+        }
+    }
+}
+
+/// Values given on the command line or in the environment; they win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub device: Option<String>,
+    pub home: Option<PathBuf>,
+    pub threads: Option<usize>,
+}
+
+impl Config {
+    /// Read `path` (if any), apply overrides, validate.
+    pub fn load(path: Option<&Path>, ov: &Overrides) -> Result<Config> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                Config::from_toml(&text).with_context(|| format!("in {}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(b) = &ov.bind {
+            cfg.server.bind = b.clone();
+        }
+        if let Some(d) = &ov.device {
+            cfg.server.device = d.clone();
+        }
+        if let Some(h) = &ov.home {
+            cfg.server.home = Some(h.clone());
+        }
+        if let Some(t) = ov.threads {
+            cfg.server.threads = t;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parse TOML; errors name the line and the key.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        let cfg: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(cfg)
+    }
+
+    /// Check every value; the error names the key at fault.
+    pub fn validate(&self) -> Result<()> {
+        let l = &self.limits;
+        let b = &self.batching;
+        for (key, v) in [
+            ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.max_texts", l.max_texts),
+            ("limits.max_text_chars", l.max_text_chars),
+            ("batching.max_batch_tokens", b.max_batch_tokens),
+            ("batching.max_batch_size", b.max_batch_size),
+            (
+                "batching.max_concurrent_requests",
+                b.max_concurrent_requests,
+            ),
+        ] {
+            if v == 0 {
+                bail!("config: {key} must be greater than 0");
+            }
+        }
+        if b.max_batch_tokens < 512 {
+            bail!("config: batching.max_batch_tokens must be at least 512 (one full sequence)");
+        }
+        crate::engine::device::parse_device(&self.server.device)
+            .with_context(|| "config: server.device")?;
+        if self.models.is_empty() {
+            bail!("config: models must list at least one model");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, m) in self.models.iter().enumerate() {
+            if m.name.trim().is_empty() {
+                bail!("config: models[{i}].name is empty");
+            }
+            if !seen.insert(m.name.as_str()) {
+                bail!("config: models[{i}].name `{}` is listed twice", m.name);
+            }
+            if m.source.trim().is_empty() {
+                bail!("config: models[{i}].source is empty");
+            }
+            if matches!(m.max_length, Some(n) if n < 3) {
+                bail!("config: models[{i}].max_length must be at least 3");
+            }
+        }
+        if !self.models.iter().any(|m| m.name == self.default_model) {
+            bail!(
+                "config: default_model `{}` is not one of the configured models",
+                self.default_model
+            );
+        }
+        Ok(())
+    }
+
+    /// The model pack folder.
+    pub fn home(&self) -> PathBuf {
+        self.server.home.clone().unwrap_or_else(default_home)
+    }
+}
+
+/// `$TRIAGE_HOME`, else `$XDG_CACHE_HOME/triage`, else `~/.cache/triage`.
+pub fn default_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("TRIAGE_HOME") {
+        return PathBuf::from(h);
+    }
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("triage");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".cache").join("triage")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = Config::from_toml("[limits]\nmax_texts = 3\nmax_txt = 4\n").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("max_txt"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn zero_limit_is_rejected_by_key() {
+        let mut c = Config::default();
+        c.limits.max_texts = 0;
+        let msg = format!("{:#}", c.validate().unwrap_err());
+        assert!(msg.contains("limits.max_texts"), "{msg}");
+    }
+
+    #[test]
+    fn default_model_must_exist() {
+        let c = Config {
+            default_model: "nope".into(),
+            ..Config::default()
+        };
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("default_model"));
+    }
+
+    #[test]
+    fn bad_device_is_rejected() {
+        let mut c = Config::default();
+        c.server.device = "tpu".into();
+        assert!(c.validate().is_err());
+    }
+}

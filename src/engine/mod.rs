@@ -1,0 +1,166 @@
+//! Inference engine: model handles (tokenizer + queue + worker thread), loading, admission control.
+
+pub mod batcher;
+pub mod device;
+pub mod worker;
+
+use crate::config::{Config, ModelConfig, Overlong};
+use crate::error::{AppError, AppResult};
+use crate::metrics::Metrics;
+use crate::models::encoder::{Backend, Embedder, Prepared, TextPrep};
+use crate::models::source::Source;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// What `/v1/models` says about a model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub task: String,
+    pub source: String,
+    pub dim: usize,
+    pub device: String,
+    pub dtype: String,
+    pub max_length: usize,
+    pub prefix: String,
+}
+
+/// Text -> token ids. The real one is `TextPrep`; HTTP-layer tests use a mock.
+pub trait Tokenize: Send + Sync + 'static {
+    fn prepare(&self, text: &str, policy: Overlong) -> Result<Result<Prepared, usize>>;
+}
+
+impl Tokenize for TextPrep {
+    fn prepare(&self, text: &str, policy: Overlong) -> Result<Result<Prepared, usize>> {
+        TextPrep::prepare(self, text, policy)
+    }
+}
+
+/// A served embedding model: its tokenizer, and the queue to its worker thread.
+pub struct EmbedModel {
+    pub info: ModelInfo,
+    tok: Arc<dyn Tokenize>,
+    tx: mpsc::UnboundedSender<worker::Job>,
+    permits: Arc<Semaphore>,
+    retry_after: u64,
+}
+
+impl EmbedModel {
+    /// Start a worker thread around `backend`.
+    pub fn start(
+        info: ModelInfo,
+        tok: Arc<dyn Tokenize>,
+        backend: Box<dyn Backend>,
+        cfg: &Config,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let wcfg = worker::WorkerConfig {
+            model: info.name.clone(),
+            max_batch_tokens: cfg.batching.max_batch_tokens,
+            max_batch_size: cfg.batching.max_batch_size,
+        };
+        std::thread::Builder::new()
+            .name(format!("model-{}", info.name))
+            .spawn(move || worker::run(backend, rx, wcfg, metrics))
+            .context("spawning the model thread")?;
+        Ok(Arc::new(EmbedModel {
+            info,
+            tok,
+            tx,
+            permits: Arc::new(Semaphore::new(cfg.batching.max_concurrent_requests)),
+            retry_after: cfg.batching.retry_after_secs,
+        }))
+    }
+
+    /// Tokenize `texts` (on the blocking pool). `field` names the request field for errors.
+    pub async fn prepare(
+        &self,
+        texts: Vec<String>,
+        policy: Overlong,
+        field: &str,
+    ) -> AppResult<Vec<Prepared>> {
+        let tok = self.tok.clone();
+        let max = self.info.max_length;
+        let out = tokio::task::spawn_blocking(move || {
+            texts
+                .iter()
+                .map(|t| tok.prepare(t, policy))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("tokenizer task: {e}")))??;
+        out.into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.map_err(|n| {
+                    AppError::too_large(
+                        format!("{field}[{i}]"),
+                        format!("text has {n} tokens, over the model's limit of {max} (limits.overlong = \"reject\")"),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Embed token sequences; 429 when too many requests are already admitted.
+    pub async fn embed(&self, seqs: Vec<Vec<u32>>) -> AppResult<Vec<Vec<f32>>> {
+        let permit =
+            self.permits
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| AppError::Overloaded {
+                    retry_after: self.retry_after,
+                    message: format!("too many requests queued for model `{}`", self.info.name),
+                })?;
+        let (reply, rx) = oneshot::channel();
+        let job = worker::Job {
+            seqs,
+            reply,
+            permit: Some(permit),
+        };
+        self.tx.send(job).map_err(|_| AppError::Unavailable {
+            message: "model worker has stopped".into(),
+        })?;
+        match rx.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(AppError::Internal(anyhow::anyhow!("inference: {e}"))),
+            Err(_) => Err(AppError::Unavailable {
+                message: "model worker has stopped".into(),
+            }),
+        }
+    }
+}
+
+/// Load one configured model (blocking: reads weights) and start its worker.
+pub fn load_model(
+    mc: &ModelConfig,
+    cfg: &Config,
+    home: &Path,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<EmbedModel>> {
+    let spec = device::parse_device(&cfg.server.device)?;
+    let dev = device::open(spec)?;
+    let dir = Source::parse(&mc.source)?.resolve(home)?;
+    let embedder = Embedder::load(&dir, &dev)?;
+    let mcfg = embedder.config();
+    let max_length = mc
+        .max_length
+        .unwrap_or(mcfg.max_tokens())
+        .min(mcfg.max_tokens());
+    let tok = TextPrep::load(&dir, &mc.prefix, max_length)?;
+    let info = ModelInfo {
+        name: mc.name.clone(),
+        task: "embed".into(),
+        source: mc.source.clone(),
+        dim: mcfg.hidden_size,
+        device: device::describe(spec),
+        dtype: "f32".into(),
+        max_length,
+        prefix: mc.prefix.clone(),
+    };
+    EmbedModel::start(info, Arc::new(tok), Box::new(embedder), cfg, metrics)
+}

@@ -1,0 +1,94 @@
+//! `POST /v1/embed`: texts in, unit-length sentence embeddings out.
+
+use super::json::JsonBody;
+use super::AppState;
+use crate::error::{AppError, AppResult};
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedRequest {
+    pub texts: Vec<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmbedResponse {
+    pub model: String,
+    pub dim: usize,
+    pub embeddings: Vec<Vec<f32>>,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens fed to the model, special tokens included.
+    pub tokens: usize,
+    /// Indices of texts cut to the model's token limit.
+    pub truncated: Vec<usize>,
+}
+
+/// Check the texts of a request against the configured limits; `field` names the list.
+pub fn check_texts(texts: &[String], state: &AppState, field: &str) -> AppResult<()> {
+    let l = &state.config.limits;
+    if texts.is_empty() {
+        return Err(AppError::invalid(field, "must hold at least one text"));
+    }
+    if texts.len() > l.max_texts {
+        return Err(AppError::too_large(
+            field,
+            format!(
+                "{} texts, over the limit of {} (limits.max_texts)",
+                texts.len(),
+                l.max_texts
+            ),
+        ));
+    }
+    for (i, t) in texts.iter().enumerate() {
+        if t.trim().is_empty() {
+            return Err(AppError::invalid(format!("{field}[{i}]"), "text is empty"));
+        }
+        let n = t.chars().count();
+        if n > l.max_text_chars {
+            return Err(AppError::too_large(
+                format!("{field}[{i}]"),
+                format!(
+                    "text has {n} characters, over the limit of {} (limits.max_text_chars)",
+                    l.max_text_chars
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub async fn embed(
+    State(state): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<EmbedRequest>,
+) -> AppResult<Json<EmbedResponse>> {
+    check_texts(&req.texts, &state, "texts")?;
+    let model = state.model(req.model.as_deref())?;
+    let prepared = model
+        .prepare(req.texts, state.config.limits.overlong, "texts")
+        .await?;
+    let tokens = prepared.iter().map(|p| p.ids.len()).sum();
+    let truncated = prepared
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.truncated())
+        .map(|(i, _)| i)
+        .collect();
+    let embeddings = model
+        .embed(prepared.into_iter().map(|p| p.ids).collect())
+        .await?;
+    Ok(Json(EmbedResponse {
+        model: model.info.name.clone(),
+        dim: model.info.dim,
+        embeddings,
+        usage: Usage { tokens, truncated },
+    }))
+}

@@ -1,0 +1,137 @@
+//! HTTP layer: shared state, the router, request metrics and the JSON fallbacks.
+
+pub mod embed;
+pub mod json;
+pub mod meta;
+
+use crate::config::Config;
+use crate::engine::EmbedModel;
+use crate::error::{AppError, AppResult};
+use crate::metrics::{Metrics, LATENCY_BUCKETS};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+/// Load state of a configured model.
+#[derive(Clone)]
+pub enum Slot {
+    Loading,
+    Ready(Arc<EmbedModel>),
+    Failed(String),
+}
+
+/// Everything handlers share.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    slots: RwLock<BTreeMap<String, Slot>>,
+}
+
+impl AppState {
+    /// A state in which every configured model is still loading.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Arc<Self> {
+        let slots = config
+            .models
+            .iter()
+            .map(|m| (m.name.clone(), Slot::Loading))
+            .collect();
+        Arc::new(AppState {
+            config: Arc::new(config),
+            metrics,
+            slots: RwLock::new(slots),
+        })
+    }
+
+    pub fn set_slot(&self, name: &str, slot: Slot) {
+        let mut g = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        g.insert(name.to_string(), slot);
+    }
+
+    pub fn slots(&self) -> BTreeMap<String, Slot> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The named model (or the default), ready to serve.
+    pub fn model(&self, name: Option<&str>) -> AppResult<Arc<EmbedModel>> {
+        let name = name.unwrap_or(&self.config.default_model);
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        match slots.get(name) {
+            Some(Slot::Ready(m)) => Ok(m.clone()),
+            Some(Slot::Loading) => Err(AppError::Unavailable {
+                message: format!("model `{name}` is still loading: see GET /ready"),
+            }),
+            Some(Slot::Failed(e)) => Err(AppError::Unavailable {
+                message: format!("model `{name}` failed to load: {e}"),
+            }),
+            None => Err(AppError::not_found(
+                "model",
+                format!(
+                    "unknown model `{}`; available: {}",
+                    name.chars().take(100).collect::<String>(),
+                    slots.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+/// The whole HTTP API over `state`; tests drive it without a socket.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.limits.max_body_bytes;
+    Router::new()
+        .route("/health", get(meta::health))
+        .route("/ready", get(meta::ready))
+        .route("/metrics", get(meta::metrics))
+        .route("/v1/models", get(meta::models))
+        .route("/v1/embed", post(embed::embed))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::not_found("path", "no such endpoint")
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::Invalid {
+        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        field: "method".into(),
+        message: "method not allowed on this endpoint".into(),
+    }
+}
+
+/// Count every request and time it, by route template (never by raw path).
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let m = &state.metrics;
+    m.inc(
+        "triage_http_requests_total",
+        "HTTP requests by route, method and status.",
+        &[("route", &route), ("method", &method), ("status", &status)],
+        1.0,
+    );
+    m.observe(
+        "triage_http_request_seconds",
+        "HTTP request latency by route.",
+        LATENCY_BUCKETS,
+        &[("route", &route)],
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}

