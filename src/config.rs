@@ -258,6 +258,19 @@ mod tests {
     }
 
     #[test]
+    fn example_file_is_valid_and_matches_defaults() {
+        let text = include_str!("../triage.example.toml");
+        let cfg = Config::from_toml(text).unwrap();
+        cfg.validate().unwrap();
+        let d = Config::default();
+        assert_eq!(cfg.limits.max_texts, d.limits.max_texts);
+        assert_eq!(cfg.limits.max_body_bytes, d.limits.max_body_bytes);
+        assert_eq!(cfg.batching.max_batch_tokens, d.batching.max_batch_tokens);
+        assert_eq!(cfg.models.len(), d.models.len());
+        assert_eq!(cfg.server.bind, d.server.bind);
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_line() {
         let err = Config::from_toml("[limits]\nmax_texts = 3\nmax_txt = 4\n").unwrap_err();
         let msg = format!("{err:#}");

@@ -24,6 +24,15 @@ struct Pending {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
+impl Pending {
+    /// Release the admission permit first, then reply: a client that sends its next request
+    /// as soon as it has the answer must find the capacity free.
+    fn answer(self, result: Result<Vec<Vec<f32>>, String>) {
+        drop(self._permit);
+        let _ = self.reply.send(result);
+    }
+}
+
 pub struct WorkerConfig {
     pub model: String,
     pub max_batch_tokens: usize,
@@ -131,9 +140,9 @@ pub fn run(
                         None => false,
                     };
                     if done {
-                        if let Some(p) = jobs.remove(&item.job) {
-                            let all = p.results.into_iter().flatten().collect();
-                            let _ = p.reply.send(Ok(all));
+                        if let Some(mut p) = jobs.remove(&item.job) {
+                            let all = std::mem::take(&mut p.results).into_iter().flatten();
+                            p.answer(Ok(all.collect()));
                         }
                     }
                 }
@@ -149,7 +158,7 @@ pub fn run(
                 queue.retain(|i| !failed.contains(&i.job));
                 for id in failed {
                     if let Some(p) = jobs.remove(&id) {
-                        let _ = p.reply.send(Err(msg.clone()));
+                        p.answer(Err(msg.clone()));
                     }
                 }
             }

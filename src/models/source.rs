@@ -99,28 +99,33 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     bail!("{} has no model.safetensors", dir.display())
 }
 
-const HUB_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
-
 fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")
         .map(|v| !v.is_empty() && v != "0" && v.to_lowercase() != "false")
         .unwrap_or(false)
 }
 
+/// The snapshot folder of `repo@revision` in the hub cache, if it holds a complete model.
+/// `revision` may be a branch/tag (followed through `refs/`) or a commit hash.
+fn cached_snapshot(cache: &Path, repo: &str, revision: &str) -> Option<PathBuf> {
+    let repo_dir = cache.join(format!("models--{}", repo.replace('/', "--")));
+    let commit = std::fs::read_to_string(repo_dir.join("refs").join(revision))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| revision.to_string());
+    let snap = repo_dir.join("snapshots").join(commit);
+    let complete = ["config.json", "tokenizer.json"]
+        .iter()
+        .all(|f| snap.join(f).exists())
+        && weight_files(&snap).is_ok();
+    complete.then_some(snap)
+}
+
 /// Fetch (or find in the hub cache) the files of `repo@revision`; returns the snapshot folder.
 fn fetch_hub(repo: &str, revision: &str) -> Result<PathBuf> {
     use hf_hub::{Cache, Repo, RepoType};
-    let hrepo = Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string());
     let cache = Cache::from_env();
-    let cached = cache.repo(hrepo.clone());
-    let mut found = Vec::new();
-    for f in HUB_FILES {
-        if let Some(p) = cached.get(f) {
-            found.push(p);
-        }
-    }
-    if found.len() == HUB_FILES.len() {
-        return parent_of(&found[0]);
+    if let Some(dir) = cached_snapshot(cache.path(), repo, revision) {
+        return Ok(dir);
     }
     if offline() {
         bail!(
@@ -132,18 +137,27 @@ fn fetch_hub(repo: &str, revision: &str) -> Result<PathBuf> {
         .with_progress(false)
         .build()
         .context("hf-hub client")?;
-    let r = api.repo(hrepo);
-    let mut first = None;
-    for f in HUB_FILES {
-        let p = r
-            .get(f)
-            .with_context(|| format!("downloading {f} of hf:{repo}@{revision}"))?;
-        first.get_or_insert(p);
+    let r = api.repo(Repo::with_revision(
+        repo.to_string(),
+        RepoType::Model,
+        revision.to_string(),
+    ));
+    let get = |f: &str| {
+        r.get(f)
+            .with_context(|| format!("downloading {f} of hf:{repo}@{revision}"))
+    };
+    let config = get("config.json")?;
+    get("tokenizer.json")?;
+    if get("model.safetensors").is_err() {
+        let index = get("model.safetensors.index.json")?;
+        let dir = parent_of(&index)?;
+        for shard in weight_files(&dir).unwrap_or_default() {
+            if let Some(name) = shard.file_name().and_then(|n| n.to_str()) {
+                get(name)?;
+            }
+        }
     }
-    match first {
-        Some(p) => parent_of(&p),
-        None => bail!("no files fetched for hf:{repo}"),
-    }
+    parent_of(&config)
 }
 
 fn parent_of(p: &Path) -> Result<PathBuf> {

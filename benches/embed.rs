@@ -1,0 +1,88 @@
+//! Embedding throughput/latency of triage's encoder (tokenize + forward + pool per batch call),
+//! in the same JSONL schema as scripts/bench_torch.py; scripts/bench.sh runs both side by side.
+//!
+//!     cargo bench --bench embed -- --model-dir DIR --texts FILE [--prefix "query: "]
+//!         [--min-seconds 5] [--min-iters 3]
+//! Threads: RAYON_NUM_THREADS (candle's CPU pool), set by scripts/bench.sh.
+
+use std::time::Instant;
+use triage::config::Overlong;
+use triage::models::encoder::{Embedder, TextPrep};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.len() == 1 {
+        return sorted[0];
+    }
+    let rank = p / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bench") && arg(&args, "--model-dir").is_none() {
+        eprintln!("embed bench: needs --model-dir and --texts (run scripts/bench.sh)");
+        return Ok(());
+    }
+    let dir = std::path::PathBuf::from(arg(&args, "--model-dir").expect("--model-dir"));
+    let texts: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        arg(&args, "--texts").expect("--texts"),
+    )?)?;
+    let prefix = arg(&args, "--prefix").unwrap_or_default();
+    let min_secs: f64 = arg(&args, "--min-seconds").map_or(5.0, |s| s.parse().unwrap_or(5.0));
+    let min_iters: usize = arg(&args, "--min-iters").map_or(3, |s| s.parse().unwrap_or(3));
+    let emb = Embedder::load(&dir, &candle_core::Device::Cpu)?;
+    let prep = TextPrep::load(&dir, &prefix, emb.config().max_tokens())?;
+    let call = |batch: &[String]| -> anyhow::Result<usize> {
+        let mut ids = Vec::with_capacity(batch.len());
+        for t in batch {
+            ids.push(
+                prep.prepare(t, Overlong::Truncate)?
+                    .map_err(|n| anyhow::anyhow!("{n}"))?
+                    .ids,
+            );
+        }
+        let refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
+        emb.embed_batch(&refs)?;
+        Ok(ids.iter().map(Vec::len).sum())
+    };
+    for case in texts["cases"].as_array().expect("cases") {
+        let name = case["name"].as_str().unwrap_or("?");
+        let batch: Vec<String> = case["texts"]
+            .as_array()
+            .expect("texts")
+            .iter()
+            .filter_map(|t| t.as_str().map(String::from))
+            .collect();
+        let tokens = call(&batch)?;
+        call(&batch)?;
+        let mut lat = Vec::new();
+        let start = Instant::now();
+        while lat.len() < min_iters || start.elapsed().as_secs_f64() < min_secs {
+            let t = Instant::now();
+            call(&batch)?;
+            lat.push(t.elapsed().as_secs_f64());
+        }
+        let total: f64 = lat.iter().sum();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let line = serde_json::json!({
+            "system": "triage",
+            "case": name,
+            "batch": batch.len(),
+            "tokens": tokens as f64 / batch.len() as f64,
+            "iters": lat.len(),
+            "emb_per_s": (batch.len() * lat.len()) as f64 / total,
+            "p50_ms": percentile(&lat, 50.0) * 1e3,
+            "p99_ms": percentile(&lat, 99.0) * 1e3,
+        });
+        println!("{line}");
+        eprintln!("{line}");
+    }
+    Ok(())
+}
