@@ -179,7 +179,10 @@ fn embed_once(config: Option<PathBuf>, model: Option<String>, texts: Vec<String>
     let dir = triage::models::source::Source::parse(&mc.source)?.resolve(&cfg.home())?;
     let spec = triage::engine::device::parse_device(&cfg.server.device)?;
     let emb = triage::models::encoder::Embedder::load(&dir, &triage::engine::device::open(spec)?)?;
-    let max = mc.max_length.unwrap_or(emb.config().max_tokens());
+    let max = mc
+        .max_length
+        .or_else(|| triage::engine::sentence_transformers_max_len(&dir))
+        .unwrap_or(emb.config().max_tokens());
     let prep = triage::models::encoder::TextPrep::load(&dir, &mc.prefix, max)?;
     let mut ids = Vec::new();
     for t in &texts {

@@ -84,8 +84,9 @@ async fn second_model_and_truncation() {
     assert_eq!(s, StatusCode::OK, "{j}");
     assert_eq!(j["model"], "all-minilm-l6-v2");
     assert_eq!(j["usage"]["truncated"], serde_json::json!([1]));
-    // 4 tokens for "hello there" with [CLS]/[SEP], 512 for the truncated one.
-    assert_eq!(j["usage"]["tokens"], 4 + 512);
+    // 4 tokens for "hello there" with [CLS]/[SEP]; the long one is cut at 256, the
+    // sentence-transformers max_seq_length of this model (sentence_bert_config.json).
+    assert_eq!(j["usage"]["tokens"], 4 + 256);
     let (s, j) = embed(
         &app,
         serde_json::json!({ "texts": ["x"], "model": "bert-large" }),

@@ -135,6 +135,14 @@ impl EmbedModel {
     }
 }
 
+/// `max_seq_length` of a sentence-transformers folder (all-MiniLM-L6-v2: 256), so that inputs
+/// are cut where sentence-transformers cuts them.
+pub fn sentence_transformers_max_len(dir: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(dir.join("sentence_bert_config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("max_seq_length")?.as_u64().map(|n| n as usize)
+}
+
 /// Load one configured model (blocking: reads weights) and start its worker.
 pub fn load_model(
     mc: &ModelConfig,
@@ -149,6 +157,7 @@ pub fn load_model(
     let mcfg = embedder.config();
     let max_length = mc
         .max_length
+        .or_else(|| sentence_transformers_max_len(&dir))
         .unwrap_or(mcfg.max_tokens())
         .min(mcfg.max_tokens());
     let tok = TextPrep::load(&dir, &mc.prefix, max_length)?;
