@@ -14,6 +14,58 @@ pub struct Config {
     /// Name of the model `/v1/embed` uses when a request names none.
     pub default_model: String,
     pub models: Vec<ModelConfig>,
+    pub intent: IntentConfig,
+    pub emotion: EmotionConfig,
+}
+
+/// A trained head: `builtin:NAME` (shipped in the binary) or a folder with head.json +
+/// head.safetensors (`triage train --out`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadSource {
+    pub name: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntentConfig {
+    /// Intent set used when a request names none.
+    pub default_set: String,
+    /// Trained intent heads, by name.
+    pub sets: Vec<HeadSource>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmotionConfig {
+    /// The emotion head (multi-label, GoEmotions labels).
+    pub head: String,
+    /// Escalate when an emotion group's score reaches its threshold (groups: anger,
+    /// frustration, sadness, fear, confusion, gratitude_joy, neutral).
+    pub thresholds: std::collections::BTreeMap<String, f32>,
+}
+
+impl Default for IntentConfig {
+    fn default() -> Self {
+        let set = |n: &str| HeadSource {
+            name: n.into(),
+            source: format!("builtin:{n}"),
+        };
+        IntentConfig {
+            default_set: "bitext".into(),
+            sets: vec![set("bitext"), set("banking77"), set("clinc150")],
+        }
+    }
+}
+
+impl Default for EmotionConfig {
+    fn default() -> Self {
+        EmotionConfig {
+            head: "builtin:goemotions".into(),
+            thresholds: crate::heads::emotion::EscalationConfig::default().thresholds,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +171,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             batching: BatchingConfig::default(),
             default_model: "multilingual-e5-small".into(),
+            intent: IntentConfig::default(),
+            emotion: EmotionConfig::default(),
             models: vec![
                 ModelConfig {
                     name: "multilingual-e5-small".into(),
@@ -221,6 +275,26 @@ impl Config {
                 bail!("config: models[{i}].max_length must be at least 3");
             }
         }
+        let mut names = std::collections::HashSet::new();
+        for (i, h) in self.intent.sets.iter().enumerate() {
+            if h.name.trim().is_empty() || !names.insert(h.name.as_str()) {
+                bail!(
+                    "config: intent.sets[{i}].name `{}` is empty or listed twice",
+                    h.name
+                );
+            }
+        }
+        if !self.intent.sets.is_empty() && !names.contains(self.intent.default_set.as_str()) {
+            bail!(
+                "config: intent.default_set `{}` is not one of intent.sets",
+                self.intent.default_set
+            );
+        }
+        crate::heads::emotion::EscalationConfig {
+            thresholds: self.emotion.thresholds.clone(),
+        }
+        .check()
+        .context("config")?;
         if !self.models.iter().any(|m| m.name == self.default_model) {
             bail!(
                 "config: default_model `{}` is not one of the configured models",

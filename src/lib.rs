@@ -3,7 +3,9 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod heads;
 pub mod http;
+pub mod lang;
 pub mod metrics;
 pub mod models;
 pub mod server;

@@ -41,6 +41,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ModelsCmd,
     },
+    /// Train a head (intent or emotion) on frozen encoder embeddings.
+    Train(triage::heads::commands::TrainArgs),
+    /// Evaluate a head on labelled data: accuracy, macro-F1, per-label P/R/F1, out of scope.
+    Eval(triage::heads::commands::EvalArgs),
     /// Embed texts once and print JSON (one vector per line).
     Embed {
         #[arg(long, env = "TRIAGE_CONFIG")]
@@ -109,6 +113,8 @@ fn main() -> Result<()> {
                 .block_on(triage::server::serve(cfg))
         }
         Cmd::Models { cmd } => models(cmd),
+        Cmd::Train(a) => triage::heads::commands::train(a),
+        Cmd::Eval(a) => triage::heads::commands::eval(a),
         Cmd::Embed {
             config,
             model,

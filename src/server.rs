@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::engine;
+use crate::heads::registry::HeadRegistry;
 use crate::http::{self, AppState, Slot};
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
@@ -9,9 +10,9 @@ use std::sync::Arc;
 
 /// Build the state and start loading every configured model on the blocking pool.
 /// `/health` answers at once; `/ready` turns 200 when all models are loaded.
-pub fn start_loading(cfg: Config) -> Arc<AppState> {
+pub fn start_loading(cfg: Config, heads: HeadRegistry) -> Arc<AppState> {
     let metrics = Arc::new(Metrics::default());
-    let state = AppState::new(cfg, metrics.clone());
+    let state = AppState::new(cfg, metrics.clone(), heads);
     let home = state.config.home();
     for mc in state.config.models.clone() {
         let (st, home, metrics) = (state.clone(), home.clone(), metrics.clone());
@@ -33,12 +34,14 @@ pub fn start_loading(cfg: Config) -> Arc<AppState> {
 }
 
 pub async fn serve(cfg: Config) -> Result<()> {
+    // Heads are small and checked before anything listens: a bad one stops the start.
+    let heads = HeadRegistry::load(&cfg)?;
     let bind = cfg.server.bind.clone();
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let state = start_loading(cfg);
+    let state = start_loading(cfg, heads);
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -17,7 +17,8 @@ fn real_app() -> Option<axum::Router> {
     pack_model("all-MiniLM-L6-v2")?;
     let cfg = Config::default();
     let metrics = Arc::new(Metrics::default());
-    let state = triage::AppState::new(cfg.clone(), metrics.clone());
+    let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
+    let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
     for mc in &cfg.models {
         let m = triage::engine::load_model(mc, &cfg, &cfg.home(), metrics.clone()).unwrap();
         state.set_slot(&mc.name, Slot::Ready(m));

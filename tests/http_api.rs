@@ -9,6 +9,8 @@ use std::time::Duration;
 use tower::ServiceExt;
 use triage::config::{Config, ModelConfig, Overlong};
 use triage::engine::{EmbedModel, ModelInfo, Tokenize};
+use triage::heads::head::{Head, HeadMeta, Kind, Weights};
+use triage::heads::registry::HeadRegistry;
 use triage::http::Slot;
 use triage::metrics::Metrics;
 use triage::models::encoder::{Backend, Prepared};
@@ -70,9 +72,54 @@ fn config(max_concurrent: usize, overlong: Overlong) -> Config {
     cfg
 }
 
+/// A 2-label intent head and a 2-label emotion head over the mock's 2-dim "embeddings"
+/// ([token count, first byte]): label `long` wins for long texts.
+fn mock_heads() -> HeadRegistry {
+    let meta = |task: &str, kind: Kind, labels: [&str; 2]| HeadMeta {
+        name: "mockset".into(),
+        task: task.into(),
+        kind,
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        encoder: "mock".into(),
+        prefix: String::new(),
+        dim: 2,
+        hidden: 0,
+        temperature: 1.0,
+        oos_threshold: Some(0.0),
+        oos_label: None,
+        thresholds: if kind == Kind::Sigmoid {
+            vec![0.5, 0.5]
+        } else {
+            vec![]
+        },
+        training: serde_json::Value::Null,
+    };
+    let weights = || Weights {
+        w1: vec![-1.0, 0.0, 1.0, 0.0],
+        b1: vec![5.0, -5.0],
+        w2: None,
+    };
+    let mut reg = HeadRegistry {
+        default_intent: "mockset".into(),
+        ..Default::default()
+    };
+    reg.intents.insert(
+        "mockset".into(),
+        Arc::new(Head {
+            meta: meta("intent", Kind::Softmax, ["short", "long"]),
+            weights: weights(),
+        }),
+    );
+    reg.emotion = Some(Arc::new(Head {
+        meta: meta("emotion", Kind::Sigmoid, ["neutral", "anger"]),
+        weights: weights(),
+    }));
+    reg
+}
+
 fn app_with(cfg: Config, delay: Duration, ready: bool) -> axum::Router {
     let metrics = Arc::new(Metrics::default());
-    let state = triage::AppState::new(cfg.clone(), metrics.clone());
+    let state = triage::AppState::new(cfg.clone(), metrics.clone(), mock_heads());
     if ready {
         let info = ModelInfo {
             name: "mock".into(),
@@ -360,4 +407,113 @@ async fn unknown_route_and_method_are_json() {
     let (s, j, _) = call(&app, "GET", "/v1/embed", vec![]).await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     assert_field(&j, "method");
+}
+
+async fn post(app: &axum::Router, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+    let (s, j, _) = call(app, "POST", uri, body.as_bytes().to_vec()).await;
+    (s, j)
+}
+
+#[tokio::test]
+async fn intent_emotion_language_shapes_and_errors() {
+    let app = app();
+    let (s, j) = post(
+        &app,
+        "/v1/intent",
+        r#"{"texts": ["hi", "a much longer text here"], "top_k": 2}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert_eq!(j["intent_set"], "mockset");
+    assert_eq!(j["results"][0]["label"], "short");
+    assert_eq!(j["results"][1]["label"], "long");
+    assert_eq!(j["results"][1]["top"].as_array().unwrap().len(), 2);
+    assert_eq!(j["results"][0]["out_of_scope"], false);
+
+    let (s, j) = post(
+        &app,
+        "/v1/emotion",
+        r#"{"texts": ["a much longer text here"]}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    let r = &j["results"][0];
+    assert_eq!(r["labels"], serde_json::json!(["anger"]));
+    assert!(r["groups"]["anger"].as_f64().unwrap() > 0.5);
+    assert_eq!(r["escalate"], true, "{r}");
+    assert!(
+        r["reasons"][0].as_str().unwrap().starts_with("anger"),
+        "{r}"
+    );
+
+    let (s, j) = post(
+        &app,
+        "/v1/language",
+        r#"{"texts": ["我要退款", "Where is my order?"]}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert_eq!(j["results"][0]["language"], "zh");
+    assert_eq!(j["results"][1]["language"], "en");
+
+    for (uri, body, status, field) in [
+        (
+            "/v1/intent",
+            r#"{"texts": ["x"], "intent_set": "nope"}"#,
+            StatusCode::NOT_FOUND,
+            "intent_set",
+        ),
+        (
+            "/v1/intent",
+            r#"{"texts": ["x"], "top_k": 0}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "top_k",
+        ),
+        (
+            "/v1/intent",
+            r#"{"texts": ["x"], "top_k": 3}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "top_k",
+        ),
+        (
+            "/v1/intent",
+            r#"{"texts": ["x"], "top_k": -1}"#,
+            StatusCode::BAD_REQUEST,
+            "top_k",
+        ),
+        (
+            "/v1/intent",
+            r#"{"texts": []}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "texts",
+        ),
+        (
+            "/v1/emotion",
+            r#"{"texts": [""]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "texts[0]",
+        ),
+        (
+            "/v1/emotion",
+            r#"{"texts": ["x"], "model": "m"}"#,
+            StatusCode::BAD_REQUEST,
+            "model",
+        ),
+        (
+            "/v1/language",
+            r#"{"texts": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "texts",
+        ),
+        (
+            "/v1/language",
+            r#"{"texts": ["a","a","a","a","a","a","a","a","a"]}"#,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "texts",
+        ),
+    ] {
+        let (s, j) = post(&app, uri, body).await;
+        assert_eq!(s, status, "{uri} {body}: {j}");
+        assert_field(&j, field);
+    }
 }

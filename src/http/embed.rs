@@ -66,6 +66,22 @@ pub fn check_texts(texts: &[String], state: &AppState, field: &str) -> AppResult
     Ok(())
 }
 
+/// One encoder pass over `texts` (already checked) with the named model: the embeddings that
+/// every head reads.
+pub async fn embed_texts(
+    state: &AppState,
+    model: &str,
+    texts: Vec<String>,
+) -> AppResult<Vec<Vec<f32>>> {
+    let model = state.model(Some(model))?;
+    let prepared = model
+        .prepare(texts, state.config.limits.overlong, "texts")
+        .await?;
+    model
+        .embed(prepared.into_iter().map(|p| p.ids).collect())
+        .await
+}
+
 pub async fn embed(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<EmbedRequest>,

@@ -3,10 +3,12 @@
 pub mod embed;
 pub mod json;
 pub mod meta;
+pub mod signals;
 
 use crate::config::Config;
 use crate::engine::EmbedModel;
 use crate::error::{AppError, AppResult};
+use crate::heads::registry::HeadRegistry;
 use crate::metrics::{Metrics, LATENCY_BUCKETS};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
@@ -29,12 +31,14 @@ pub enum Slot {
 pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    pub heads: Arc<HeadRegistry>,
+    pub lang: Arc<crate::lang::LangId>,
     slots: RwLock<BTreeMap<String, Slot>>,
 }
 
 impl AppState {
     /// A state in which every configured model is still loading.
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(config: Config, metrics: Arc<Metrics>, heads: HeadRegistry) -> Arc<Self> {
         let slots = config
             .models
             .iter()
@@ -43,6 +47,8 @@ impl AppState {
         Arc::new(AppState {
             config: Arc::new(config),
             metrics,
+            heads: Arc::new(heads),
+            lang: Arc::new(crate::lang::LangId::default()),
             slots: RwLock::new(slots),
         })
     }
@@ -89,6 +95,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(meta::metrics))
         .route("/v1/models", get(meta::models))
         .route("/v1/embed", post(embed::embed))
+        .route("/v1/intent", post(signals::intent))
+        .route("/v1/emotion", post(signals::emotion))
+        .route("/v1/language", post(signals::language))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

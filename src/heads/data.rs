@@ -1,0 +1,148 @@
+//! Labelled text datasets for training and evaluation: JSONL (`text` + `label` or `labels`) or
+//! CSV with a header (`text` column, then `label`/`labels`/`intent`/`category`).
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// One labelled text; intent data has exactly one label, emotion data one or more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub text: String,
+    pub labels: Vec<String>,
+}
+
+pub fn read(path: &Path) -> Result<Vec<Example>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let rows = match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => read_csv(&text),
+        _ => read_jsonl(&text),
+    }
+    .with_context(|| format!("in {}", path.display()))?;
+    if rows.is_empty() {
+        bail!("{} holds no examples", path.display());
+    }
+    Ok(rows)
+}
+
+fn read_jsonl(text: &str) -> Result<Vec<Example>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("line {}: invalid JSON", i + 1))?;
+        let t = v["text"]
+            .as_str()
+            .with_context(|| format!("line {}: no \"text\"", i + 1))?;
+        let labels: Vec<String> = match (&v["label"], &v["labels"]) {
+            (serde_json::Value::String(l), _) => vec![l.clone()],
+            (_, serde_json::Value::Array(ls)) => ls
+                .iter()
+                .filter_map(|l| l.as_str().map(String::from))
+                .collect(),
+            _ => bail!("line {}: no \"label\" or \"labels\"", i + 1),
+        };
+        if labels.is_empty() {
+            bail!("line {}: empty labels", i + 1);
+        }
+        out.push(Example {
+            text: t.to_string(),
+            labels,
+        });
+    }
+    Ok(out)
+}
+
+/// Minimal RFC 4180 CSV: quoted fields may hold commas, quotes ("") and newlines.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, '\r') => {}
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+fn read_csv(text: &str) -> Result<Vec<Example>> {
+    let rows = parse_csv(text.trim_start_matches('\u{feff}'));
+    let header = rows.first().context("empty CSV")?;
+    let col = |names: &[&str]| header.iter().position(|h| names.contains(&h.trim()));
+    let t = col(&["text", "instruction"]).context("CSV header has no `text` column")?;
+    let (l, multi) = match (col(&["label", "intent", "category"]), col(&["labels"])) {
+        (Some(l), _) => (l, false),
+        (None, Some(l)) => (l, true),
+        _ => bail!("CSV header has no `label` or `labels` column"),
+    };
+    let mut out = Vec::new();
+    for (i, r) in rows.iter().enumerate().skip(1) {
+        if r.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        let (Some(text), Some(label)) = (r.get(t), r.get(l)) else {
+            bail!("row {}: missing columns", i + 1);
+        };
+        let labels: Vec<String> = if multi {
+            label
+                .split(';')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        } else {
+            vec![label.trim().to_string()]
+        };
+        out.push(Example {
+            text: text.clone(),
+            labels,
+        });
+    }
+    Ok(out)
+}
+
+/// The sorted distinct labels of a dataset.
+pub fn label_set(rows: &[Example]) -> Vec<String> {
+    let mut s: Vec<String> = rows.iter().flat_map(|r| r.labels.iter().cloned()).collect();
+    s.sort();
+    s.dedup();
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_jsonl_and_csv() {
+        let j = read_jsonl(
+            "{\"text\":\"a\",\"label\":\"x\"}\n\n{\"text\":\"b\",\"labels\":[\"y\",\"z\"]}\n",
+        )
+        .unwrap();
+        assert_eq!(j[1].labels, vec!["y", "z"]);
+        let c = read_csv("text,label\n\"hi, \"\"you\"\"\nthere\",greet\nbye,leave\n").unwrap();
+        assert_eq!(c[0].text, "hi, \"you\"\nthere");
+        assert_eq!(c[1].labels, vec!["leave"]);
+        assert!(read_jsonl("{\"text\":\"a\"}").is_err());
+        assert!(read_csv("foo,bar\n1,2\n").is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! Support-oriented emotion groups derived from the 28 GoEmotions labels, and the escalation flag.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// (group, GoEmotions labels whose scores it takes the maximum of).
+pub const GROUPS: &[(&str, &[&str])] = &[
+    ("anger", &["anger", "disgust"]),
+    ("frustration", &["annoyance", "disapproval"]),
+    (
+        "sadness",
+        &[
+            "disappointment",
+            "sadness",
+            "grief",
+            "remorse",
+            "embarrassment",
+        ],
+    ),
+    ("fear", &["fear", "nervousness"]),
+    ("confusion", &["confusion"]),
+    (
+        "gratitude_joy",
+        &[
+            "gratitude",
+            "joy",
+            "admiration",
+            "amusement",
+            "approval",
+            "caring",
+            "excitement",
+            "love",
+            "optimism",
+            "pride",
+            "relief",
+        ],
+    ),
+    (
+        "neutral",
+        &["neutral", "curiosity", "desire", "realization", "surprise"],
+    ),
+];
+
+/// When a message is flagged for escalation (`[emotion]` in the config).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationConfig {
+    /// Group score at or above which the group escalates, per group; groups not listed never do.
+    /// Scores are calibrated so that 0.5 means "detected" (the label's tuned threshold).
+    pub thresholds: BTreeMap<String, f32>,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        EscalationConfig {
+            thresholds: [
+                ("anger", 0.5),
+                ("frustration", 0.5),
+                ("fear", 0.6),
+                ("sadness", 0.6),
+            ]
+            .into_iter()
+            .map(|(g, t)| (g.to_string(), t))
+            .collect(),
+        }
+    }
+}
+
+impl EscalationConfig {
+    pub fn check(&self) -> anyhow::Result<()> {
+        for (g, t) in &self.thresholds {
+            anyhow::ensure!(
+                GROUPS.iter().any(|(n, _)| n == g),
+                "emotion.thresholds: unknown group `{g}`"
+            );
+            anyhow::ensure!(
+                (0.0..=1.0).contains(t),
+                "emotion.thresholds.{g}: must be within 0..1"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Group scores (max over member labels) from per-label probabilities.
+pub fn group_scores(labels: &[String], probs: &[f32]) -> BTreeMap<String, f32> {
+    GROUPS
+        .iter()
+        .map(|(g, members)| {
+            let s = labels
+                .iter()
+                .zip(probs)
+                .filter(|(l, _)| members.contains(&l.as_str()))
+                .map(|(_, p)| *p)
+                .fold(0.0, f32::max);
+            (g.to_string(), s)
+        })
+        .collect()
+}
+
+/// The group with the highest score.
+pub fn top_group(groups: &BTreeMap<String, f32>) -> String {
+    groups
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(g, _)| g.clone())
+        .unwrap_or_else(|| "neutral".into())
+}
+
+/// Escalate, and why: every group at or over its threshold.
+pub fn escalation(groups: &BTreeMap<String, f32>, cfg: &EscalationConfig) -> (bool, Vec<String>) {
+    let reasons: Vec<String> = cfg
+        .thresholds
+        .iter()
+        .filter_map(|(g, t)| {
+            let s = groups.get(g)?;
+            (s >= t).then(|| format!("{g} {s:.2} >= {t:.2}"))
+        })
+        .collect();
+    (!reasons.is_empty(), reasons)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_and_escalation() {
+        let labels: Vec<String> = ["anger", "annoyance", "joy", "neutral"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let g = group_scores(&labels, &[0.7, 0.2, 0.1, 0.3]);
+        assert_eq!(g["anger"], 0.7);
+        assert_eq!(g["sadness"], 0.0);
+        assert_eq!(top_group(&g), "anger");
+        let (esc, why) = escalation(&g, &EscalationConfig::default());
+        assert!(esc);
+        assert!(why[0].starts_with("anger"), "{why:?}");
+        let calm = group_scores(&labels, &[0.1, 0.1, 0.9, 0.3]);
+        assert!(!escalation(&calm, &EscalationConfig::default()).0);
+        let every: Vec<&str> = GROUPS.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+        assert_eq!(
+            every.len(),
+            28,
+            "each GoEmotions label in exactly one group"
+        );
+    }
+}

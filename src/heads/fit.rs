@@ -1,0 +1,290 @@
+//! Fitting a head end to end (split, embed, train, calibrate) and evaluating one on a dataset.
+
+use super::data::{label_set, Example};
+use super::embed_cache::DatasetEncoder;
+use super::emotion;
+use super::head::{Head, HeadMeta, Kind};
+use super::metrics::{self, Report};
+use super::train::{self, Targets, TrainOptions};
+use anyhow::{ensure, Result};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Intent,
+    Emotion,
+}
+
+impl Task {
+    pub fn parse(s: &str) -> Result<Task> {
+        match s {
+            "intent" => Ok(Task::Intent),
+            "emotion" => Ok(Task::Emotion),
+            _ => anyhow::bail!("unknown task `{s}`: expected intent or emotion"),
+        }
+    }
+}
+
+pub struct FitOptions {
+    pub task: Task,
+    pub name: String,
+    /// The label that marks out-of-scope examples (trained as a class, and used to tune the
+    /// threshold). Without such examples the threshold rejects `reject_share` of in-scope ones.
+    pub oos_label: Option<String>,
+    pub reject_share: f32,
+    /// With out-of-scope examples: the out-of-scope recall the threshold must keep.
+    pub min_oos_recall: f32,
+    pub train: TrainOptions,
+}
+
+/// Deterministic 90/10 split by a hash of the text (used when no tuning file is given).
+pub fn split_tune(rows: Vec<Example>) -> (Vec<Example>, Vec<Example>) {
+    rows.into_iter().partition(|r| {
+        let h = Sha256::digest(format!("tune:{}", r.text.trim()).as_bytes());
+        h[0] % 10 != 0
+    })
+}
+
+fn targets(task: Task, rows: &[Example], labels: &[String]) -> Result<Targets> {
+    let index = |l: &String| labels.iter().position(|x| x == l);
+    Ok(match task {
+        Task::Intent => Targets::Class(
+            rows.iter()
+                .map(|r| {
+                    index(&r.labels[0]).map(|i| i as u32).ok_or_else(|| {
+                        anyhow::anyhow!("label `{}` not in training labels", r.labels[0])
+                    })
+                })
+                .collect::<Result<_>>()?,
+        ),
+        Task::Emotion => Targets::Multi(
+            rows.iter()
+                .map(|r| {
+                    labels
+                        .iter()
+                        .map(|l| if r.labels.contains(l) { 1.0 } else { 0.0 })
+                        .collect()
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// Per-dimension mean and standard deviation (floored) of `x`.
+fn moments(x: &[Vec<f32>]) -> (Vec<f32>, Vec<f32>) {
+    let (n, d) = (x.len() as f32, x[0].len());
+    let mut mu = vec![0f32; d];
+    for r in x {
+        for (m, v) in mu.iter_mut().zip(r) {
+            *m += v / n;
+        }
+    }
+    let mut var = vec![0f32; d];
+    for r in x {
+        for ((s, v), m) in var.iter_mut().zip(r).zip(&mu) {
+            *s += (v - m) * (v - m) / n;
+        }
+    }
+    (mu, var.into_iter().map(|v| v.sqrt().max(1e-6)).collect())
+}
+
+/// Fold standardisation into the first layer: W(x - mu)/sd + b = (W/sd)x + (b - W(mu/sd)).
+fn fold(mut w: super::head::Weights, mu: &[f32], sd: &[f32]) -> super::head::Weights {
+    let d = mu.len();
+    for (o, b) in w.b1.iter_mut().enumerate() {
+        let row = &mut w.w1[o * d..(o + 1) * d];
+        for i in 0..d {
+            row[i] /= sd[i];
+            *b -= row[i] * mu[i];
+        }
+    }
+    w
+}
+
+/// Train a head on `train_rows`; early stopping and calibration use `tune_rows`.
+pub fn fit(
+    enc: &DatasetEncoder,
+    train_rows: &[Example],
+    tune_rows: &[Example],
+    o: &FitOptions,
+) -> Result<Head> {
+    let labels = label_set(train_rows);
+    ensure!(labels.len() >= 2, "training data needs at least two labels");
+    // Tuning examples with labels the training set lacks cannot be scored: drop them.
+    let tune: Vec<Example> = tune_rows
+        .iter()
+        .filter(|r| r.labels.iter().all(|l| labels.contains(l)))
+        .cloned()
+        .collect();
+    ensure!(
+        !tune.is_empty(),
+        "no tuning examples share the training labels"
+    );
+    let texts = |rows: &[Example]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
+    let raw_x = enc.embed_all(&texts(train_rows), "training set")?;
+    let raw_hx = enc.embed_all(&texts(&tune), "tuning set")?;
+    // Train on standardised features (per-dimension mean/std of the training set); the scaling
+    // is folded into the first layer afterwards, so the head still reads raw embeddings.
+    let (mu, sd) = moments(&raw_x);
+    let std = |rows: &[Vec<f32>]| -> Vec<Vec<f32>> {
+        rows.iter()
+            .map(|r| {
+                r.iter()
+                    .zip(&mu)
+                    .zip(&sd)
+                    .map(|((v, m), s)| (v - m) / s)
+                    .collect()
+            })
+            .collect()
+    };
+    let (x, hx) = (std(&raw_x), std(&raw_hx));
+    let (y, hy) = (
+        targets(o.task, train_rows, &labels)?,
+        targets(o.task, &tune, &labels)?,
+    );
+    let mut opts = o.train.clone();
+    opts.kind = if o.task == Task::Intent {
+        Kind::Softmax
+    } else {
+        Kind::Sigmoid
+    };
+    let trained = train::train(
+        &x,
+        &y,
+        &hx,
+        &hy,
+        labels.len(),
+        &opts,
+        &mut |e, tl, hl, acc| {
+            eprintln!(
+                "epoch {e:>3}  train loss {tl:.4}  held-out loss {hl:.4}  held-out acc {acc:.4}"
+            );
+        },
+    )?;
+    let oos_label = o.oos_label.clone().filter(|l| labels.contains(l));
+    let mut head = Head {
+        meta: HeadMeta {
+            name: o.name.clone(),
+            task: if o.task == Task::Intent {
+                "intent"
+            } else {
+                "emotion"
+            }
+            .into(),
+            kind: opts.kind,
+            labels: labels.clone(),
+            encoder: enc.name.clone(),
+            prefix: enc.prefix.clone(),
+            dim: enc.dim(),
+            hidden: opts.hidden,
+            temperature: 1.0,
+            oos_threshold: None,
+            oos_label: oos_label.clone(),
+            thresholds: Vec::new(),
+            training: serde_json::json!({
+                "examples": train_rows.len(), "tuning_examples": tune.len(), "seed": opts.seed,
+                "hidden": opts.hidden, "best_epoch": trained.best_epoch, "epochs_run": trained.history.len(),
+                "lr": opts.lr, "weight_decay": opts.weight_decay, "dropout": opts.dropout,
+            }),
+        },
+        weights: fold(trained.weights, &mu, &sd),
+    };
+    let hx = raw_hx;
+    let logits: Vec<Vec<f32>> = hx.iter().map(|v| head.logits(v)).collect();
+    match (o.task, &hy) {
+        (Task::Intent, Targets::Class(gold)) => {
+            head.meta.temperature = train::fit_temperature(&logits, gold);
+            let scores: Vec<(f32, bool, bool)> = hx
+                .iter()
+                .zip(gold)
+                .map(|(v, &g)| {
+                    // No threshold is set yet: out_of_scope here means the oos class won.
+                    let p = head.predict_intent(v, 1);
+                    let gold_label = &labels[g as usize];
+                    let is_oos = Some(gold_label) == oos_label.as_ref();
+                    let score = if p.out_of_scope { 0.0 } else { p.score };
+                    (score, is_oos, &p.label == gold_label)
+                })
+                .collect();
+            head.meta.oos_threshold = Some(train::tune_oos_threshold(
+                &scores,
+                o.reject_share,
+                o.min_oos_recall,
+            ));
+        }
+        (Task::Emotion, Targets::Multi(gold)) => {
+            let probs: Vec<Vec<f32>> = logits
+                .iter()
+                .map(|l| l.iter().map(|&z| super::head::sigmoid(z)).collect())
+                .collect();
+            head.meta.thresholds = train::tune_label_thresholds(&probs, gold);
+        }
+        _ => unreachable!("targets follow the task"),
+    }
+    head.check()?;
+    Ok(head)
+}
+
+/// Evaluate `head` on labelled rows. Intent rows whose gold label is `oos_label` (or unknown to
+/// the head) count as out-of-scope examples. `groups`: emotion rows carry one emotion *group*.
+pub fn evaluate(
+    head: &Head,
+    enc: &DatasetEncoder,
+    rows: &[Example],
+    oos_label: &str,
+    groups: bool,
+) -> Result<Report> {
+    let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
+    let x = enc.embed_all(&texts, "evaluation set")?;
+    if head.meta.kind == Kind::Softmax {
+        let known =
+            |l: &String| head.meta.labels.contains(l) && Some(l) != head.meta.oos_label.as_ref();
+        let gold: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                if known(&r.labels[0]) {
+                    r.labels[0].clone()
+                } else {
+                    oos_label.to_string()
+                }
+            })
+            .collect();
+        let preds: Vec<_> = x.iter().map(|v| head.predict_intent(v, 1)).collect();
+        let pred: Vec<String> = preds
+            .iter()
+            .map(|p| {
+                if p.out_of_scope {
+                    oos_label.to_string()
+                } else {
+                    p.label.clone()
+                }
+            })
+            .collect();
+        let has_oos = gold.iter().any(|g| g == oos_label);
+        let mut r = metrics::single_label("intent", &gold, &pred, has_oos.then_some(oos_label));
+        let ins: Vec<usize> = (0..gold.len()).filter(|&i| gold[i] != oos_label).collect();
+        if !ins.is_empty() {
+            let n = ins.len() as f32;
+            r.top1_accuracy =
+                Some(ins.iter().filter(|&&i| preds[i].label == gold[i]).count() as f32 / n);
+            r.rejected = Some(ins.iter().filter(|&&i| preds[i].out_of_scope).count() as f32 / n);
+        }
+        return Ok(r);
+    }
+    if groups {
+        let gold: Vec<String> = rows.iter().map(|r| r.labels[0].clone()).collect();
+        let pred: Vec<String> = x
+            .iter()
+            .map(|v| emotion::top_group(&emotion::group_scores(&head.meta.labels, &head.probs(v))))
+            .collect();
+        return Ok(metrics::single_label("emotion-groups", &gold, &pred, None));
+    }
+    let gold: Vec<Vec<String>> = rows.iter().map(|r| r.labels.clone()).collect();
+    let pred: Vec<Vec<String>> = x.iter().map(|v| head.predict_labels(v).1).collect();
+    Ok(metrics::multi_label(
+        "emotion",
+        &gold,
+        &pred,
+        &head.meta.labels,
+    ))
+}

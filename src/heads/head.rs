@@ -1,0 +1,275 @@
+//! A trained classification head over sentence embeddings: weights, labels, calibration,
+//! thresholds; plain-Rust inference (tiny matmuls), saved as `head.safetensors` + `head.json`.
+
+use anyhow::{bail, ensure, Context, Result};
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Softmax (one label: intents) or sigmoid (any number of labels: emotions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Softmax,
+    Sigmoid,
+}
+
+/// Everything about a head except its weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeadMeta {
+    pub name: String,
+    /// `intent` or `emotion`.
+    pub task: String,
+    pub kind: Kind,
+    pub labels: Vec<String>,
+    /// The encoder the head was trained on (model name) and the prefix it used.
+    pub encoder: String,
+    pub prefix: String,
+    pub dim: usize,
+    /// Width of the hidden layer (0: a single linear layer).
+    pub hidden: usize,
+    /// Softmax temperature fitted on held-out data (calibrated confidences).
+    pub temperature: f32,
+    /// Softmax heads: below this calibrated top score the answer is out of scope.
+    #[serde(default)]
+    pub oos_threshold: Option<f32>,
+    /// Softmax heads: the label that means "out of scope" in the training data, if any.
+    #[serde(default)]
+    pub oos_label: Option<String>,
+    /// Sigmoid heads: one decision threshold per label.
+    #[serde(default)]
+    pub thresholds: Vec<f32>,
+    /// How it was trained and what it scored (free-form, for the model card).
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+/// Weights in row-major order: `w1` [hidden or labels, dim], then optionally `w2` [labels, hidden].
+#[derive(Debug, Clone)]
+pub struct Weights {
+    pub w1: Vec<f32>,
+    pub b1: Vec<f32>,
+    pub w2: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub meta: HeadMeta,
+    pub weights: Weights,
+}
+
+fn affine(w: &[f32], b: &[f32], x: &[f32]) -> Vec<f32> {
+    let n = x.len();
+    b.iter()
+        .enumerate()
+        .map(|(o, bias)| {
+            bias + w[o * n..(o + 1) * n]
+                .iter()
+                .zip(x)
+                .map(|(a, b)| a * b)
+                .sum::<f32>()
+        })
+        .collect()
+}
+
+/// GELU (tanh approximation), as used in training.
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh())
+}
+
+pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logits
+        .iter()
+        .map(|l| ((l - m) / temperature).exp())
+        .collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
+}
+
+fn logit(p: f32) -> f32 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl Head {
+    pub fn check(&self) -> Result<()> {
+        let (m, w) = (&self.meta, &self.weights);
+        let n = m.labels.len();
+        ensure!(n >= 2, "a head needs at least two labels");
+        let first = if m.hidden > 0 { m.hidden } else { n };
+        ensure!(
+            w.w1.len() == first * m.dim && w.b1.len() == first,
+            "w1/b1 shape"
+        );
+        match (&w.w2, m.hidden) {
+            (None, 0) => {}
+            (Some((w2, b2)), h) if h > 0 => {
+                ensure!(w2.len() == n * h && b2.len() == n, "w2/b2 shape")
+            }
+            _ => bail!("hidden size and weights disagree"),
+        }
+        if m.kind == Kind::Sigmoid {
+            ensure!(m.thresholds.len() == n, "one threshold per label");
+        }
+        ensure!(m.temperature > 0.0, "temperature must be positive");
+        Ok(())
+    }
+
+    /// Raw scores for one embedding.
+    pub fn logits(&self, x: &[f32]) -> Vec<f32> {
+        let w = &self.weights;
+        let h = affine(&w.w1, &w.b1, x);
+        match &w.w2 {
+            None => h,
+            Some((w2, b2)) => affine(w2, b2, &h.into_iter().map(gelu).collect::<Vec<_>>()),
+        }
+    }
+
+    /// Calibrated probabilities: softmax with the fitted temperature, or per-label sigmoids
+    /// shifted so that each label's tuned threshold sits at 0.5 (scores comparable across labels:
+    /// >= 0.5 means the label is detected). Without thresholds: plain sigmoids.
+    pub fn probs(&self, x: &[f32]) -> Vec<f32> {
+        let l = self.logits(x);
+        match self.meta.kind {
+            Kind::Softmax => softmax(&l, self.meta.temperature),
+            Kind::Sigmoid if self.meta.thresholds.len() == l.len() => l
+                .into_iter()
+                .zip(&self.meta.thresholds)
+                .map(|(z, t)| sigmoid(z - logit(*t)))
+                .collect(),
+            Kind::Sigmoid => l.into_iter().map(sigmoid).collect(),
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        self.check()?;
+        std::fs::create_dir_all(dir)?;
+        let mut t = HashMap::new();
+        let (m, w) = (&self.meta, &self.weights);
+        let first = if m.hidden > 0 {
+            m.hidden
+        } else {
+            m.labels.len()
+        };
+        t.insert(
+            "w1".to_string(),
+            Tensor::from_slice(&w.w1, (first, m.dim), &Device::Cpu)?,
+        );
+        t.insert(
+            "b1".to_string(),
+            Tensor::from_slice(&w.b1, first, &Device::Cpu)?,
+        );
+        if let Some((w2, b2)) = &w.w2 {
+            t.insert(
+                "w2".to_string(),
+                Tensor::from_slice(w2, (m.labels.len(), m.hidden), &Device::Cpu)?,
+            );
+            t.insert(
+                "b2".to_string(),
+                Tensor::from_slice(b2, m.labels.len(), &Device::Cpu)?,
+            );
+        }
+        candle_core::safetensors::save(&t, dir.join("head.safetensors"))?;
+        std::fs::write(
+            dir.join("head.json"),
+            serde_json::to_string_pretty(&self.meta)? + "\n",
+        )?;
+        Ok(())
+    }
+
+    pub fn load(dir: &Path) -> Result<Head> {
+        let meta_text = std::fs::read_to_string(dir.join("head.json"))
+            .with_context(|| format!("reading {}/head.json", dir.display()))?;
+        let weights = std::fs::read(dir.join("head.safetensors"))
+            .with_context(|| format!("reading {}/head.safetensors", dir.display()))?;
+        Head::from_bytes(&meta_text, &weights).with_context(|| format!("head in {}", dir.display()))
+    }
+
+    /// From the two files' contents (used for heads compiled into the binary).
+    pub fn from_bytes(meta_json: &str, safetensors: &[u8]) -> Result<Head> {
+        let meta: HeadMeta = serde_json::from_str(meta_json).context("head.json")?;
+        let t = candle_core::safetensors::load_buffer(safetensors, &Device::Cpu)?;
+        let get = |k: &str| -> Result<Vec<f32>> {
+            t.get(k)
+                .with_context(|| format!("no tensor {k}"))?
+                .flatten_all()?
+                .to_vec1::<f32>()
+                .map_err(Into::into)
+        };
+        let w2 = match (t.contains_key("w2"), t.contains_key("b2")) {
+            (true, true) => Some((get("w2")?, get("b2")?)),
+            _ => None,
+        };
+        let head = Head {
+            meta,
+            weights: Weights {
+                w1: get("w1")?,
+                b1: get("b1")?,
+                w2,
+            },
+        };
+        head.check()?;
+        Ok(head)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(hidden: usize) -> Head {
+        let (dim, n) = (3, 2);
+        let first = if hidden > 0 { hidden } else { n };
+        Head {
+            meta: HeadMeta {
+                name: "t".into(),
+                task: "intent".into(),
+                kind: Kind::Softmax,
+                labels: vec!["a".into(), "b".into()],
+                encoder: "e".into(),
+                prefix: String::new(),
+                dim,
+                hidden,
+                temperature: 1.0,
+                oos_threshold: Some(0.5),
+                oos_label: None,
+                thresholds: vec![],
+                training: serde_json::Value::Null,
+            },
+            weights: Weights {
+                w1: (0..first * dim).map(|i| i as f32 * 0.1).collect(),
+                b1: vec![0.0; first],
+                w2: (hidden > 0).then(|| (vec![0.5; n * hidden], vec![0.0, 1.0])),
+            },
+        }
+    }
+
+    #[test]
+    fn linear_logits_and_roundtrip() {
+        let h = tiny(0);
+        assert_eq!(h.logits(&[1.0, 0.0, 1.0]), vec![0.2, 0.8]);
+        let p = h.probs(&[1.0, 0.0, 1.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6 && p[1] > p[0]);
+        let dir = std::env::temp_dir().join(format!("triage-head-{}", std::process::id()));
+        for hidden in [0, 4] {
+            let h = tiny(hidden);
+            h.save(&dir).unwrap();
+            let back = Head::load(&dir).unwrap();
+            assert_eq!(back.logits(&[0.3, -1.0, 2.0]), h.logits(&[0.3, -1.0, 2.0]));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn shape_errors_are_caught() {
+        let mut h = tiny(0);
+        h.weights.b1.pop();
+        assert!(h.check().is_err());
+    }
+}

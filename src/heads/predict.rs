@@ -1,0 +1,67 @@
+//! Turning head probabilities into answers: an intent with calibrated confidence (or out of
+//! scope), or the set of emotion labels over their thresholds.
+
+use super::head::{Head, Kind};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    pub label: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IntentPrediction {
+    /// The best in-scope label (even when out of scope, so a person sees the nearest guess).
+    pub label: String,
+    /// Its calibrated probability.
+    pub score: f32,
+    pub out_of_scope: bool,
+    pub top: Vec<Scored>,
+}
+
+impl Head {
+    /// Softmax heads: the top label, out of scope when the head's out-of-scope class wins or the
+    /// calibrated score is under the tuned threshold.
+    pub fn predict_intent(&self, x: &[f32], top_k: usize) -> IntentPrediction {
+        let p = self.probs(x);
+        let oos = self.meta.oos_label.as_deref();
+        let mut ranked: Vec<(usize, f32)> = p.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let oos_wins = ranked
+            .first()
+            .is_some_and(|(i, _)| Some(self.meta.labels[*i].as_str()) == oos);
+        let in_scope: Vec<&(usize, f32)> = ranked
+            .iter()
+            .filter(|(i, _)| Some(self.meta.labels[*i].as_str()) != oos)
+            .collect();
+        let (best, score) = in_scope.first().map(|(i, s)| (*i, *s)).unwrap_or((0, 0.0));
+        let below = self.meta.oos_threshold.is_some_and(|t| score < t);
+        IntentPrediction {
+            label: self.meta.labels[best].clone(),
+            score,
+            out_of_scope: oos_wins || below || self.meta.kind != Kind::Softmax,
+            top: in_scope
+                .iter()
+                .take(top_k.max(1))
+                .map(|(i, s)| Scored {
+                    label: self.meta.labels[*i].clone(),
+                    score: *s,
+                })
+                .collect(),
+        }
+    }
+
+    /// Sigmoid heads: every label's calibrated score, and the labels detected (score >= 0.5,
+    /// i.e. at or over the label's tuned threshold).
+    pub fn predict_labels(&self, x: &[f32]) -> (Vec<f32>, Vec<String>) {
+        let p = self.probs(x);
+        let on = p
+            .iter()
+            .zip(&self.meta.labels)
+            .filter(|(p, _)| **p >= 0.5)
+            .map(|(_, l)| l.clone())
+            .collect();
+        (p, on)
+    }
+}

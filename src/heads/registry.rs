@@ -1,0 +1,141 @@
+//! The heads a server answers with: intent sets by name and the emotion head, loaded at start-up
+//! from `builtin:` names (shipped in the binary) or folders, checked against the served encoders.
+
+use super::emotion::EscalationConfig;
+use super::head::{Head, Kind};
+use crate::config::Config;
+use anyhow::{bail, ensure, Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+macro_rules! builtin {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../models/heads/", $name, "/head.json")),
+            include_bytes!(concat!("../../models/heads/", $name, "/head.safetensors")),
+        )
+    };
+}
+
+/// The shipped heads: (name, head.json, head.safetensors), trained by scripts/train_heads.sh.
+const BUILTIN: &[(&str, &str, &[u8])] = &[
+    builtin!("bitext"),
+    builtin!("banking77"),
+    builtin!("clinc150"),
+    builtin!("goemotions"),
+];
+
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTIN.iter().map(|b| b.0).collect()
+}
+
+/// Load `builtin:NAME` or a head folder.
+pub fn load_head(source: &str) -> Result<Head> {
+    if let Some(name) = source.strip_prefix("builtin:") {
+        let Some((_, meta, weights)) = BUILTIN.iter().find(|b| b.0 == name) else {
+            bail!(
+                "no built-in head `{name}` (built-in: {})",
+                builtin_names().join(", ")
+            );
+        };
+        return Head::from_bytes(meta, weights).with_context(|| format!("built-in head `{name}`"));
+    }
+    Head::load(Path::new(source))
+}
+
+#[derive(Default)]
+pub struct HeadRegistry {
+    pub intents: BTreeMap<String, Arc<Head>>,
+    pub default_intent: String,
+    pub emotion: Option<Arc<Head>>,
+    pub escalation: EscalationConfig,
+}
+
+impl HeadRegistry {
+    /// Every configured head, each checked against the encoder (name and prefix) it was trained on.
+    pub fn load(cfg: &Config) -> Result<Self> {
+        let check = |h: &Head, what: &str| -> Result<()> {
+            let Some(m) = cfg.models.iter().find(|m| m.name == h.meta.encoder) else {
+                bail!(
+                    "{what}: trained on encoder `{}`, which is not among the configured models",
+                    h.meta.encoder
+                );
+            };
+            ensure!(
+                m.prefix == h.meta.prefix,
+                "{what}: trained with prefix {:?}, but model `{}` is configured with {:?}",
+                h.meta.prefix,
+                m.name,
+                m.prefix
+            );
+            Ok(())
+        };
+        let mut intents = BTreeMap::new();
+        for (i, s) in cfg.intent.sets.iter().enumerate() {
+            let what = format!("intent.sets[{i}] `{}`", s.name);
+            let h = load_head(&s.source).with_context(|| what.clone())?;
+            ensure!(
+                h.meta.kind == Kind::Softmax,
+                "{what}: not an intent (softmax) head"
+            );
+            check(&h, &what)?;
+            intents.insert(s.name.clone(), Arc::new(h));
+        }
+        let emotion = if cfg.emotion.head.is_empty() {
+            None
+        } else {
+            let h = load_head(&cfg.emotion.head).context("emotion.head")?;
+            ensure!(
+                h.meta.kind == Kind::Sigmoid,
+                "emotion.head: not a multi-label (sigmoid) head"
+            );
+            check(&h, "emotion.head")?;
+            Some(Arc::new(h))
+        };
+        Ok(HeadRegistry {
+            intents,
+            default_intent: cfg.intent.default_set.clone(),
+            emotion,
+            escalation: EscalationConfig {
+                thresholds: cfg.emotion.thresholds.clone(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_load_and_are_checked_against_the_encoder() {
+        let cfg = Config::default();
+        let reg = HeadRegistry::load(&cfg).unwrap();
+        assert_eq!(reg.intents.len(), 3);
+        assert!(reg
+            .emotion
+            .as_ref()
+            .is_some_and(|h| h.meta.labels.len() == 28));
+        for h in reg.intents.values() {
+            assert_eq!(h.meta.encoder, "multilingual-e5-small");
+        }
+        // A head served without its encoder, or with another prefix, is refused at start.
+        let mut wrong_prefix = Config::default();
+        wrong_prefix.models[0].prefix = String::new();
+        let e = HeadRegistry::load(&wrong_prefix)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(e.contains("prefix"), "{e}");
+        let mut no_encoder = Config::default();
+        no_encoder
+            .models
+            .retain(|m| m.name != "multilingual-e5-small");
+        no_encoder.default_model = no_encoder.models[0].name.clone();
+        assert!(HeadRegistry::load(&no_encoder).is_err());
+        assert!(load_head("builtin:nope").is_err());
+        assert!(load_head("/nonexistent/head").is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! `POST /v1/intent` and `POST /v1/emotion`: trained heads over one shared encoder pass.
+
+use super::embed::{check_texts, embed_texts};
+use super::json::JsonBody;
+use super::AppState;
+use crate::error::{AppError, AppResult};
+use crate::heads::emotion;
+use crate::heads::predict::IntentPrediction;
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentRequest {
+    pub texts: Vec<String>,
+    #[serde(default)]
+    pub intent_set: Option<String>,
+    #[serde(default)]
+    pub top_k: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IntentResponse {
+    pub intent_set: String,
+    pub results: Vec<IntentPrediction>,
+}
+
+pub async fn intent(
+    State(state): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<IntentRequest>,
+) -> AppResult<Json<IntentResponse>> {
+    check_texts(&req.texts, &state, "texts")?;
+    let name = req
+        .intent_set
+        .unwrap_or_else(|| state.heads.default_intent.clone());
+    let head = state.heads.intents.get(&name).cloned().ok_or_else(|| {
+        AppError::not_found(
+            "intent_set",
+            format!(
+                "unknown intent set `{}`; available: {}",
+                name.chars().take(100).collect::<String>(),
+                state
+                    .heads
+                    .intents
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    let n = head.meta.labels.len();
+    let top_k = req.top_k.unwrap_or(3);
+    if top_k == 0 || top_k > n {
+        return Err(AppError::invalid(
+            "top_k",
+            format!("must be between 1 and {n} (the labels of `{name}`)"),
+        ));
+    }
+    let x = embed_texts(&state, &head.meta.encoder, req.texts).await?;
+    let results = x.iter().map(|v| head.predict_intent(v, top_k)).collect();
+    Ok(Json(IntentResponse {
+        intent_set: name,
+        results,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmotionRequest {
+    pub texts: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmotionResult {
+    /// Every emotion label's probability.
+    pub emotions: BTreeMap<String, f32>,
+    /// Labels at or over their tuned thresholds.
+    pub labels: Vec<String>,
+    /// Support-oriented groups (max of their labels).
+    pub groups: BTreeMap<String, f32>,
+    pub top_group: String,
+    pub escalate: bool,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmotionResponse {
+    pub results: Vec<EmotionResult>,
+}
+
+pub async fn emotion(
+    State(state): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<EmotionRequest>,
+) -> AppResult<Json<EmotionResponse>> {
+    check_texts(&req.texts, &state, "texts")?;
+    let head = state
+        .heads
+        .emotion
+        .clone()
+        .ok_or_else(|| AppError::Unavailable {
+            message: "no emotion head is configured (emotion.head)".into(),
+        })?;
+    let x = embed_texts(&state, &head.meta.encoder, req.texts).await?;
+    let results = x
+        .iter()
+        .map(|v| {
+            let (probs, labels) = head.predict_labels(v);
+            let groups = emotion::group_scores(&head.meta.labels, &probs);
+            let (escalate, reasons) = emotion::escalation(&groups, &state.heads.escalation);
+            EmotionResult {
+                emotions: head.meta.labels.iter().cloned().zip(probs).collect(),
+                labels,
+                top_group: emotion::top_group(&groups),
+                groups,
+                escalate,
+                reasons,
+            }
+        })
+        .collect();
+    Ok(Json(EmotionResponse { results }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanguageRequest {
+    pub texts: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LanguageResponse {
+    pub results: Vec<crate::lang::Detection>,
+}
+
+/// `POST /v1/language`: no model needed, answered on the blocking pool.
+pub async fn language(
+    State(state): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<LanguageRequest>,
+) -> AppResult<Json<LanguageResponse>> {
+    check_texts(&req.texts, &state, "texts")?;
+    let lang = state.lang.clone();
+    let results =
+        tokio::task::spawn_blocking(move || req.texts.iter().map(|t| lang.detect(t)).collect())
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("language task: {e}")))?;
+    Ok(Json(LanguageResponse { results }))
+}

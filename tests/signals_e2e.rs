@@ -1,0 +1,94 @@
+//! The shipped heads on the real encoder, through `app()`: intents and emotions in English and
+//! Chinese (cross-lingual: the heads were trained on English data only).
+
+mod common;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use tower::ServiceExt;
+use triage::config::Config;
+use triage::http::Slot;
+use triage::metrics::Metrics;
+
+fn real_app() -> Option<axum::Router> {
+    common::pack_model("multilingual-e5-small")?;
+    let mut cfg = Config::default();
+    cfg.models.retain(|m| m.name == "multilingual-e5-small");
+    let metrics = Arc::new(Metrics::default());
+    let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
+    let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
+    let m = triage::engine::load_model(&cfg.models[0], &cfg, &cfg.home(), metrics).unwrap();
+    state.set_slot(&cfg.models[0].name, Slot::Ready(m));
+    Some(triage::app(state))
+}
+
+async fn post(app: &axum::Router, uri: &str, body: serde_json::Value) -> serde_json::Value {
+    let req = Request::post(uri)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn intents_in_english_and_chinese() {
+    let Some(app) = real_app() else { return };
+    let cases = [
+        ("I want to cancel my order", "cancel_order"),
+        ("我想取消我的订单", "cancel_order"),
+        ("how do I get my money back", "get_refund"),
+        ("I forgot my password and can't log in", "recover_password"),
+    ];
+    let texts: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let j = post(
+        &app,
+        "/v1/intent",
+        serde_json::json!({ "texts": texts, "intent_set": "bitext" }),
+    )
+    .await;
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let r = &j["results"][i];
+        assert_eq!(r["label"], *want, "{text}: {r}");
+        assert!(r["score"].as_f64().unwrap() > 0.3, "{text}: {r}");
+    }
+    let j = post(
+        &app,
+        "/v1/intent",
+        serde_json::json!({ "texts": ["My card hasn't arrived yet"], "intent_set": "banking77" }),
+    )
+    .await;
+    assert_eq!(j["results"][0]["label"], "card_arrival", "{j}");
+}
+
+#[tokio::test]
+async fn emotions_escalate_on_anger_not_on_thanks() {
+    let Some(app) = real_app() else { return };
+    let texts = [
+        "This is absolutely ridiculous! I have been waiting for three weeks and nobody helps me. I am furious.",
+        "Thank you so much, that fixed it!",
+        "你们的服务太差了，我非常生气！",
+    ];
+    let j = post(&app, "/v1/emotion", serde_json::json!({ "texts": texts })).await;
+    let r = &j["results"];
+    assert_eq!(r[0]["escalate"], true, "{}", r[0]);
+    assert!(
+        ["anger", "frustration", "sadness"].contains(&r[0]["top_group"].as_str().unwrap()),
+        "{}",
+        r[0]
+    );
+    assert_eq!(r[1]["escalate"], false, "{}", r[1]);
+    assert_eq!(r[1]["top_group"], "gratitude_joy", "{}", r[1]);
+    assert_eq!(r[2]["escalate"], true, "{}", r[2]);
+    assert_eq!(r[0]["emotions"].as_object().unwrap().len(), 28);
+    assert!(
+        r[0]["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "anger" || l == "annoyance"),
+        "{}",
+        r[0]
+    );
+}
