@@ -33,20 +33,20 @@ def split(rows):
     return [r for r in rows if not held_out(r["text"])], [r for r in rows if held_out(r["text"])]
 
 
-def banking77(data, out):
-    with open(data / "banking77/train.csv", encoding="utf-8") as f:
-        rows = [{"text": r["text"], "label": r["category"]} for r in csv.DictReader(f)]
+def csv_intents(data, out, name, path, text_col, label_col):
+    with open(data / path, encoding="utf-8") as f:
+        rows = [{"text": r[text_col], "label": r[label_col]} for r in csv.DictReader(f)]
     tr, dev = split(rows)
-    write(out, "banking77.train", tr)
-    write(out, "banking77.dev", dev)
+    write(out, f"{name}.train", tr)
+    write(out, f"{name}.dev", dev)
+
+
+def banking77(data, out):
+    csv_intents(data, out, "banking77", "banking77/train.csv", "text", "category")
 
 
 def bitext(data, out):
-    with open(data / "bitext_customer_support/train.csv", encoding="utf-8") as f:
-        rows = [{"text": r["instruction"], "label": r["intent"]} for r in csv.DictReader(f)]
-    tr, dev = split(rows)
-    write(out, "bitext.train", tr)
-    write(out, "bitext.dev", dev)
+    csv_intents(data, out, "bitext", "bitext_customer_support/train.csv", "instruction", "intent")
 
 
 def clinc150(data, out):

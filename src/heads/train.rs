@@ -336,26 +336,9 @@ mod tests {
         o.max_epochs = 30;
         for hidden in [0, 16] {
             o.hidden = hidden;
-            let a = train(
-                &x,
-                &t,
-                &x[..40],
-                &Targets::Class(y[..40].to_vec()),
-                2,
-                &o,
-                &mut |_, _, _, _| {},
-            )
-            .unwrap();
-            let b = train(
-                &x,
-                &t,
-                &x[..40],
-                &Targets::Class(y[..40].to_vec()),
-                2,
-                &o,
-                &mut |_, _, _, _| {},
-            )
-            .unwrap();
+            let held = Targets::Class(y[..40].to_vec());
+            let run = || train(&x, &t, &x[..40], &held, 2, &o, &mut |_, _, _, _| {}).unwrap();
+            let (a, b) = (run(), run());
             assert_eq!(a.weights.w1, b.weights.w1, "same seed, same weights");
             let last = a.history[a.best_epoch - 1];
             assert!(last.2 > 0.99, "held-out accuracy {}", last.2);
