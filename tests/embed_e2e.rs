@@ -2,12 +2,9 @@
 //! cross-lingual closeness, the second model, truncation with the real tokenizer.
 
 mod common;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::*;
-use http_body_util::BodyExt;
 use std::sync::Arc;
-use tower::ServiceExt;
 use triage::config::Config;
 use triage::http::Slot;
 use triage::metrics::Metrics;
@@ -27,13 +24,7 @@ fn real_app() -> Option<axum::Router> {
 }
 
 async fn embed(app: &axum::Router, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
-    let req = Request::post("/v1/embed")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let s = resp.status();
-    let b = resp.into_body().collect().await.unwrap().to_bytes();
-    (s, serde_json::from_slice(&b).unwrap())
+    post_json(app, "/v1/embed", body).await
 }
 
 #[tokio::test]

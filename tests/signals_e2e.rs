@@ -2,11 +2,8 @@
 //! Chinese (cross-lingual: the heads were trained on English data only).
 
 mod common;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use std::sync::Arc;
-use tower::ServiceExt;
 use triage::config::Config;
 use triage::http::Slot;
 use triage::metrics::Metrics;
@@ -24,12 +21,9 @@ fn real_app() -> Option<axum::Router> {
 }
 
 async fn post(app: &axum::Router, uri: &str, body: serde_json::Value) -> serde_json::Value {
-    let req = Request::post(uri)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    let (s, j) = common::post_json(app, uri, body).await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    j
 }
 
 #[tokio::test]

@@ -1,7 +1,26 @@
 //! Shared helpers for the real-model tests: where the default pack is, fixtures, cosine.
 #![allow(dead_code)]
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use std::path::PathBuf;
+use tower::ServiceExt;
+
+/// POST a JSON body to `app`; the status and the JSON answer.
+pub async fn post_json(
+    app: &axum::Router,
+    uri: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let req = Request::post(uri)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let s = resp.status();
+    let b = resp.into_body().collect().await.unwrap().to_bytes();
+    (s, serde_json::from_slice(&b).unwrap())
+}
 
 /// The installed pack model folder, or None (test skipped) when the pack is absent.
 /// With TRIAGE_REQUIRE_MODELS=1 (set by scripts/test.sh) a missing pack fails the test.
