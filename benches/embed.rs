@@ -38,8 +38,7 @@ fn main() -> anyhow::Result<()> {
     let min_secs: f64 = arg(&args, "--min-seconds").map_or(5.0, |s| s.parse().unwrap_or(5.0));
     let min_iters: usize = arg(&args, "--min-iters").map_or(3, |s| s.parse().unwrap_or(3));
     let emb = Embedder::load(&dir, &candle_core::Device::Cpu)?;
-    let max =
-        triage::engine::sentence_transformers_max_len(&dir).unwrap_or(emb.config().max_tokens());
+    let max = triage::engine::token_limit(None, &dir, emb.config().max_tokens());
     let prep = TextPrep::load(&dir, &prefix, max)?;
     let call = |batch: &[String]| -> anyhow::Result<usize> {
         let mut ids = Vec::with_capacity(batch.len());

@@ -304,6 +304,14 @@ impl Config {
         Ok(())
     }
 
+    /// The configured model named `name`.
+    pub fn model(&self, name: &str) -> Result<&ModelConfig> {
+        self.models
+            .iter()
+            .find(|m| m.name == name)
+            .with_context(|| format!("no model `{name}` in the config"))
+    }
+
     /// The model pack folder.
     pub fn home(&self) -> PathBuf {
         self.server.home.clone().unwrap_or_else(default_home)

@@ -56,14 +56,6 @@ impl LangId {
             },
         }
     }
-
-    /// The codes this detector can answer.
-    pub fn codes() -> Vec<String> {
-        LANGUAGES
-            .iter()
-            .map(|l| l.iso_code_639_1().to_string())
-            .collect()
-    }
 }
 
 #[cfg(test)]

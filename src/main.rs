@@ -177,19 +177,10 @@ fn models(cmd: ModelsCmd) -> Result<()> {
 fn embed_once(config: Option<PathBuf>, model: Option<String>, texts: Vec<String>) -> Result<()> {
     let cfg = Config::load(config.as_deref(), &Overrides::default())?;
     let name = model.unwrap_or_else(|| cfg.default_model.clone());
-    let mc = cfg
-        .models
-        .iter()
-        .find(|m| m.name == name)
-        .with_context(|| format!("no model `{name}` in the config"))?;
-    let dir = triage::models::source::Source::parse(&mc.source)?.resolve(&cfg.home())?;
     let spec = triage::engine::device::parse_device(&cfg.server.device)?;
-    let emb = triage::models::encoder::Embedder::load(&dir, &triage::engine::device::open(spec)?)?;
-    let max = mc
-        .max_length
-        .or_else(|| triage::engine::sentence_transformers_max_len(&dir))
-        .unwrap_or(emb.config().max_tokens());
-    let prep = triage::models::encoder::TextPrep::load(&dir, &mc.prefix, max)?;
+    let dev = triage::engine::device::open(spec)?;
+    let m = triage::engine::open_model(cfg.model(&name)?, &cfg.home(), &dev)?;
+    let (prep, emb, max) = (&m.prep, &m.embedder, m.max_length);
     let mut ids = Vec::new();
     for t in &texts {
         match prep.prepare(t, cfg.limits.overlong)? {

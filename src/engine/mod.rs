@@ -11,7 +11,7 @@ use crate::models::encoder::{Backend, Embedder, Prepared, TextPrep};
 use crate::models::source::Source;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -143,7 +143,38 @@ pub fn sentence_transformers_max_len(dir: &Path) -> Option<usize> {
     v.get("max_seq_length")?.as_u64().map(|n| n as usize)
 }
 
-/// Load one configured model (blocking: reads weights) and start its worker.
+/// A model's token limit: the configured one, else sentence-transformers' `max_seq_length`,
+/// else the model's own; never above what its position table allows.
+pub fn token_limit(configured: Option<usize>, dir: &Path, model_max: usize) -> usize {
+    configured
+        .or_else(|| sentence_transformers_max_len(dir))
+        .unwrap_or(model_max)
+        .min(model_max)
+}
+
+/// A configured model opened on a device: its folder, encoder, and text preparation.
+pub struct OpenModel {
+    pub dir: PathBuf,
+    pub embedder: Embedder,
+    pub prep: TextPrep,
+    pub max_length: usize,
+}
+
+/// Resolve a configured model's source and load it (blocking: reads the weights).
+pub fn open_model(mc: &ModelConfig, home: &Path, dev: &candle_core::Device) -> Result<OpenModel> {
+    let dir = Source::parse(&mc.source)?.resolve(home)?;
+    let embedder = Embedder::load(&dir, dev)?;
+    let max_length = token_limit(mc.max_length, &dir, embedder.config().max_tokens());
+    let prep = TextPrep::load(&dir, &mc.prefix, max_length)?;
+    Ok(OpenModel {
+        dir,
+        embedder,
+        prep,
+        max_length,
+    })
+}
+
+/// Load one configured model and start its worker.
 pub fn load_model(
     mc: &ModelConfig,
     cfg: &Config,
@@ -151,25 +182,16 @@ pub fn load_model(
     metrics: Arc<Metrics>,
 ) -> Result<Arc<EmbedModel>> {
     let spec = device::parse_device(&cfg.server.device)?;
-    let dev = device::open(spec)?;
-    let dir = Source::parse(&mc.source)?.resolve(home)?;
-    let embedder = Embedder::load(&dir, &dev)?;
-    let mcfg = embedder.config();
-    let max_length = mc
-        .max_length
-        .or_else(|| sentence_transformers_max_len(&dir))
-        .unwrap_or(mcfg.max_tokens())
-        .min(mcfg.max_tokens());
-    let tok = TextPrep::load(&dir, &mc.prefix, max_length)?;
+    let m = open_model(mc, home, &device::open(spec)?)?;
     let info = ModelInfo {
         name: mc.name.clone(),
         task: "embed".into(),
         source: mc.source.clone(),
-        dim: mcfg.hidden_size,
+        dim: m.embedder.config().hidden_size,
         device: device::describe(spec),
         dtype: "f32".into(),
-        max_length,
+        max_length: m.max_length,
         prefix: mc.prefix.clone(),
     };
-    EmbedModel::start(info, Arc::new(tok), Box::new(embedder), cfg, metrics)
+    EmbedModel::start(info, Arc::new(m.prep), Box::new(m.embedder), cfg, metrics)
 }

@@ -6,8 +6,7 @@ use super::fit::{self, FitOptions, Task};
 use super::head::{Head, Kind};
 use super::train::TrainOptions;
 use crate::config::Config;
-use crate::models::source::Source;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -78,23 +77,14 @@ pub struct EvalArgs {
 /// The dataset encoder for a configured model, with its embedding cache under the pack home.
 fn encoder(config: Option<&Path>, model: &str) -> Result<DatasetEncoder> {
     let cfg = Config::load(config, &Default::default())?;
-    let mc = cfg
-        .models
-        .iter()
-        .find(|m| m.name == model)
-        .with_context(|| format!("no model `{model}` in the config"))?;
-    let dir = Source::parse(&mc.source)?.resolve(&cfg.home())?;
-    let max = mc
-        .max_length
-        .or_else(|| crate::engine::sentence_transformers_max_len(&dir))
-        .unwrap_or(512);
-    DatasetEncoder::load(
+    let mc = cfg.model(model)?;
+    let m = crate::engine::open_model(mc, &cfg.home(), &candle_core::Device::Cpu)?;
+    Ok(DatasetEncoder::new(
         &mc.name,
-        &dir,
         &mc.prefix,
-        max,
+        m,
         &cfg.home().join("cache/embeddings"),
-    )
+    ))
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {

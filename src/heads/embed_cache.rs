@@ -2,6 +2,7 @@
 //! cache on disk keyed by sha256(model folder, prefix, token limit, texts).
 
 use crate::config::Overlong;
+use crate::engine::OpenModel;
 use crate::models::encoder::{Embedder, TextPrep};
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
@@ -19,28 +20,26 @@ pub struct DatasetEncoder {
 }
 
 impl DatasetEncoder {
-    pub fn load(
-        name: &str,
-        dir: &Path,
-        prefix: &str,
-        max_len: usize,
-        cache: &Path,
-    ) -> Result<Self> {
-        let emb = Embedder::load(dir, &Device::Cpu)?;
-        let max_len = max_len.min(emb.config().max_tokens());
-        let prep = TextPrep::load(dir, prefix, max_len)?;
+    /// Wrap an opened model; its embedding cache lives in `cache`.
+    pub fn new(name: &str, prefix: &str, m: OpenModel, cache: &Path) -> Self {
+        let OpenModel {
+            dir,
+            embedder: emb,
+            prep,
+            max_length: max_len,
+        } = m;
         // The model's identity: its recorded file sums when installed from the pack, else its path.
         let id = std::fs::read_to_string(dir.join("pack.json"))
             .unwrap_or_else(|_| dir.display().to_string());
         let key = format!("{id}\0{prefix}\0{max_len}");
-        Ok(DatasetEncoder {
+        DatasetEncoder {
             name: name.into(),
             prefix: prefix.into(),
             emb,
             prep,
             key,
             cache: cache.to_path_buf(),
-        })
+        }
     }
 
     pub fn dim(&self) -> usize {

@@ -2,6 +2,7 @@
 
 use super::json::JsonBody;
 use super::AppState;
+use crate::engine::EmbedModel;
 use crate::error::{AppError, AppResult};
 use axum::extract::State;
 use axum::Json;
@@ -66,20 +67,30 @@ pub fn check_texts(texts: &[String], state: &AppState, field: &str) -> AppResult
     Ok(())
 }
 
-/// One encoder pass over `texts` (already checked) with the named model: the embeddings that
-/// every head reads.
-pub async fn embed_texts(
+/// One encoder pass over `texts` (already checked) with the named model (None: the default):
+/// the embeddings every head reads, and what the pass cost.
+pub async fn encode(
     state: &AppState,
-    model: &str,
+    model: Option<&str>,
     texts: Vec<String>,
-) -> AppResult<Vec<Vec<f32>>> {
-    let model = state.model(Some(model))?;
+) -> AppResult<(Arc<EmbedModel>, Vec<Vec<f32>>, Usage)> {
+    let model = state.model(model)?;
     let prepared = model
         .prepare(texts, state.config.limits.overlong, "texts")
         .await?;
-    model
+    let usage = Usage {
+        tokens: prepared.iter().map(|p| p.ids.len()).sum(),
+        truncated: prepared
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.truncated())
+            .map(|(i, _)| i)
+            .collect(),
+    };
+    let embeddings = model
         .embed(prepared.into_iter().map(|p| p.ids).collect())
-        .await
+        .await?;
+    Ok((model, embeddings, usage))
 }
 
 pub async fn embed(
@@ -87,24 +98,11 @@ pub async fn embed(
     JsonBody(req): JsonBody<EmbedRequest>,
 ) -> AppResult<Json<EmbedResponse>> {
     check_texts(&req.texts, &state, "texts")?;
-    let model = state.model(req.model.as_deref())?;
-    let prepared = model
-        .prepare(req.texts, state.config.limits.overlong, "texts")
-        .await?;
-    let tokens = prepared.iter().map(|p| p.ids.len()).sum();
-    let truncated = prepared
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.truncated())
-        .map(|(i, _)| i)
-        .collect();
-    let embeddings = model
-        .embed(prepared.into_iter().map(|p| p.ids).collect())
-        .await?;
+    let (model, embeddings, usage) = encode(&state, req.model.as_deref(), req.texts).await?;
     Ok(Json(EmbedResponse {
         model: model.info.name.clone(),
         dim: model.info.dim,
         embeddings,
-        usage: Usage { tokens, truncated },
+        usage,
     }))
 }

@@ -1,6 +1,6 @@
 //! `POST /v1/intent` and `POST /v1/emotion`: trained heads over one shared encoder pass.
 
-use super::embed::{check_texts, embed_texts};
+use super::embed::{check_texts, encode};
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -60,7 +60,7 @@ pub async fn intent(
             format!("must be between 1 and {n} (the labels of `{name}`)"),
         ));
     }
-    let x = embed_texts(&state, &head.meta.encoder, req.texts).await?;
+    let (_, x, _) = encode(&state, Some(&head.meta.encoder), req.texts).await?;
     let results = x.iter().map(|v| head.predict_intent(v, top_k)).collect();
     Ok(Json(IntentResponse {
         intent_set: name,
@@ -104,7 +104,7 @@ pub async fn emotion(
         .ok_or_else(|| AppError::Unavailable {
             message: "no emotion head is configured (emotion.head)".into(),
         })?;
-    let x = embed_texts(&state, &head.meta.encoder, req.texts).await?;
+    let (_, x, _) = encode(&state, Some(&head.meta.encoder), req.texts).await?;
     let results = x
         .iter()
         .map(|v| {
