@@ -18,7 +18,7 @@ pub fn start_loading(cfg: Config, heads: HeadRegistry) -> Arc<AppState> {
         let (st, home, metrics) = (state.clone(), home.clone(), metrics.clone());
         tokio::task::spawn_blocking(move || {
             let t = std::time::Instant::now();
-            match engine::load_model(&mc, &st.config, &home, metrics) {
+            match engine::load_model(&mc, &st.config, &home, metrics, &st.heads) {
                 Ok(m) => {
                     tracing::info!(model = %mc.name, secs = t.elapsed().as_secs_f32(), "model ready");
                     st.set_slot(&mc.name, Slot::Ready(m));

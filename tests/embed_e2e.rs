@@ -17,7 +17,9 @@ fn real_app() -> Option<axum::Router> {
     let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
     let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
     for mc in &cfg.models {
-        let m = triage::engine::load_model(mc, &cfg, &cfg.home(), metrics.clone()).unwrap();
+        let m =
+            triage::engine::load_model(mc, &cfg, &cfg.home(), metrics.clone(), &Default::default())
+                .unwrap();
         state.set_slot(&mc.name, Slot::Ready(m));
     }
     Some(triage::app(state))

@@ -93,6 +93,7 @@ fn mock_heads() -> HeadRegistry {
             vec![]
         },
         training: serde_json::Value::Null,
+        tuned_layers: None,
     };
     let weights = || Weights {
         w1: vec![-1.0, 0.0, 1.0, 0.0],
@@ -108,11 +109,13 @@ fn mock_heads() -> HeadRegistry {
         Arc::new(Head {
             meta: meta("intent", Kind::Softmax, ["short", "long"]),
             weights: weights(),
+            layers: None,
         }),
     );
     reg.emotion = Some(Arc::new(Head {
         meta: meta("emotion", Kind::Sigmoid, ["neutral", "anger"]),
         weights: weights(),
+        layers: None,
     }));
     reg
 }

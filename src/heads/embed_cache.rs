@@ -17,6 +17,20 @@ pub struct DatasetEncoder {
     prep: TextPrep,
     key: String,
     cache: PathBuf,
+    dir: PathBuf,
+    /// Embeddings come from this fine-tuned branch (index 1 of the embedder) when set.
+    branch: bool,
+}
+
+/// A progress bar (hidden when stderr is not a terminal).
+pub fn progress(n: usize, msg: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(n as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(msg.to_string());
+    bar
 }
 
 impl DatasetEncoder {
@@ -39,32 +53,41 @@ impl DatasetEncoder {
             prep,
             key,
             cache: cache.to_path_buf(),
+            dir,
+            branch: false,
         }
     }
 
-    pub fn dim(&self) -> usize {
-        self.emb.config().hidden_size
+    pub fn embedder(&self) -> &Embedder {
+        &self.emb
     }
 
-    /// Embeddings of `texts`, from the cache when this exact set was embedded before.
-    pub fn embed_all(&self, texts: &[String], what: &str) -> Result<Vec<Vec<f32>>> {
+    pub fn weight_files(&self) -> Result<Vec<PathBuf>> {
+        crate::models::source::weight_files(&self.dir)
+    }
+
+    /// Embed through fine-tuned top layers from now on; `id` (e.g. a hash of their weights)
+    /// keeps their cached embeddings apart from the plain encoder's.
+    pub fn with_branch(mut self, b: crate::models::branch::Branch, id: &str) -> Self {
+        self.emb.add_branch(b);
+        self.branch = true;
+        self.key = format!("{}\0branch:{id}", self.key);
+        self
+    }
+
+    fn cache_file(&self, texts: &[String], what: &str) -> PathBuf {
         let mut h = Sha256::new();
         h.update(self.key.as_bytes());
+        h.update(what.as_bytes());
         for t in texts {
             h.update(t.as_bytes());
             h.update([0u8]);
         }
-        let file = self.cache.join(format!("{:x}.safetensors", h.finalize()));
-        if let Ok(t) = candle_core::safetensors::load(&file, &Device::Cpu) {
-            if let Some(e) = t.get("embeddings") {
-                let v: Vec<Vec<f32>> = e.to_vec2()?;
-                if v.len() == texts.len() {
-                    eprintln!("{what}: {} embeddings from cache", v.len());
-                    return Ok(v);
-                }
-            }
-        }
-        let ids: Vec<Vec<u32>> = texts
+        self.cache.join(format!("{:x}.safetensors", h.finalize()))
+    }
+
+    fn ids(&self, texts: &[String]) -> Result<Vec<Vec<u32>>> {
+        texts
             .iter()
             .map(|t| {
                 Ok(self
@@ -73,21 +96,76 @@ impl DatasetEncoder {
                     .map_err(|n| anyhow::anyhow!("{n} tokens"))?
                     .ids)
             })
-            .collect::<Result<_>>()?;
-        let mut order: Vec<usize> = (0..texts.len()).collect();
+            .collect()
+    }
+
+    /// Hidden states after the first `upto` layers, one [tokens, h] tensor per text (CPU, f32),
+    /// cached on disk (f16) like the embeddings.
+    pub fn trunk_states(&self, texts: &[String], upto: usize, what: &str) -> Result<Vec<Tensor>> {
+        let file = self.cache_file(texts, &format!("trunk:{upto}"));
+        if let Ok(t) = candle_core::safetensors::load(&file, &Device::Cpu) {
+            if let (Some(flat), Some(lens)) = (t.get("states"), t.get("lens")) {
+                let lens: Vec<u32> = lens.to_vec1()?;
+                if lens.len() == texts.len() {
+                    eprintln!("{what}: trunk states from cache");
+                    let flat = flat.to_dtype(candle_core::DType::F32)?;
+                    let mut out = Vec::with_capacity(lens.len());
+                    let mut at = 0;
+                    for n in lens {
+                        // Views into one buffer (`copy()` would clone the whole buffer per text).
+                        out.push(flat.narrow(0, at, n as usize)?);
+                        at += n as usize;
+                    }
+                    return Ok(out);
+                }
+            }
+        }
+        let ids = self.ids(texts)?;
+        let mut out: Vec<Option<Tensor>> = vec![None; texts.len()];
+        self.batched(&ids, &format!("encoding {what}"), |rows, batch| {
+            let (x, mask) = self.emb.pad(batch)?;
+            let (h, _) = self.emb.model().forward_until(&x, &mask, upto)?;
+            for (j, &i) in rows.iter().enumerate() {
+                // A view: the rows of a batch share its buffer (sorted batches, little padding).
+                out[i] = Some(h.get(j)?.narrow(0, 0, batch[j].len())?);
+            }
+            Ok(())
+        })?;
+        let out: Vec<Tensor> = out.into_iter().flatten().collect();
+        let lens: Vec<u32> = out.iter().map(|t| t.dim(0).unwrap_or(0) as u32).collect();
+        let flat = Tensor::cat(&out, 0)?.to_dtype(candle_core::DType::F16)?;
+        let n = lens.len();
+        self.save(
+            &file,
+            [
+                ("states".to_string(), flat),
+                ("lens".to_string(), Tensor::from_vec(lens, n, &Device::Cpu)?),
+            ],
+        )?;
+        Ok(out)
+    }
+
+    fn save(&self, file: &Path, t: [(String, Tensor); 2]) -> Result<()> {
+        std::fs::create_dir_all(&self.cache)?;
+        let tmp = file.with_extension("part");
+        candle_core::safetensors::save(&t.into_iter().collect(), &tmp)?;
+        std::fs::rename(&tmp, file).context("writing the embedding cache")?;
+        Ok(())
+    }
+
+    /// Length-sorted batches (up to 64 sequences or 8192 padded tokens) with a progress bar;
+    /// `f(original indices, batch)`.
+    fn batched(
+        &self,
+        ids: &[Vec<u32>],
+        what: &str,
+        mut f: impl FnMut(&[usize], &[&[u32]]) -> Result<()>,
+    ) -> Result<()> {
+        let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
-        let bar = indicatif::ProgressBar::new(texts.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(format!("embedding {what}"));
-        let mut out = vec![Vec::new(); texts.len()];
+        let bar = progress(ids.len(), what);
         let mut start = 0;
         while start < order.len() {
-            // Up to 64 sequences or 8192 padded tokens per batch (sorted, so little padding).
             let mut end = start + 1;
             while end < order.len()
                 && end - start < 64
@@ -99,22 +177,61 @@ impl DatasetEncoder {
                 .iter()
                 .map(|&i| ids[i].as_slice())
                 .collect();
-            for (&i, v) in order[start..end].iter().zip(self.emb.embed_batch(&batch)?) {
-                out[i] = v;
-            }
+            f(&order[start..end], &batch)?;
             bar.inc((end - start) as u64);
             start = end;
         }
         bar.finish();
-        std::fs::create_dir_all(&self.cache)?;
+        Ok(())
+    }
+
+    pub fn dim(&self) -> usize {
+        self.emb.config().hidden_size
+    }
+
+    /// Embeddings of `texts`, from the cache when this exact set was embedded before.
+    pub fn embed_all(&self, texts: &[String], what: &str) -> Result<Vec<Vec<f32>>> {
+        let file = self.cache_file(texts, "");
+        if let Ok(t) = candle_core::safetensors::load(&file, &Device::Cpu) {
+            if let Some(e) = t.get("embeddings") {
+                let v: Vec<Vec<f32>> = e.to_vec2()?;
+                if v.len() == texts.len() {
+                    eprintln!("{what}: {} embeddings from cache", v.len());
+                    return Ok(v);
+                }
+            }
+        }
+        let ids = self.ids(texts)?;
+        let mut out = vec![Vec::new(); texts.len()];
+        self.batched(&ids, &format!("embedding {what}"), |rows, batch| {
+            let vecs = if self.branch {
+                let want: &[usize] = &[1];
+                self.emb
+                    .branches_batch(batch, &vec![want; batch.len()])?
+                    .into_iter()
+                    .map(|mut v| v.remove(0))
+                    .collect()
+            } else {
+                self.emb.embed_batch(batch)?
+            };
+            for (&i, v) in rows.iter().zip(vecs) {
+                out[i] = v;
+            }
+            Ok(())
+        })?;
         let flat: Vec<f32> = out.iter().flatten().copied().collect();
         let t = Tensor::from_vec(flat, (texts.len(), self.dim()), &Device::Cpu)?;
-        let tmp = file.with_extension("part");
-        candle_core::safetensors::save(
-            &std::collections::HashMap::from([("embeddings".to_string(), t)]),
-            &tmp,
+        let n = texts.len();
+        self.save(
+            &file,
+            [
+                ("embeddings".to_string(), t),
+                (
+                    "n".to_string(),
+                    Tensor::from_vec(vec![n as u32], 1, &Device::Cpu)?,
+                ),
+            ],
         )?;
-        std::fs::rename(&tmp, &file).context("writing the embedding cache")?;
         Ok(out)
     }
 }

@@ -45,7 +45,7 @@ pub fn split_tune(rows: Vec<Example>) -> (Vec<Example>, Vec<Example>) {
     })
 }
 
-fn targets(task: Task, rows: &[Example], labels: &[String]) -> Result<Targets> {
+pub(crate) fn targets(task: Task, rows: &[Example], labels: &[String]) -> Result<Targets> {
     let index = |l: &String| labels.iter().position(|x| x == l);
     Ok(match task {
         Task::Intent => Targets::Class(
@@ -186,8 +186,10 @@ pub fn fit(
                 "hidden": opts.hidden, "best_epoch": trained.best_epoch, "epochs_run": trained.history.len(),
                 "lr": opts.lr, "weight_decay": opts.weight_decay, "dropout": opts.dropout,
             }),
+            tuned_layers: None,
         },
         weights: fold(trained.weights, &mu, &sd),
+        layers: None,
     };
     let hx = raw_hx;
     let logits: Vec<Vec<f32>> = hx.iter().map(|v| head.logits(v)).collect();

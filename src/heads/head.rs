@@ -43,6 +43,18 @@ pub struct HeadMeta {
     /// How it was trained and what it scored (free-form, for the model card).
     #[serde(default)]
     pub training: serde_json::Value,
+    /// The encoder's top layers this head fine-tuned (shipped beside it in `layers.safetensors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuned_layers: Option<TunedLayers>,
+}
+
+/// Fine-tuned replacements of layers `first..first + count` of the encoder.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TunedLayers {
+    pub first: usize,
+    pub count: usize,
+    /// sha256 of `layers.safetensors`.
+    pub sha256: String,
 }
 
 /// Weights in row-major order: `w1` [hidden or labels, dim], then optionally `w2` [labels, hidden].
@@ -53,10 +65,33 @@ pub struct Weights {
     pub w2: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Head {
     pub meta: HeadMeta,
     pub weights: Weights,
+    /// `layers.safetensors` when the head fine-tuned the encoder's top layers.
+    pub layers: Option<std::sync::Arc<[u8]>>,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("meta", &self.meta)
+            .field("layers", &self.layers.as_ref().map(|l| l.len()))
+            .finish()
+    }
+}
+
+impl Head {
+    /// The key of this head's fine-tuned encoder layers in the served model, if it has any.
+    pub fn branch_key(&self) -> Option<&str> {
+        self.meta.tuned_layers.as_ref().map(|t| t.sha256.as_str())
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 fn affine(w: &[f32], b: &[f32], x: &[f32]) -> Vec<f32> {
@@ -118,6 +153,17 @@ impl Head {
             ensure!(m.thresholds.len() == n, "one threshold per label");
         }
         ensure!(m.temperature > 0.0, "temperature must be positive");
+        match (&m.tuned_layers, &self.layers) {
+            (None, None) => {}
+            (Some(t), Some(l)) => ensure!(
+                sha256_hex(l) == t.sha256,
+                "layers.safetensors does not match the sha256 in head.json"
+            ),
+            (Some(_), None) => {
+                bail!("head.json names tuned layers but layers.safetensors is missing")
+            }
+            (None, Some(_)) => bail!("tuned layers without `tuned_layers` in head.json"),
+        }
         Ok(())
     }
 
@@ -176,6 +222,9 @@ impl Head {
             );
         }
         candle_core::safetensors::save(&t, dir.join("head.safetensors"))?;
+        if let Some(l) = &self.layers {
+            std::fs::write(dir.join("layers.safetensors"), l)?;
+        }
         std::fs::write(
             dir.join("head.json"),
             serde_json::to_string_pretty(&self.meta)? + "\n",
@@ -188,11 +237,21 @@ impl Head {
             .with_context(|| format!("reading {}/head.json", dir.display()))?;
         let weights = std::fs::read(dir.join("head.safetensors"))
             .with_context(|| format!("reading {}/head.safetensors", dir.display()))?;
-        Head::from_bytes(&meta_text, &weights).with_context(|| format!("head in {}", dir.display()))
+        let layers = if meta_text.contains("\"tuned_layers\"") {
+            Some(
+                std::fs::read(dir.join("layers.safetensors"))
+                    .with_context(|| format!("reading {}/layers.safetensors", dir.display()))?,
+            )
+        } else {
+            None
+        };
+        Head::from_bytes(&meta_text, &weights, layers.as_deref())
+            .with_context(|| format!("head in {}", dir.display()))
     }
 
     /// From the two files' contents (used for heads compiled into the binary).
-    pub fn from_bytes(meta_json: &str, safetensors: &[u8]) -> Result<Head> {
+    /// `layers`: the `layers.safetensors` of a head with fine-tuned encoder layers.
+    pub fn from_bytes(meta_json: &str, safetensors: &[u8], layers: Option<&[u8]>) -> Result<Head> {
         let meta: HeadMeta = serde_json::from_str(meta_json).context("head.json")?;
         let t = candle_core::safetensors::load_buffer(safetensors, &Device::Cpu)?;
         let get = |k: &str| -> Result<Vec<f32>> {
@@ -213,6 +272,7 @@ impl Head {
                 b1: get("b1")?,
                 w2,
             },
+            layers: layers.map(Into::into),
         };
         head.check()?;
         Ok(head)
@@ -241,12 +301,14 @@ mod tests {
                 oos_label: None,
                 thresholds: vec![],
                 training: serde_json::Value::Null,
+                tuned_layers: None,
             },
             weights: Weights {
                 w1: (0..first * dim).map(|i| i as f32 * 0.1).collect(),
                 b1: vec![0.0; first],
                 w2: (hidden > 0).then(|| (vec![0.5; n * hidden], vec![0.0, 1.0])),
             },
+            layers: None,
         }
     }
 

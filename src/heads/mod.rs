@@ -6,6 +6,7 @@ pub mod commands;
 pub mod data;
 pub mod embed_cache;
 pub mod emotion;
+pub mod finetune;
 pub mod fit;
 pub mod head;
 pub mod metrics;

