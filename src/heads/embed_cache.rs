@@ -18,8 +18,9 @@ pub struct DatasetEncoder {
     key: String,
     cache: PathBuf,
     dir: PathBuf,
-    /// Embeddings come from this fine-tuned branch (index 1 of the embedder) when set.
-    branch: bool,
+    /// Embeddings come from this fine-tuned branch (index 1 of the embedder) when set:
+    /// (its id, the first layer it replaces).
+    branch: Option<(String, usize)>,
 }
 
 /// A progress bar (hidden when stderr is not a terminal).
@@ -54,7 +55,7 @@ impl DatasetEncoder {
             key,
             cache: cache.to_path_buf(),
             dir,
-            branch: false,
+            branch: None,
         }
     }
 
@@ -69,15 +70,18 @@ impl DatasetEncoder {
     /// Embed through fine-tuned top layers from now on; `id` (e.g. a hash of their weights)
     /// keeps their cached embeddings apart from the plain encoder's.
     pub fn with_branch(mut self, b: crate::models::branch::Branch, id: &str) -> Self {
+        let first = b.first;
         self.emb.add_branch(b);
-        self.branch = true;
-        self.key = format!("{}\0branch:{id}", self.key);
+        self.branch = Some((id.to_string(), first));
         self
     }
 
     fn cache_file(&self, texts: &[String], what: &str) -> PathBuf {
         let mut h = Sha256::new();
         h.update(self.key.as_bytes());
+        if let (Some((id, _)), "") = (&self.branch, what) {
+            h.update(format!("\0branch:{id}").as_bytes());
+        }
         h.update(what.as_bytes());
         for t in texts {
             h.update(t.as_bytes());
@@ -102,6 +106,18 @@ impl DatasetEncoder {
     /// Hidden states after the first `upto` layers, one [tokens, h] tensor per text (CPU, f32),
     /// cached on disk (f16) like the embeddings.
     pub fn trunk_states(&self, texts: &[String], upto: usize, what: &str) -> Result<Vec<Tensor>> {
+        if let Some(v) = self.cached_trunk(texts, upto, what)? {
+            return Ok(v);
+        }
+        self.compute_trunk(texts, upto, what)
+    }
+
+    fn cached_trunk(
+        &self,
+        texts: &[String],
+        upto: usize,
+        what: &str,
+    ) -> Result<Option<Vec<Tensor>>> {
         let file = self.cache_file(texts, &format!("trunk:{upto}"));
         if let Ok(t) = candle_core::safetensors::load(&file, &Device::Cpu) {
             if let (Some(flat), Some(lens)) = (t.get("states"), t.get("lens")) {
@@ -116,10 +132,15 @@ impl DatasetEncoder {
                         out.push(flat.narrow(0, at, n as usize)?);
                         at += n as usize;
                     }
-                    return Ok(out);
+                    return Ok(Some(out));
                 }
             }
         }
+        Ok(None)
+    }
+
+    fn compute_trunk(&self, texts: &[String], upto: usize, what: &str) -> Result<Vec<Tensor>> {
+        let file = self.cache_file(texts, &format!("trunk:{upto}"));
         let ids = self.ids(texts)?;
         let mut out: Vec<Option<Tensor>> = vec![None; texts.len()];
         self.batched(&ids, &format!("encoding {what}"), |rows, batch| {
@@ -201,10 +222,29 @@ impl DatasetEncoder {
                 }
             }
         }
-        let ids = self.ids(texts)?;
         let mut out = vec![Vec::new(); texts.len()];
+        let trunk = match &self.branch {
+            Some((_, first)) => self.cached_trunk(texts, *first, what)?,
+            None => None,
+        };
+        if let Some(states) = trunk {
+            // Only the tuned layers need to run over trunk states cached by the fine-tuning.
+            let mut order: Vec<usize> = (0..states.len()).collect();
+            order.sort_by_key(|&i| states[i].dim(0).unwrap_or(0));
+            let bar = progress(states.len(), &format!("embedding {what} (tuned layers)"));
+            for rows in order.chunks(64) {
+                let st: Vec<&Tensor> = rows.iter().map(|&i| &states[i]).collect();
+                for (&i, v) in rows.iter().zip(self.emb.branch_from_states(&st, 1)?) {
+                    out[i] = v;
+                }
+                bar.inc(rows.len() as u64);
+            }
+            bar.finish();
+            return self.store_embeddings(texts, out);
+        }
+        let ids = self.ids(texts)?;
         self.batched(&ids, &format!("embedding {what}"), |rows, batch| {
-            let vecs = if self.branch {
+            let vecs = if self.branch.is_some() {
                 let want: &[usize] = &[1];
                 self.emb
                     .branches_batch(batch, &vec![want; batch.len()])?
@@ -219,6 +259,11 @@ impl DatasetEncoder {
             }
             Ok(())
         })?;
+        self.store_embeddings(texts, out)
+    }
+
+    fn store_embeddings(&self, texts: &[String], out: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        let file = self.cache_file(texts, "");
         let flat: Vec<f32> = out.iter().flatten().copied().collect();
         let t = Tensor::from_vec(flat, (texts.len(), self.dim()), &Device::Cpu)?;
         let n = texts.len();

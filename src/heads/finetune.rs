@@ -6,7 +6,7 @@ use super::head::Kind;
 use super::rng::Rng;
 use super::train::{loss, Targets};
 use crate::models::branch::{pretrained_top, Branch};
-use crate::models::encoder::pool;
+use crate::models::encoder::{pad_states, pool};
 use anyhow::{ensure, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -37,30 +37,6 @@ impl Default for TuneOptions {
             seed: 42,
         }
     }
-}
-
-/// Rows of hidden states ([len, h] each) padded into [b, s, h] with its mask [b, s].
-fn pad_states(states: &[&Tensor], dev: &Device) -> Result<(Tensor, Tensor)> {
-    let s = states
-        .iter()
-        .map(|t| t.dim(0).unwrap_or(0))
-        .max()
-        .unwrap_or(1);
-    let mut rows = Vec::with_capacity(states.len());
-    let mut mask = Vec::with_capacity(states.len() * s);
-    for t in states {
-        let n = t.dim(0)?;
-        rows.push(if n < s {
-            t.pad_with_zeros(0, 0, s - n)?
-        } else {
-            (*t).clone()
-        });
-        mask.extend((0..s).map(|i| if i < n { 1f32 } else { 0.0 }));
-    }
-    Ok((
-        Tensor::stack(&rows, 0)?.to_device(dev)?,
-        Tensor::from_vec(mask, (states.len(), s), dev)?,
-    ))
 }
 
 /// Batches of similar length in a seeded random order.

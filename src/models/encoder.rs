@@ -173,6 +173,45 @@ impl Embedder {
     }
 }
 
+impl Embedder {
+    /// Run branch `b`'s layers over trunk hidden states ([tokens, h] each, from `forward_until`
+    /// at the branch's first layer): pooled unit embeddings.
+    pub fn branch_from_states(&self, states: &[&Tensor], b: usize) -> Result<Vec<Vec<f32>>> {
+        let branch = self
+            .branches
+            .get(b.wrapping_sub(1))
+            .with_context(|| format!("no branch {b}"))?;
+        let (x, mask) = pad_states(states, &self.model.device)?;
+        let bias = super::bert::attention_bias(&mask, x.dtype())?;
+        let x = self.model.run_layers(&branch.layers, x, &bias)?;
+        Ok(pool(&x, &mask)?.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+    }
+}
+
+/// Rows of hidden states ([len, h] each) padded into [b, s, h] with their mask [b, s].
+pub fn pad_states(states: &[&Tensor], dev: &Device) -> Result<(Tensor, Tensor)> {
+    let s = states
+        .iter()
+        .map(|t| t.dim(0).unwrap_or(0))
+        .max()
+        .unwrap_or(1);
+    let mut rows = Vec::with_capacity(states.len());
+    let mut mask = Vec::with_capacity(states.len() * s);
+    for t in states {
+        let n = t.dim(0)?;
+        rows.push(if n < s {
+            t.pad_with_zeros(0, 0, s - n)?
+        } else {
+            (*t).clone()
+        });
+        mask.extend((0..s).map(|i| if i < n { 1f32 } else { 0.0 }));
+    }
+    Ok((
+        Tensor::stack(&rows, 0)?.to_device(dev)?,
+        Tensor::from_vec(mask, (states.len(), s), dev)?,
+    ))
+}
+
 /// Mean over real tokens, then L2 normalisation: `hidden` [b, s, h], `mask` [b, s] -> [b, h].
 pub fn pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let m = mask.unsqueeze(2)?.to_dtype(hidden.dtype())?;
