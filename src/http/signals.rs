@@ -36,32 +36,21 @@ pub async fn intent(
     let name = req
         .intent_set
         .unwrap_or_else(|| state.heads.default_intent.clone());
-    let head = state.heads.intents.get(&name).cloned().ok_or_else(|| {
-        AppError::not_found(
-            "intent_set",
-            format!(
-                "unknown intent set `{}`; available: {}",
-                name.chars().take(100).collect::<String>(),
-                state
-                    .heads
-                    .intents
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })?;
-    let n = head.meta.labels.len();
-    let top_k = req.top_k.unwrap_or(3);
+    // The trained head and the set's few-shot intents (404 when neither exists).
+    let view = crate::intents::service::set_view(&state, &name).await?;
+    let n = view.label_count();
+    let top_k = req.top_k.unwrap_or(n.min(3));
     if top_k == 0 || top_k > n {
         return Err(AppError::invalid(
             "top_k",
             format!("must be between 1 and {n} (the labels of `{name}`)"),
         ));
     }
-    let (_, x, _) = encode(&state, Some(&head.meta.encoder), req.texts).await?;
-    let results = x.iter().map(|v| head.predict_intent(v, top_k)).collect();
+    let kept = state.intents.discovery.enabled.then(|| req.texts.clone());
+    let (_, x, _) = encode(&state, Some(&view.encoder), req.texts).await?;
+    let answers = view.predict_all(&x, top_k)?;
+    crate::intents::service::keep_unmatched(&state, &view, kept, &x, &answers).await;
+    let results = answers.into_iter().map(|a| a.prediction).collect();
     Ok(Json(IntentResponse {
         intent_set: name,
         results,
