@@ -178,7 +178,11 @@ async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (Statu
 
 /// A successful call's answer; a `Value::Null` body is sent empty.
 async fn ok(app: &axum::Router, method: &str, uri: &str, body: Value) -> Value {
-    let text = if body.is_null() { String::new() } else { body.to_string() };
+    let text = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
     let (s, j) = call(app, method, uri, &text).await;
     assert!(s.is_success(), "{method} {uri} {body}: {s} {j}");
     j

@@ -2,11 +2,13 @@
 //! the intents' examples, alone (a pure few-shot set) or merged with a trained head's answer.
 //!
 //! Rules (see README "Few-shot intents"):
-//! - a few-shot intent's similarity is the cosine to its nearest example;
+//! - a text's similarity to a few-shot intent is the larger of its cosine to the nearest example
+//!   and its cosine to the intent's prototype (the normalised mean of the examples);
 //! - it matches when that similarity is at least `fewshot.threshold`;
 //! - in a pure few-shot set the best intent is the answer, out of scope when it does not match;
 //! - in a trained set a matching few-shot intent wins when the head is unsure (out of scope, or
-//!   its calibrated score is under `fewshot.low_confidence`); otherwise the head's answer stands.
+//!   its calibrated score is under `fewshot.low_confidence`) or when the match is strong
+//!   (similarity >= `fewshot.strong_match`); otherwise the head's answer stands.
 
 use super::sim::{for_each_row, normalize};
 use super::store::Embedded;
@@ -25,6 +27,8 @@ pub struct SetView {
     pub intents: Vec<(String, Arc<Embedded>)>,
     pub threshold: f32,
     pub low_confidence: f32,
+    /// A few-shot match at least this similar wins even over a confident head.
+    pub strong: f32,
 }
 
 /// An answer, and whether it is one discovery should keep (out of scope or unsure).
@@ -34,27 +38,43 @@ pub struct Answer {
     pub unsure: bool,
 }
 
-/// Each text's similarity to each intent (the nearest of its examples).
-pub fn nearest_scores(xs: &[Vec<f32>], intents: &[Arc<Embedded>]) -> Result<Vec<Vec<f32>>> {
-    let all: Vec<Vec<f32>> = intents
-        .iter()
-        .flat_map(|e| e.vectors.iter().cloned())
-        .collect();
+/// How a text's similarity to an intent is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scoring {
+    /// Cosine to the nearest example.
+    Nearest,
+    /// Cosine to the prototype (the normalised mean of the examples).
+    Prototype,
+    /// The larger of the two: what the server uses (measured best overall, and a text that is
+    /// an example always matches its intent).
+    Max,
+}
+
+/// Each text's similarity to each intent.
+pub fn scores(xs: &[Vec<f32>], intents: &[Arc<Embedded>], how: Scoring) -> Result<Vec<Vec<f32>>> {
+    let mut cols: Vec<Vec<f32>> = Vec::new();
+    let mut spans = Vec::with_capacity(intents.len());
+    for e in intents {
+        let start = cols.len();
+        if how != Scoring::Prototype {
+            cols.extend(e.vectors.iter().cloned());
+        }
+        if how != Scoring::Nearest {
+            cols.push(e.prototype.clone());
+        }
+        spans.push(start..cols.len());
+    }
     let xs: Vec<Vec<f32>> = xs.iter().map(|x| normalize(x.clone())).collect();
     let mut out = Vec::with_capacity(xs.len());
-    for_each_row(&xs, &all, |_, row| {
-        let mut at = 0;
+    for_each_row(&xs, &cols, |_, row| {
         out.push(
-            intents
+            spans
                 .iter()
-                .map(|e| {
-                    let n = e.vectors.len();
-                    let s = row[at..at + n]
+                .map(|r| {
+                    row[r.clone()]
                         .iter()
                         .copied()
-                        .fold(f32::NEG_INFINITY, f32::max);
-                    at += n;
-                    s
+                        .fold(f32::NEG_INFINITY, f32::max)
                 })
                 .collect(),
         );
@@ -74,7 +94,7 @@ impl SetView {
         let scores = if emb.is_empty() {
             vec![Vec::new(); xs.len()]
         } else {
-            nearest_scores(xs, &emb)?
+            scores(xs, &emb, Scoring::Max)?
         };
         Ok(xs
             .iter()
@@ -105,7 +125,7 @@ impl SetView {
             (Some(t), _) => {
                 let unsure = t.out_of_scope || t.score < self.low_confidence;
                 match matched {
-                    Some(m) if unsure => {
+                    Some(m) if unsure || m.score >= self.strong => {
                         let mut top: Vec<Scored> = ranked
                             .into_iter()
                             .take_while(|s| s.score >= self.threshold)
@@ -170,6 +190,7 @@ mod tests {
                 .collect(),
             threshold: 0.9,
             low_confidence: 0.5,
+            strong: 2.0,
         }
     }
 

@@ -14,6 +14,8 @@ pub struct FewShotConfig {
     /// A trained set's answer under this calibrated score counts as unsure: a matching few-shot
     /// intent takes over, and with discovery on the text is kept as unmatched.
     pub low_confidence: f32,
+    /// In a trained set, a few-shot intent at least this similar wins even over a confident head.
+    pub strong_match: f32,
     /// Most few-shot intents in the store.
     pub max_intents: usize,
     /// Most examples per intent.
@@ -43,10 +45,11 @@ pub struct DiscoveryConfig {
 impl Default for FewShotConfig {
     fn default() -> Self {
         FewShotConfig {
-            threshold: 0.86,
+            threshold: 0.905,
             low_confidence: 0.5,
-            max_intents: 1000,
-            max_examples: 100,
+            strong_match: 0.95,
+            max_intents: 500,
+            max_examples: 50,
             max_example_chars: 500,
             file: None,
         }
@@ -58,7 +61,7 @@ impl Default for DiscoveryConfig {
         DiscoveryConfig {
             enabled: false,
             max_items: 5000,
-            cluster_threshold: 0.9,
+            cluster_threshold: 0.91,
             min_size: 3,
             max_candidates: 20,
         }
@@ -76,6 +79,7 @@ impl FewShotConfig {
     pub fn check(&self) -> Result<()> {
         unit("fewshot.threshold", self.threshold)?;
         unit("fewshot.low_confidence", self.low_confidence)?;
+        unit("fewshot.strong_match", self.strong_match)?;
         for (key, v) in [
             ("fewshot.max_intents", self.max_intents),
             ("fewshot.max_examples", self.max_examples),

@@ -3,10 +3,9 @@
 //! trained head, and discovery's cluster purity. Sampling is deterministic (sha256 of seed and
 //! text); embeddings are cached like the heads' (`$TRIAGE_HOME/cache/embeddings`).
 
-use super::classify::{nearest_scores, SetView};
+use super::classify::{scores, Scoring, SetView};
 use super::cluster::cluster;
 use super::keyterms::{suggest_name, Pool};
-use super::sim::matrix_of;
 use super::store::Embedded;
 use crate::config::Config;
 use crate::heads::data::{self, Example};
@@ -155,6 +154,9 @@ pub struct EvalArgs {
     pub model: String,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Also print accuracy and out-of-scope recall at a few thresholds.
+    #[arg(long)]
+    pub sweep: bool,
     #[arg(long, env = "TRIAGE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -189,10 +191,21 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let intents = intents_of(&s, &emb, k, &enc);
         let names: Vec<&String> = intents.iter().map(|i| &i.0).collect();
         let e: Vec<Arc<Embedded>> = intents.iter().map(|i| i.1.clone()).collect();
-        let protos: Vec<Vec<f32>> = e.iter().map(|e| e.prototype.clone()).collect();
+        let near = scores(&xs, &e, Scoring::Nearest)?;
+        let proto = scores(&xs, &e, Scoring::Prototype)?;
+        let mix = |f: fn(f32, f32) -> f32| -> Vec<Vec<f32>> {
+            near.iter()
+                .zip(&proto)
+                .map(|(a, b)| a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect())
+                .collect()
+        };
+        let blend = mix(|a, b| (a + b) / 2.0);
+        let maxed = scores(&xs, &e, Scoring::Max)?;
         for (how, sims) in [
-            ("nearest", nearest_scores(&xs, &e)?),
-            ("prototype", matrix_of(&xs, &protos)?),
+            ("nearest", &near),
+            ("prototype", &proto),
+            ("blend", &blend),
+            ("max", &maxed),
         ] {
             let best = sims
                 .iter()
@@ -235,6 +248,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 "{k:<3} {how:<10} {top1:.3}  {acc:.3}  {rej:.3}       {rec:.3}        | {:.3}   {:.3}  {:.3}       | {keep95:.3}",
                 best_t.0, best_t.1, best_t.2
             );
+            if a.sweep {
+                for u in (0..=16).map(|i| 0.86 + i as f32 * 0.005) {
+                    let (_, acc, rej, rec) = sc.at(u);
+                    println!("      at {u:.3}: acc {acc:.3} rejected {rej:.3} oos_recall {rec:.3}");
+                }
+            }
         }
     }
     Ok(())
@@ -259,10 +278,13 @@ pub struct ExtendArgs {
     pub labels: usize,
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    #[arg(long, value_delimiter = ',', default_value = "0.84,0.86,0.88")]
+    #[arg(long, value_delimiter = ',', default_value = "0.905")]
     pub thresholds: Vec<f32>,
     #[arg(long, value_delimiter = ',', default_value = "0.5")]
     pub low_confidence: Vec<f32>,
+    /// A few-shot match at least this similar wins even over a confident head (2: never).
+    #[arg(long, value_delimiter = ',', default_value = "0.95,2")]
+    pub strong: Vec<f32>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     #[arg(long, env = "TRIAGE_CONFIG")]
@@ -296,7 +318,11 @@ pub fn extend_eval(a: ExtendArgs) -> Result<()> {
     );
     println!("threshold low_conf | base_acc (without) base_captured | new_recall (head oos before) | other_captured");
     for &t in &a.thresholds {
-        for &lc in &a.low_confidence {
+        for (&lc, &strong) in a
+            .low_confidence
+            .iter()
+            .flat_map(|l| a.strong.iter().map(move |s| (l, s)))
+        {
             let view = |with: bool| SetView {
                 name: head.meta.name.clone(),
                 head: Some(head.clone()),
@@ -309,6 +335,7 @@ pub fn extend_eval(a: ExtendArgs) -> Result<()> {
                 },
                 threshold: t,
                 low_confidence: lc,
+                strong,
             };
             let (with, without) = (view(true), view(false));
             let ab = with.predict_all(&xb, 1)?;
@@ -350,7 +377,7 @@ pub fn extend_eval(a: ExtendArgs) -> Result<()> {
                 }
             }
             println!(
-                "{t:.3}     {lc:.2}     | {acc:.3} ({acc0:.3})     {captured:.3}        | {:.3} ({:.3})              | {:.3}",
+                "{t:.3}     {lc:.2} {strong:.2} | {acc:.3} ({acc0:.3})     {captured:.3}        | {:.3} ({:.3})              | {:.3}",
                 hit as f32 / tot.max(1) as f32,
                 oos0 as f32 / tot.max(1) as f32,
                 other_cap as f32 / other.max(1) as f32
@@ -368,7 +395,7 @@ pub struct DiscoverArgs {
     /// Use the texts of this many labels (chosen by hash; 0: all).
     #[arg(long, default_value_t = 0)]
     pub labels: usize,
-    #[arg(long, value_delimiter = ',', default_value = "0.86,0.88,0.9,0.92")]
+    #[arg(long, value_delimiter = ',', default_value = "0.88,0.9,0.92,0.94")]
     pub thresholds: Vec<f32>,
     #[arg(long, default_value_t = 3)]
     pub min_size: usize,

@@ -295,6 +295,7 @@ pub async fn set_view(state: &Arc<AppState>, set: &str) -> AppResult<SetView> {
         intents,
         threshold: state.intents.fewshot.threshold,
         low_confidence: state.intents.fewshot.low_confidence,
+        strong: state.intents.fewshot.strong_match,
     })
 }
 
