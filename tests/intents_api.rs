@@ -469,6 +469,13 @@ async fn every_bad_input_is_a_4xx_naming_the_field() {
             "discovery",
         ),
         (
+            "DELETE",
+            "/v1/intents/discover".into(),
+            "".into(),
+            StatusCode::NOT_FOUND,
+            "discovery",
+        ),
+        (
             "POST",
             "/v1/intents/discover/abc/accept".into(),
             "".into(),
@@ -799,5 +806,20 @@ async fn discovery_finds_accepts_and_then_matches() {
     .await;
     let d = ok(&app, "POST", "/v1/intents/discover", Value::Null).await;
     assert_eq!(d["unmatched"], 5, "{d}");
+    let (s, j) = call(
+        &app,
+        "DELETE",
+        "/v1/intents/discover",
+        r#"{"intent_set": "faq"}"#,
+    )
+    .await;
+    assert_eq!((s, j["removed"].as_u64()), (StatusCode::OK, Some(0)), "{j}");
+    let j = ok(&app, "DELETE", "/v1/intents/discover", Value::Null).await;
+    assert_eq!(j["removed"], 5, "{j}");
+    let (app, _) = start(&cfg, true);
+    let d = ok(&app, "POST", "/v1/intents/discover", Value::Null).await;
+    assert_eq!(d["unmatched"], 0, "purged for good: {d}");
+    let text = std::fs::read_to_string(home.join("intents/unmatched.jsonl")).unwrap();
+    assert!(text.is_empty(), "{text}");
     std::fs::remove_dir_all(&home).unwrap();
 }

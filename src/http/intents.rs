@@ -300,6 +300,27 @@ pub async fn discover(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    #[serde(default)]
+    pub intent_set: Option<String>,
+}
+
+/// `DELETE /v1/intents/discover`: forget the kept unmatched texts of a set (all when none named).
+pub async fn purge(
+    State(state): State<Arc<AppState>>,
+    OptionalJson(req): OptionalJson<PurgeRequest>,
+) -> AppResult<Json<serde_json::Value>> {
+    discovery_on(&state)?;
+    let st = state.clone();
+    let set = req.intent_set.clone();
+    let removed = blocking(move || st.intents.purge_unmatched(set.as_deref())).await?;
+    Ok(Json(
+        serde_json::json!({ "removed": removed, "intent_set": req.intent_set }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
     #[serde(default)]
     pub name: Option<String>,

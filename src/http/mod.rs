@@ -103,7 +103,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/emotion", post(signals::emotion))
         .route("/v1/language", post(signals::language))
         .route("/v1/intents", get(intents::list))
-        .route("/v1/intents/discover", post(intents::discover))
+        .route(
+            "/v1/intents/discover",
+            post(intents::discover).delete(intents::purge),
+        )
         .route("/v1/intents/discover/{id}/accept", post(intents::accept))
         .route(
             "/v1/intents/{name}",

@@ -192,6 +192,12 @@ impl Intents {
         lock(&self.unmatched).count_set(set)
     }
 
+    /// Forget the unmatched texts of `set` (all when None) and their candidates.
+    pub fn purge_unmatched(&self, set: Option<&str>) -> AppResult<usize> {
+        lock(&self.candidates).retain(|_, c| set.is_some_and(|s| s != c.set));
+        lock(&self.unmatched).purge(set).map_err(AppError::Internal)
+    }
+
     /// Keep unmatched texts (discovery on); a disk error is logged, never the caller's problem.
     pub fn keep(&self, items: Vec<Item>) {
         if let Err(e) = lock(&self.unmatched).push(items) {

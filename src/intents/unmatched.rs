@@ -171,6 +171,17 @@ impl Unmatched {
         Ok(n)
     }
 
+    /// Forget the texts of `set` (every set when None); how many there were.
+    pub fn purge(&mut self, set: Option<&str>) -> Result<usize> {
+        let before = self.items.len();
+        self.items.retain(|i| set.is_some_and(|s| s != i.set));
+        let n = before - self.items.len();
+        if n > 0 || self.lines_in_file > self.items.len() {
+            self.rewrite()?;
+        }
+        Ok(n)
+    }
+
     /// The kept texts of one set made with this encoder and prefix, oldest first.
     pub fn of_set(&self, set: &str, encoder: &str, prefix: &str) -> Vec<&Item> {
         self.items
