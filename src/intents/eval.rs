@@ -4,7 +4,7 @@
 //! text); embeddings are cached like the heads' (`$TRIAGE_HOME/cache/embeddings`).
 
 use super::classify::{scores, Scoring, SetView};
-use super::cluster::cluster;
+use super::cluster::{by_centrality, cluster};
 use super::keyterms::{suggest_name, Pool};
 use super::store::Embedded;
 use crate::config::Config;
@@ -447,7 +447,8 @@ pub fn discover_eval(a: DiscoverArgs) -> Result<()> {
             if lines.len() < 5 {
                 let members: Vec<&str> = c.iter().map(|&i| refs[i]).collect();
                 let terms = pool.key_terms(&members, 5);
-                let name = suggest_name(&terms, members[0], "?");
+                let central = by_centrality(&xs, c).first().map_or("", |b| refs[b.0]);
+                let name = suggest_name(&terms, central, "?");
                 lines.push(format!(
                     "    size {:>3}  {label} {m}/{}  -> {name}  {terms:?}",
                     c.len(),

@@ -15,7 +15,7 @@ please pls hi hello hey thanks thank ok okay yes want wanted need needs like wou
 help tell also still already yet one im ive id dont cant doesnt didnt isnt wont s t d m";
 
 /// Function characters and numerals: a Chinese bigram holding one of these is not a key term.
-const ZH_STOP: &str = "的了吗呢吧啊呀哦嘛么我你您他她它们是在这那个一不没和与及或就都也还很太请帮给把被让怎什啥哪谁为想要能可以呗嗯哈零二三四五六七八九十幺两百千";
+const ZH_STOP: &str = "到的了吗呢吧啊呀哦嘛么我你您他她它们是在这那个一不没和与及或就都也还很太请帮给把被让怎什啥哪谁为想要能可以呗嗯哈零二三四五六七八九十幺两百千";
 
 fn is_han(c: char) -> bool {
     matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FFFF)
