@@ -16,6 +16,8 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     pub intent: IntentConfig,
     pub emotion: EmotionConfig,
+    pub fewshot: crate::intents::config::FewShotConfig,
+    pub discovery: crate::intents::config::DiscoveryConfig,
 }
 
 /// A trained head: `builtin:NAME` (shipped in the binary) or a folder with head.json +
@@ -173,6 +175,8 @@ impl Default for Config {
             default_model: "multilingual-e5-small".into(),
             intent: IntentConfig::default(),
             emotion: EmotionConfig::default(),
+            fewshot: Default::default(),
+            discovery: Default::default(),
             models: vec![
                 ModelConfig {
                     name: "multilingual-e5-small".into(),
@@ -295,6 +299,8 @@ impl Config {
         }
         .check()
         .context("config")?;
+        self.fewshot.check()?;
+        self.discovery.check()?;
         if !self.models.iter().any(|m| m.name == self.default_model) {
             bail!(
                 "config: default_model `{}` is not one of the configured models",

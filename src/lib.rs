@@ -5,6 +5,7 @@ pub mod engine;
 pub mod error;
 pub mod heads;
 pub mod http;
+pub mod intents;
 pub mod lang;
 pub mod metrics;
 pub mod models;

@@ -45,6 +45,11 @@ enum Cmd {
     Train(triage::heads::commands::TrainArgs),
     /// Evaluate a head on labelled data: accuracy, macro-F1, per-label P/R/F1, out of scope.
     Eval(triage::heads::commands::EvalArgs),
+    /// Measure few-shot intents and discovery on labelled data.
+    Intents {
+        #[command(subcommand)]
+        cmd: triage::intents::eval::IntentsCmd,
+    },
     /// Embed texts once and print JSON (one vector per line).
     Embed {
         #[arg(long, env = "TRIAGE_CONFIG")]
@@ -115,6 +120,7 @@ fn main() -> Result<()> {
         Cmd::Models { cmd } => models(cmd),
         Cmd::Train(a) => triage::heads::commands::train(a),
         Cmd::Eval(a) => triage::heads::commands::eval(a),
+        Cmd::Intents { cmd } => triage::intents::eval::run(cmd),
         Cmd::Embed {
             config,
             model,

@@ -42,6 +42,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let state = start_loading(cfg, heads);
+    state.intents.load(&state.config, &state.heads)?;
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -1,6 +1,7 @@
 //! HTTP layer: shared state, the router, request metrics and the JSON fallbacks.
 
 pub mod embed;
+pub mod intents;
 pub mod json;
 pub mod meta;
 pub mod signals;
@@ -13,7 +14,7 @@ use crate::metrics::{Metrics, LATENCY_BUCKETS};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -33,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub heads: Arc<HeadRegistry>,
     pub lang: Arc<crate::lang::LangId>,
+    /// Few-shot intents and unmatched texts (persisted once `intents.load` has run).
+    pub intents: crate::intents::Intents,
     slots: RwLock<BTreeMap<String, Slot>>,
 }
 
@@ -45,6 +48,7 @@ impl AppState {
             .map(|m| (m.name.clone(), Slot::Loading))
             .collect();
         Arc::new(AppState {
+            intents: crate::intents::Intents::new(&config),
             config: Arc::new(config),
             metrics,
             heads: Arc::new(heads),
@@ -98,6 +102,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/intent", post(signals::intent))
         .route("/v1/emotion", post(signals::emotion))
         .route("/v1/language", post(signals::language))
+        .route("/v1/intents", get(intents::list))
+        .route(
+            "/v1/intents/discover",
+            post(intents::discover).delete(intents::purge),
+        )
+        .route("/v1/intents/discover/{id}/accept", post(intents::accept))
+        .route(
+            "/v1/intents/{name}",
+            put(intents::put)
+                .get(intents::get_one)
+                .delete(intents::delete),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

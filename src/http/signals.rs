@@ -36,41 +36,30 @@ pub async fn intent(
     let name = req
         .intent_set
         .unwrap_or_else(|| state.heads.default_intent.clone());
-    let head = state.heads.intents.get(&name).cloned().ok_or_else(|| {
-        AppError::not_found(
-            "intent_set",
-            format!(
-                "unknown intent set `{}`; available: {}",
-                name.chars().take(100).collect::<String>(),
-                state
-                    .heads
-                    .intents
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })?;
-    let n = head.meta.labels.len();
-    let top_k = req.top_k.unwrap_or(3);
+    // The trained head and the set's few-shot intents (404 when neither exists).
+    let view = crate::intents::service::set_view(&state, &name).await?;
+    let n = view.label_count();
+    let top_k = req.top_k.unwrap_or(n.min(3));
     if top_k == 0 || top_k > n {
         return Err(AppError::invalid(
             "top_k",
             format!("must be between 1 and {n} (the labels of `{name}`)"),
         ));
     }
-    let (_, x, _) = encode_for(
-        &state,
-        Some(&head.meta.encoder),
-        req.texts,
-        &[head.branch_key()],
-    )
-    .await?;
-    let results = x
-        .iter()
-        .map(|v| head.predict_intent(&v[0], top_k))
+    let kept = state.intents.discovery.enabled.then(|| req.texts.clone());
+    // One trunk pass: plain embeddings for the few-shot intents, and the head's own when it
+    // fine-tuned the encoder's top layers.
+    let key = view.head.as_ref().and_then(|h| h.branch_key());
+    let branches: &[Option<&str>] = if key.is_some() { &[None, key] } else { &[None] };
+    let (_, e, _) = encode_for(&state, Some(&view.encoder), req.texts, branches).await?;
+    let x: Vec<Vec<f32>> = e.iter().map(|v| v[0].clone()).collect();
+    let hx: Vec<Vec<f32>> = e
+        .into_iter()
+        .map(|mut v| v.pop().unwrap_or_default())
         .collect();
+    let answers = view.predict_with(&x, &hx, top_k)?;
+    crate::intents::service::keep_unmatched(&state, &view, kept, &x, &answers).await;
+    let results = answers.into_iter().map(|a| a.prediction).collect();
     Ok(Json(IntentResponse {
         intent_set: name,
         results,

@@ -1,0 +1,353 @@
+//! `/v1/intents`: few-shot intents (PUT, GET, DELETE by name; GET all by set) and
+//! unmatched-question discovery (`POST /v1/intents/discover`, `.../discover/{id}/accept`).
+
+use super::embed::encode;
+use super::json::{parse, JsonBody};
+use super::AppState;
+use crate::error::{AppError, AppResult};
+use crate::intents::service::{conflict, encoder_of, set_names, unknown_set};
+use crate::intents::store::{Embedded, Intent, Origin};
+use crate::intents::validate::{check_description, check_examples, check_name};
+use crate::intents::{discover, files::now_secs};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutIntent {
+    pub examples: Vec<String>,
+    #[serde(default)]
+    pub intent_set: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IntentView {
+    pub name: String,
+    pub intent_set: String,
+    pub description: Option<String>,
+    pub examples: Vec<String>,
+    pub origin: Origin,
+    pub updated_at: u64,
+    /// `ready`, or `pending` until embedded with the set's encoder (on first use).
+    pub status: &'static str,
+}
+
+fn view_of(state: &AppState, i: &Intent) -> IntentView {
+    let (enc, prefix) = encoder_of(state, &i.set);
+    IntentView {
+        name: i.name.clone(),
+        intent_set: i.set.clone(),
+        description: i.description.clone(),
+        examples: i.examples.clone(),
+        origin: i.origin,
+        updated_at: i.updated_at,
+        status: if i.ready_for(&enc, &prefix).is_some() {
+            "ready"
+        } else {
+            "pending"
+        },
+    }
+}
+
+/// A path segment, or 400 naming `field`.
+fn segment(p: Result<Path<String>, PathRejection>, field: &str) -> AppResult<String> {
+    p.map(|Path(s)| s)
+        .map_err(|e| AppError::bad_request(field, format!("invalid path segment: {e}")))
+}
+
+fn not_found(name: &str) -> AppError {
+    AppError::not_found(
+        "name",
+        format!(
+            "no few-shot intent `{}`",
+            name.chars().take(100).collect::<String>()
+        ),
+    )
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("intent store task: {e}")))?
+}
+
+/// `PUT /v1/intents/{name}`: create (201) or replace (200), embedded at once.
+pub async fn put(
+    State(state): State<Arc<AppState>>,
+    name: Result<Path<String>, PathRejection>,
+    JsonBody(req): JsonBody<PutIntent>,
+) -> AppResult<(StatusCode, Json<IntentView>)> {
+    let name = segment(name, "name")?;
+    check_name("name", &name)?;
+    let set = req
+        .intent_set
+        .unwrap_or_else(|| state.heads.default_intent.clone());
+    check_name("intent_set", &set)?;
+    if let Some(h) = state.heads.intents.get(&set) {
+        if h.meta.labels.contains(&name) {
+            return Err(conflict(
+                "name",
+                format!("`{name}` is already a trained label of set `{set}`"),
+            ));
+        }
+    }
+    check_description(&req.description)?;
+    let examples = check_examples("examples", &req.examples, &state.intents.fewshot)?;
+    if state
+        .intents
+        .get(&name)
+        .is_some_and(|i| i.origin == Origin::File)
+    {
+        return Err(conflict(
+            "name",
+            format!("`{name}` is defined in the intents file (fewshot.file): edit it there"),
+        ));
+    }
+    let (enc, prefix) = encoder_of(&state, &set);
+    let (_, xs, _) = encode(&state, Some(&enc), examples.clone())
+        .await
+        .map_err(|e| match e {
+            AppError::Invalid {
+                status,
+                field,
+                message,
+            } => AppError::Invalid {
+                status,
+                field: field.replacen("texts", "examples", 1),
+                message,
+            },
+            other => other,
+        })?;
+    let intent = Intent {
+        name: name.clone(),
+        set,
+        description: req.description,
+        examples,
+        origin: Origin::Api,
+        updated_at: now_secs(),
+        embedded: Some(Arc::new(Embedded::new(&enc, &prefix, xs))),
+    };
+    let st = state.clone();
+    let created = blocking(move || st.intents.install(intent, false)).await?;
+    let made = state.intents.get(&name).ok_or_else(|| not_found(&name))?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(view_of(&state, &made))))
+}
+
+/// `GET /v1/intents/{name}`.
+pub async fn get_one(
+    State(state): State<Arc<AppState>>,
+    name: Result<Path<String>, PathRejection>,
+) -> AppResult<Json<IntentView>> {
+    let name = segment(name, "name")?;
+    let i = state.intents.get(&name).ok_or_else(|| not_found(&name))?;
+    Ok(Json(view_of(&state, &i)))
+}
+
+/// `DELETE /v1/intents/{name}`.
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    name: Result<Path<String>, PathRejection>,
+) -> AppResult<Json<serde_json::Value>> {
+    let name = segment(name, "name")?;
+    let st = state.clone();
+    let n = name.clone();
+    let gone = blocking(move || st.intents.delete(&n)).await?;
+    Ok(Json(
+        serde_json::json!({ "deleted": name, "intent_set": gone.set }),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetSummary {
+    pub name: String,
+    pub trained: bool,
+    pub encoder: String,
+    /// Labels of the trained head (0 for a pure few-shot set).
+    pub trained_labels: usize,
+    pub intents: Vec<IntentView>,
+}
+
+/// `GET /v1/intents`: every set (trained, or named by a few-shot intent) with its few-shot intents.
+pub async fn list(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let all = state.intents.all();
+    let sets: Vec<SetSummary> = set_names(&state)
+        .into_iter()
+        .map(|set| {
+            let head = state.heads.intents.get(&set);
+            SetSummary {
+                trained: head.is_some(),
+                encoder: encoder_of(&state, &set).0,
+                trained_labels: head.map_or(0, |h| h.meta.labels.len()),
+                intents: all
+                    .values()
+                    .filter(|i| i.set == set)
+                    .map(|i| view_of(&state, i))
+                    .collect(),
+                name: set,
+            }
+        })
+        .collect();
+    Json(serde_json::json!({ "intent_sets": sets }))
+}
+
+/// A JSON body that may be empty (then `T::default()`); errors as `JsonBody`'s.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<Arc<AppState>> for OptionalJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::too_large("body", "request body is over limits.max_body_bytes")
+            } else {
+                AppError::bad_request("body", format!("cannot read the request body: {e}"))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse(&bytes).map(OptionalJson)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverRequest {
+    #[serde(default)]
+    pub intent_set: Option<String>,
+    #[serde(default)]
+    pub min_size: Option<usize>,
+    #[serde(default)]
+    pub max_candidates: Option<usize>,
+}
+
+fn discovery_on(state: &AppState) -> AppResult<()> {
+    if state.intents.discovery.enabled {
+        Ok(())
+    } else {
+        Err(AppError::not_found(
+            "discovery",
+            "discovery is off: set discovery.enabled = true in the config (it keeps customer texts on disk)",
+        ))
+    }
+}
+
+/// `POST /v1/intents/discover`: cluster the set's unmatched texts into candidate intents.
+pub async fn discover(
+    State(state): State<Arc<AppState>>,
+    OptionalJson(req): OptionalJson<DiscoverRequest>,
+) -> AppResult<Json<discover::Discovered>> {
+    discovery_on(&state)?;
+    let cfg = &state.intents.discovery;
+    let set = req
+        .intent_set
+        .unwrap_or_else(|| state.heads.default_intent.clone());
+    let kept = state.intents.unmatched_count(&set);
+    if kept == 0 && !set_names(&state).contains(&set) {
+        return Err(unknown_set(&state, &set));
+    }
+    let min_size = req.min_size.unwrap_or(cfg.min_size);
+    if min_size < 2 || min_size > cfg.max_items {
+        return Err(AppError::invalid(
+            "min_size",
+            format!(
+                "must be between 2 and {} (discovery.max_items)",
+                cfg.max_items
+            ),
+        ));
+    }
+    let max_candidates = req.max_candidates.unwrap_or(cfg.max_candidates);
+    if max_candidates == 0 || max_candidates > 1000 {
+        return Err(AppError::invalid(
+            "max_candidates",
+            "must be between 1 and 1000",
+        ));
+    }
+    let (encoder, prefix) = encoder_of(&state, &set);
+    let mut taken: HashSet<String> = state.intents.all().into_keys().collect();
+    if let Some(h) = state.heads.intents.get(&set) {
+        taken.extend(h.meta.labels.iter().cloned());
+    }
+    let params = discover::Params {
+        set,
+        encoder,
+        prefix,
+        min_size,
+        max_candidates,
+        taken,
+    };
+    let st = state.clone();
+    let out = blocking(move || st.intents.discover(params).map_err(AppError::Internal)).await?;
+    Ok(Json(out))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    #[serde(default)]
+    pub intent_set: Option<String>,
+}
+
+/// `DELETE /v1/intents/discover`: forget the kept unmatched texts of a set (all when none named).
+pub async fn purge(
+    State(state): State<Arc<AppState>>,
+    OptionalJson(req): OptionalJson<PurgeRequest>,
+) -> AppResult<Json<serde_json::Value>> {
+    discovery_on(&state)?;
+    let st = state.clone();
+    let set = req.intent_set.clone();
+    let removed = blocking(move || st.intents.purge_unmatched(set.as_deref())).await?;
+    Ok(Json(
+        serde_json::json!({ "removed": removed, "intent_set": req.intent_set }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /v1/intents/discover/{id}/accept`: the candidate becomes a few-shot intent (201).
+pub async fn accept(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+    OptionalJson(req): OptionalJson<AcceptRequest>,
+) -> AppResult<(StatusCode, Json<serde_json::Value>)> {
+    discovery_on(&state)?;
+    let id = segment(id, "id")?;
+    let st = state.clone();
+    let (made, removed) = blocking(move || {
+        let labels = |set: &str| {
+            st.heads
+                .intents
+                .get(set)
+                .map(|h| h.meta.labels.clone())
+                .unwrap_or_default()
+        };
+        st.intents.accept(&id, req.name, &labels)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "intent": view_of(&state, &made), "removed": removed })),
+    ))
+}

@@ -1,0 +1,342 @@
+//! The few-shot intents and unmatched texts of a running server (`AppState::intents`): loading
+//! and persisting them, the view `/v1/intent` answers a set with, keeping unmatched texts.
+//! Changes are serialised by one lock and written to disk before they become visible.
+
+use super::classify::{Answer, SetView};
+use super::config::{DiscoveryConfig, FewShotConfig};
+use super::discover::Candidate;
+use super::store::{read_intents_file, read_store, write_store, Embedded, Intent, Origin};
+use super::unmatched::{Item, Unmatched};
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::heads::registry::HeadRegistry;
+use crate::http::embed::encode;
+use crate::http::AppState;
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+pub type IntentMap = BTreeMap<String, Arc<Intent>>;
+
+pub struct Intents {
+    pub fewshot: FewShotConfig,
+    pub discovery: DiscoveryConfig,
+    map: RwLock<IntentMap>,
+    /// The store file, once `load` has read it (before that, nothing is written).
+    store_path: RwLock<Option<PathBuf>>,
+    /// Held while a change is written and published.
+    write: Mutex<()>,
+    /// Held while pending intents are embedded.
+    embedding: tokio::sync::Mutex<()>,
+    pub(super) unmatched: Mutex<Unmatched>,
+    /// The last discovery result of each set, by candidate id.
+    pub(super) candidates: Mutex<BTreeMap<String, Candidate>>,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// 409 naming `field`.
+pub fn conflict(field: &str, message: impl Into<String>) -> AppError {
+    AppError::Invalid {
+        status: axum::http::StatusCode::CONFLICT,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl Intents {
+    /// Empty, in memory only, until `load`.
+    pub fn new(cfg: &Config) -> Self {
+        Intents {
+            fewshot: cfg.fewshot.clone(),
+            discovery: cfg.discovery.clone(),
+            map: RwLock::new(BTreeMap::new()),
+            store_path: RwLock::new(None),
+            write: Mutex::new(()),
+            embedding: tokio::sync::Mutex::new(()),
+            unmatched: Mutex::new(Unmatched::new(cfg.discovery.max_items)),
+            candidates: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Read `$TRIAGE_HOME/intents/intents.json`, the unmatched texts (discovery on) and the
+    /// config's intents file, and persist every change from now on. No model is needed: stored
+    /// intents come with their embeddings; those of the intents file are embedded on first use.
+    pub fn load(&self, cfg: &Config, heads: &HeadRegistry) -> Result<()> {
+        let dir = cfg.home().join("intents");
+        let store = dir.join("intents.json");
+        let mut map: IntentMap = BTreeMap::new();
+        for i in read_store(&store)? {
+            map.insert(i.name.clone(), Arc::new(i));
+        }
+        if let Some(p) = &cfg.fewshot.file {
+            let trained = |set: &str, name: &str| {
+                heads
+                    .intents
+                    .get(set)
+                    .is_some_and(|h| h.meta.labels.iter().any(|l| l == name))
+            };
+            for i in read_intents_file(p, &cfg.intent.default_set, &cfg.fewshot, &trained)? {
+                if map.contains_key(&i.name) {
+                    tracing::warn!(intent = %i.name, "fewshot.file defines an intent also made over the API: the file's wins");
+                }
+                map.insert(i.name.clone(), Arc::new(i));
+            }
+        }
+        if self.discovery.enabled {
+            lock(&self.unmatched).load(&dir.join("unmatched.jsonl"))?;
+        }
+        tracing::info!(intents = map.len(), "few-shot intents loaded");
+        *self.map.write().unwrap_or_else(|p| p.into_inner()) = map;
+        *self.store_path.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
+        Ok(())
+    }
+
+    /// A snapshot of every few-shot intent.
+    pub fn all(&self) -> IntentMap {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Intent>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Apply `change` to a copy of the intents, write it, then publish it.
+    fn change<T>(&self, change: impl FnOnce(&mut IntentMap) -> AppResult<T>) -> AppResult<T> {
+        let _w = lock(&self.write);
+        let mut next = self.all();
+        let out = change(&mut next)?;
+        if let Some(p) = self
+            .store_path
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            write_store(p, &next).map_err(AppError::Internal)?;
+        }
+        *self.map.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(out)
+    }
+
+    /// Insert or replace an intent; true when it is new. `must_be_new`: 409 when the name exists.
+    pub fn install(&self, intent: Intent, must_be_new: bool) -> AppResult<bool> {
+        let max = self.fewshot.max_intents;
+        self.change(|m| {
+            let name = intent.name.clone();
+            match m.get(&name) {
+                Some(e) if e.origin == Origin::File => {
+                    return Err(conflict(
+                        "name",
+                        format!("`{name}` is defined in the intents file (fewshot.file): edit it there"),
+                    ))
+                }
+                Some(_) if must_be_new => {
+                    return Err(conflict(
+                        "name",
+                        format!("a few-shot intent `{name}` exists: choose another name, or PUT /v1/intents/{name} to replace it"),
+                    ))
+                }
+                None if m.len() >= max => {
+                    return Err(AppError::invalid(
+                        "name",
+                        format!("the store holds {max} intents (fewshot.max_intents): delete one first"),
+                    ))
+                }
+                _ => {}
+            }
+            Ok(m.insert(name, Arc::new(intent)).is_none())
+        })
+    }
+
+    /// Delete an intent made over the API or by discovery.
+    pub fn delete(&self, name: &str) -> AppResult<Arc<Intent>> {
+        self.change(|m| match m.get(name) {
+            None => Err(AppError::not_found(
+                "name",
+                format!(
+                    "no few-shot intent `{}`",
+                    name.chars().take(100).collect::<String>()
+                ),
+            )),
+            Some(e) if e.origin == Origin::File => Err(conflict(
+                "name",
+                format!("`{name}` is defined in the intents file (fewshot.file): edit it there"),
+            )),
+            Some(_) => m
+                .remove(name)
+                .ok_or_else(|| AppError::not_found("name", "gone")),
+        })
+    }
+
+    /// Give freshly made embeddings to intents still as they were when embedding started.
+    fn set_embedded(&self, done: Vec<(Arc<Intent>, Embedded)>) -> AppResult<()> {
+        self.change(|m| {
+            for (old, e) in done {
+                if m.get(&old.name).is_some_and(|cur| Arc::ptr_eq(cur, &old)) {
+                    m.insert(old.name.clone(), Arc::new(old.with_embedded(e)));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// How many unmatched texts of `set` are kept.
+    pub fn unmatched_count(&self, set: &str) -> usize {
+        lock(&self.unmatched).count_set(set)
+    }
+
+    /// Forget the unmatched texts of `set` (all when None) and their candidates.
+    pub fn purge_unmatched(&self, set: Option<&str>) -> AppResult<usize> {
+        lock(&self.candidates).retain(|_, c| set.is_some_and(|s| s != c.set));
+        lock(&self.unmatched).purge(set).map_err(AppError::Internal)
+    }
+
+    /// Keep unmatched texts (discovery on); a disk error is logged, never the caller's problem.
+    pub fn keep(&self, items: Vec<Item>) {
+        if let Err(e) = lock(&self.unmatched).push(items) {
+            tracing::error!(error = %format!("{e:#}"), "cannot persist unmatched texts");
+        }
+    }
+}
+
+/// The encoder (model name) and prefix of a set: its trained head's, else the default model's.
+pub fn encoder_of(state: &AppState, set: &str) -> (String, String) {
+    let enc = state
+        .heads
+        .intents
+        .get(set)
+        .map(|h| h.meta.encoder.clone())
+        .unwrap_or_else(|| state.config.default_model.clone());
+    let prefix = state
+        .config
+        .model(&enc)
+        .map(|m| m.prefix.clone())
+        .unwrap_or_default();
+    (enc, prefix)
+}
+
+/// Every set name: trained, and those few-shot intents name.
+pub fn set_names(state: &AppState) -> Vec<String> {
+    let mut v: Vec<String> = state.heads.intents.keys().cloned().collect();
+    v.extend(state.intents.all().values().map(|i| i.set.clone()));
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// 404 for a set that is neither trained nor named by a few-shot intent.
+pub fn unknown_set(state: &AppState, set: &str) -> AppError {
+    AppError::not_found(
+        "intent_set",
+        format!(
+            "unknown intent set `{}`; available: {}",
+            set.chars().take(100).collect::<String>(),
+            set_names(state).join(", ")
+        ),
+    )
+}
+
+/// Embed the intents of `set` that are not yet embedded with its encoder (intents file, or
+/// made with another encoder or prefix), in one encoder pass.
+async fn embed_pending(state: &Arc<AppState>, set: &str, enc: &str, prefix: &str) -> AppResult<()> {
+    let pending = |s: &AppState| -> Vec<Arc<Intent>> {
+        s.intents
+            .all()
+            .into_values()
+            .filter(|i| i.set == set && i.ready_for(enc, prefix).is_none())
+            .collect()
+    };
+    if pending(state).is_empty() {
+        return Ok(());
+    }
+    let _g = state.intents.embedding.lock().await;
+    let todo = pending(state);
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<String> = todo.iter().flat_map(|i| i.examples.clone()).collect();
+    let (_, mut xs, _) = encode(state, Some(enc), texts).await?;
+    let mut done = Vec::new();
+    for i in todo.into_iter().rev() {
+        let v = xs.split_off(xs.len() - i.examples.len());
+        done.push((i, Embedded::new(enc, prefix, v)));
+    }
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || st.intents.set_embedded(done))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("store task: {e}")))?
+}
+
+/// How `/v1/intent` answers `set`: its trained head and its few-shot intents (embedded first
+/// when needed). 404 when no such set exists.
+pub async fn set_view(state: &Arc<AppState>, set: &str) -> AppResult<SetView> {
+    let head = state.heads.intents.get(set).cloned();
+    let (encoder, prefix) = encoder_of(state, set);
+    let has_fewshot = state.intents.all().values().any(|i| i.set == set);
+    if head.is_none() && !has_fewshot {
+        return Err(unknown_set(state, set));
+    }
+    if has_fewshot {
+        embed_pending(state, set, &encoder, &prefix).await?;
+    }
+    let intents = state
+        .intents
+        .all()
+        .into_values()
+        .filter(|i| i.set == set)
+        .filter_map(|i| Some((i.name.clone(), i.ready_for(&encoder, &prefix)?.clone())))
+        .collect();
+    Ok(SetView {
+        name: set.to_string(),
+        head,
+        encoder,
+        prefix,
+        intents,
+        threshold: state.intents.fewshot.threshold,
+        low_confidence: state.intents.fewshot.low_confidence,
+        strong: state.intents.fewshot.strong_match,
+    })
+}
+
+/// With discovery on: keep the texts answered out of scope or unsure.
+pub async fn keep_unmatched(
+    state: &Arc<AppState>,
+    view: &SetView,
+    texts: Option<Vec<String>>,
+    xs: &[Vec<f32>],
+    answers: &[Answer],
+) {
+    let Some(texts) = texts.filter(|_| state.intents.discovery.enabled) else {
+        return;
+    };
+    let at = super::files::now_secs();
+    let items: Vec<Item> = texts
+        .into_iter()
+        .zip(xs)
+        .zip(answers)
+        .filter(|(_, a)| a.unsure)
+        .map(|((text, x), _)| Item {
+            id: 0,
+            text,
+            set: view.name.clone(),
+            encoder: view.encoder.clone(),
+            prefix: view.prefix.clone(),
+            at,
+            vector: super::sim::normalize(x.clone()),
+        })
+        .collect();
+    if items.is_empty() {
+        return;
+    }
+    let st = state.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || st.intents.keep(items)).await {
+        tracing::error!(error = %e, "unmatched store task failed");
+    }
+}
