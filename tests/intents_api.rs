@@ -89,6 +89,7 @@ fn heads() -> HeadRegistry {
         oos_label: None,
         thresholds: vec![],
         training: Value::Null,
+        tuned_layers: None,
     };
     let mut reg = HeadRegistry {
         default_intent: "shop".into(),
@@ -99,8 +100,14 @@ fn heads() -> HeadRegistry {
         b1: vec![0.0, 0.0],
         w2: None,
     };
-    reg.intents
-        .insert("shop".into(), Arc::new(Head { meta, weights }));
+    reg.intents.insert(
+        "shop".into(),
+        Arc::new(Head {
+            meta,
+            weights,
+            layers: None,
+        }),
+    );
     reg
 }
 
