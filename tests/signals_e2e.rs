@@ -87,3 +87,62 @@ async fn emotions_escalate_on_anger_not_on_thanks() {
         r[0]
     );
 }
+
+#[tokio::test]
+async fn tuned_heads_are_served_through_their_own_layers() {
+    // banking77 fine-tuned the encoder's top layers: the server must answer with embeddings
+    // through those layers (computed here offline), not with the plain encoder's.
+    use candle_core::Device::Cpu;
+    use triage::models::encoder::{Embedder, TextPrep};
+    let Some(app) = real_app() else { return };
+    let dir = common::pack_model("multilingual-e5-small").unwrap();
+    let head = triage::heads::registry::load_head("builtin:banking77").unwrap();
+    let t = head
+        .meta
+        .tuned_layers
+        .clone()
+        .expect("banking77 has tuned layers");
+    let mut emb = Embedder::load(&dir, &Cpu).unwrap();
+    let layers = head.layers.as_ref().unwrap();
+    let branch =
+        triage::models::branch::Branch::from_bytes(layers, emb.config(), t.first, t.count, &Cpu)
+            .unwrap();
+    let bi = emb.add_branch(branch);
+    let prefix = Config::default().models[0].prefix.clone();
+    let prep = TextPrep::load(&dir, &prefix, 512).unwrap();
+    let texts = [
+        "I still haven't received my new card",
+        "Why was I charged a fee for withdrawing cash?",
+        "How do I change my PIN?",
+    ];
+    let j = post(
+        &app,
+        "/v1/intent",
+        serde_json::json!({ "texts": texts, "intent_set": "banking77" }),
+    )
+    .await;
+    let mut differs = false;
+    for (i, text) in texts.iter().enumerate() {
+        let ids = prep
+            .prepare(text, triage::config::Overlong::Truncate)
+            .unwrap()
+            .unwrap()
+            .ids;
+        let v = emb.branches_batch(&[&ids], &[&[0, bi]]).unwrap().remove(0);
+        let tuned = head.predict_intent(&v[1], 1);
+        let plain = head.predict_intent(&v[0], 1);
+        let r = &j["results"][i];
+        assert_eq!(r["label"], tuned.label.as_str(), "{text}: {r}");
+        let got = r["score"].as_f64().unwrap() as f32;
+        assert!(
+            (got - tuned.score).abs() < 1e-3,
+            "{text}: {got} vs {}",
+            tuned.score
+        );
+        differs |= (plain.score - tuned.score).abs() > 1e-3;
+    }
+    assert!(
+        differs,
+        "tuned layers made no difference: are they applied?"
+    );
+}

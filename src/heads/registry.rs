@@ -42,7 +42,7 @@ type Builtin = (
 /// fine-tuned the encoder's top layers), trained by scripts/train_heads.sh.
 const BUILTIN: &[Builtin] = &[
     builtin!("bitext"),
-    builtin!("banking77"),
+    builtin!("banking77", tuned),
     builtin!("clinc150"),
     builtin!("goemotions"),
 ];
