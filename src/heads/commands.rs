@@ -60,6 +60,10 @@ pub struct TrainArgs {
     pub tune_epochs: usize,
     #[arg(long, default_value_t = 1e-4)]
     pub tune_lr: f64,
+    /// Reuse the fine-tuned layers of this head folder instead of tuning again (refit the head,
+    /// e.g. with another out-of-scope target).
+    #[arg(long, conflicts_with = "tune_layers")]
+    pub reuse_layers: Option<PathBuf>,
     #[arg(long, env = "TRIAGE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -105,6 +109,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         None => fit::split_tune(rows),
     };
     let mut enc = encoder(a.config.as_deref(), &a.model)?;
+    let mut head_training_tuned = None;
     let name = a.name.clone().unwrap_or_else(|| {
         a.out
             .file_name()
@@ -129,6 +134,25 @@ pub fn train(a: TrainArgs) -> Result<()> {
         train,
     };
     let mut layers = None;
+    if let Some(dir) = &a.reuse_layers {
+        let prev = Head::load(dir)?;
+        let (Some(t), Some(bytes)) = (prev.meta.tuned_layers.clone(), prev.layers.clone()) else {
+            anyhow::bail!("{} has no fine-tuned layers", dir.display());
+        };
+        anyhow::ensure!(
+            prev.meta.encoder == a.model,
+            "{} was tuned on encoder `{}`",
+            dir.display(),
+            prev.meta.encoder
+        );
+        let cfg = enc.embedder().config().clone();
+        let b = Branch::from_bytes(&bytes, &cfg, t.first, t.count, &candle_core::Device::Cpu)?;
+        enc = enc.with_branch(b, &t.sha256);
+        if let Some(v) = prev.meta.training.get("tuned_layers") {
+            head_training_tuned = Some(v.clone());
+        }
+        layers = Some((bytes.to_vec(), t));
+    }
     if a.tune_layers > 0 {
         let (enc2, bytes, tuned) = finetune_layers(enc, &a, task, &train_rows, &tune_rows)?;
         enc = enc2;
@@ -136,8 +160,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     let mut head = fit::fit(&enc, &train_rows, &tune_rows, &o)?;
     if let Some((bytes, tuned)) = layers {
-        head.meta.training["tuned_layers"] = serde_json::json!({
-            "layers": a.tune_layers, "max_epochs": a.tune_epochs, "lr": a.tune_lr,
+        head.meta.training["tuned_layers"] = head_training_tuned.unwrap_or_else(|| {
+            serde_json::json!({
+                "layers": a.tune_layers, "max_epochs": a.tune_epochs, "lr": a.tune_lr,
+            })
         });
         head.meta.tuned_layers = Some(tuned);
         head.layers = Some(bytes.into());

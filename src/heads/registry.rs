@@ -43,7 +43,7 @@ type Builtin = (
 const BUILTIN: &[Builtin] = &[
     builtin!("bitext"),
     builtin!("banking77", tuned),
-    builtin!("clinc150"),
+    builtin!("clinc150", tuned),
     builtin!("goemotions"),
 ];
 
