@@ -28,7 +28,7 @@ fn real_app(discovery: bool) -> Option<(axum::Router, PathBuf)> {
     let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
     state.intents.load(&state.config, &state.heads).unwrap();
     let pack = triage::config::default_home();
-    let m = triage::engine::load_model(&cfg.models[0], &cfg, &pack, metrics).unwrap();
+    let m = triage::engine::load_model(&cfg.models[0], &cfg, &pack, metrics, &state.heads).unwrap();
     state.set_slot(&cfg.models[0].name, Slot::Ready(m));
     Some((triage::app(state), home))
 }
