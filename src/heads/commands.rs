@@ -253,7 +253,7 @@ fn finetune_layers(
 }
 
 /// The dataset encoder for a head: with its fine-tuned layers when it has some.
-fn head_encoder(config: Option<&Path>, head: &Head) -> Result<DatasetEncoder> {
+pub fn head_encoder(config: Option<&Path>, head: &Head) -> Result<DatasetEncoder> {
     let enc = encoder(config, &head.meta.encoder)?;
     match (&head.meta.tuned_layers, &head.layers) {
         (Some(t), Some(bytes)) => {

@@ -312,6 +312,17 @@ pub fn extend_eval(a: ExtendArgs) -> Result<()> {
         &new_rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>(),
         "new",
     )?;
+    // A head with fine-tuned layers reads embeddings through them (as the server does).
+    let (hxb, hxn) = if head.meta.tuned_layers.is_some() {
+        let henc = crate::heads::commands::head_encoder(a.config.as_deref(), &head)?;
+        let texts = |rows: &[Example]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
+        (
+            henc.embed_all(&texts(&base), "base (tuned layers)")?,
+            henc.embed_all(&texts(&new_rows), "new (tuned layers)")?,
+        )
+    } else {
+        (xb.clone(), xn.clone())
+    };
     println!(
         "trained set {} + few-shot intents {:?} ({} examples each)",
         head.meta.name, added, a.k
@@ -338,8 +349,8 @@ pub fn extend_eval(a: ExtendArgs) -> Result<()> {
                 strong,
             };
             let (with, without) = (view(true), view(false));
-            let ab = with.predict_all(&xb, 1)?;
-            let bb = without.predict_all(&xb, 1)?;
+            let ab = with.predict_with(&xb, &hxb, 1)?;
+            let bb = without.predict_with(&xb, &hxb, 1)?;
             let right = |p: &crate::heads::predict::IntentPrediction, g: &str| {
                 !p.out_of_scope && p.label == g
             };
@@ -361,8 +372,8 @@ pub fn extend_eval(a: ExtendArgs) -> Result<()> {
                 .filter(|x| added.contains(&x.prediction.label))
                 .count() as f32
                 / n;
-            let an = with.predict_all(&xn, 1)?;
-            let bn = without.predict_all(&xn, 1)?;
+            let an = with.predict_with(&xn, &hxn, 1)?;
+            let bn = without.predict_with(&xn, &hxn, 1)?;
             let (mut hit, mut tot, mut oos0, mut other_cap, mut other) = (0, 0, 0, 0, 0);
             for ((r, x), y) in new_rows.iter().zip(&an).zip(&bn) {
                 if added.contains(&r.labels[0]) {
