@@ -44,7 +44,7 @@ const BUILTIN: &[Builtin] = &[
     builtin!("bitext"),
     builtin!("banking77", tuned),
     builtin!("clinc150", tuned),
-    builtin!("goemotions"),
+    builtin!("goemotions", tuned),
 ];
 
 pub fn builtin_names() -> Vec<&'static str> {
