@@ -105,7 +105,7 @@ async fn tuned_heads_are_served_through_their_own_layers() {
     let mut emb = Embedder::load(&dir, &Cpu).unwrap();
     let layers = head.layers.as_ref().unwrap();
     let branch =
-        triage::models::branch::Branch::from_bytes(layers, emb.config(), t.first, t.count, &Cpu)
+        triage::models::branch::Branch::from_bytes(layers, emb.model(), t.first, t.count, &Cpu)
             .unwrap();
     let bi = emb.add_branch(branch);
     let prefix = Config::default().models[0].prefix.clone();

@@ -232,7 +232,7 @@ pub fn load_model(
     for h in heads.all().filter(|h| h.meta.encoder == mc.name) {
         if let (Some(t), Some(bytes)) = (&h.meta.tuned_layers, &h.layers) {
             if !branches.contains_key(&t.sha256) {
-                let b = Branch::from_bytes(bytes, m.embedder.config(), t.first, t.count, &dev)
+                let b = Branch::from_bytes(bytes, m.embedder.model(), t.first, t.count, &dev)
                     .with_context(|| format!("fine-tuned layers of head `{}`", h.meta.name))?;
                 branches.insert(t.sha256.clone(), m.embedder.add_branch(b));
             }

@@ -53,7 +53,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub eval: Option<PathBuf>,
     /// Fine-tune this many of the encoder's top layers first (0: frozen encoder). They are saved
-    /// beside the head (layers.safetensors, f16) and replace those layers for this head only.
+    /// beside the head (layers.safetensors, int8 deltas) and replace those layers for this head only.
     #[arg(long, default_value_t = 0)]
     pub tune_layers: usize,
     #[arg(long, default_value_t = 4)]
@@ -145,8 +145,15 @@ pub fn train(a: TrainArgs) -> Result<()> {
             dir.display(),
             prev.meta.encoder
         );
-        let cfg = enc.embedder().config().clone();
-        let b = Branch::from_bytes(&bytes, &cfg, t.first, t.count, &candle_core::Device::Cpu)?;
+        // Re-stored in the current format (int8 deltas over the base), then served from those bytes.
+        let base = enc.embedder().model();
+        let old = Branch::from_bytes(&bytes, base, t.first, t.count, &candle_core::Device::Cpu)?;
+        let bytes = old.to_bytes(base)?;
+        let t = TunedLayers {
+            sha256: sha256_hex(&bytes),
+            ..t
+        };
+        let b = Branch::from_bytes(&bytes, base, t.first, t.count, &candle_core::Device::Cpu)?;
         enc = enc.with_branch(b, &t.sha256);
         if let Some(v) = prev.meta.training.get("tuned_layers") {
             head_training_tuned = Some(v.clone());
@@ -187,7 +194,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
 }
 
 /// Fine-tune the top layers, then embed through them: returns the encoder with the tuned branch,
-/// the f16 `layers.safetensors` bytes and their description for head.json.
+/// the `layers.safetensors` bytes and their description for head.json.
 fn finetune_layers(
     enc: DatasetEncoder,
     a: &TrainArgs,
@@ -224,26 +231,16 @@ fn finetune_layers(
         &fit::targets(task, &tune, &labels)?,
         &o,
     )?;
-    let tensors: std::collections::HashMap<String, candle_core::Tensor> = branch
-        .tensors()
-        .into_iter()
-        .map(|(k, t)| Ok((k, t.to_dtype(candle_core::DType::F16)?)))
-        .collect::<Result<_>>()?;
-    let tmp =
-        std::env::temp_dir().join(format!("triage-layers-{}.safetensors", std::process::id()));
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    let bytes = std::fs::read(&tmp)?;
-    let _ = std::fs::remove_file(&tmp);
+    let bytes = branch.to_bytes(enc.embedder().model())?;
     let tuned = TunedLayers {
         first: branch.first,
         count: a.tune_layers,
         sha256: sha256_hex(&bytes),
     };
-    // Embed through the f16-rounded layers, exactly as they will be served.
-    let cfg = enc.embedder().config().clone();
+    // Embed through the layers as stored, exactly as they will be served.
     let served = Branch::from_bytes(
         &bytes,
-        &cfg,
+        enc.embedder().model(),
         tuned.first,
         tuned.count,
         &candle_core::Device::Cpu,
@@ -257,8 +254,8 @@ pub fn head_encoder(config: Option<&Path>, head: &Head) -> Result<DatasetEncoder
     let enc = encoder(config, &head.meta.encoder)?;
     match (&head.meta.tuned_layers, &head.layers) {
         (Some(t), Some(bytes)) => {
-            let cfg = enc.embedder().config().clone();
-            let b = Branch::from_bytes(bytes, &cfg, t.first, t.count, &candle_core::Device::Cpu)?;
+            let base = enc.embedder().model();
+            let b = Branch::from_bytes(bytes, base, t.first, t.count, &candle_core::Device::Cpu)?;
             Ok(enc.with_branch(b, &t.sha256))
         }
         _ => Ok(enc),

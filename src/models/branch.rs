@@ -1,7 +1,7 @@
 //! Fine-tuned top layers ("branches"): a head may replace the encoder's last layers with its own
 //! tuned copies. The shared trunk runs once per text; each branch runs only the layers it replaced.
 
-use super::bert::{BertConfig, Layer};
+use super::bert::{Bert, BertConfig, Layer};
 use anyhow::{ensure, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -36,19 +36,68 @@ impl Branch {
         Ok(Branch { first, layers })
     }
 
-    /// From a `layers.safetensors` file's bytes (any float dtype; computed in f32).
+    /// From a `layers.safetensors` file's bytes over the `base` encoder: weight matrices stored
+    /// as int8 deltas from the base's own layers (`NAME.dq` u8 offset by 128, `NAME.ds` f32 scale
+    /// per row), other tensors as they are; plain float tensors (any dtype) are read too.
     pub fn from_bytes(
         bytes: &[u8],
-        cfg: &BertConfig,
+        base: &Bert,
         first: usize,
         count: usize,
         device: &Device,
     ) -> Result<Self> {
-        let t = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?
-            .into_iter()
-            .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?.to_device(device)?)))
-            .collect::<Result<HashMap<_, _>>>()?;
-        Self::from_tensors(t, cfg, first, count, device)
+        let stored = candle_core::safetensors::load_buffer(bytes, device)?;
+        let mut t = HashMap::new();
+        for (name, w) in base_tensors(base, first)? {
+            let value = match (
+                stored.get(&format!("{name}.dq")),
+                stored.get(&format!("{name}.ds")),
+            ) {
+                (Some(q), Some(scale)) => {
+                    let q = (q.to_dtype(DType::F32)? - 128.0)?;
+                    (w + q.broadcast_mul(&scale.to_dtype(DType::F32)?.unsqueeze(1)?)?)?
+                }
+                _ => stored
+                    .get(&name)
+                    .with_context(|| format!("layers file has no {name}"))?
+                    .to_dtype(DType::F32)?,
+            };
+            t.insert(name, value);
+        }
+        Self::from_tensors(t, &base.config, first, count, device)
+    }
+
+    /// The `layers.safetensors` bytes of this branch over `base` (see `from_bytes`): matrices as
+    /// int8 deltas with a scale per row (lossless to about 1/254 of the largest change in a row),
+    /// vectors in f32. Fine-tuning moves the top layers little, so this is half the size of f16.
+    pub fn to_bytes(&self, base: &Bert) -> Result<Vec<u8>> {
+        let base = base_tensors(base, self.first)?;
+        let mut out = HashMap::new();
+        for (name, w) in self.tensors() {
+            let w = w.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+            let b = base
+                .get(&name)
+                .with_context(|| format!("base has no {name}"))?
+                .to_device(&Device::Cpu)?;
+            if w.rank() == 2 {
+                let d = (w - b)?;
+                let scale = (d.abs()?.max_keepdim(1)? / 127.0)?.clamp(1e-12, f64::MAX)?;
+                let q = (d.broadcast_div(&scale)?.round()?.clamp(-127.0, 127.0)? + 128.0)?;
+                out.insert(format!("{name}.dq"), q.to_dtype(DType::U8)?);
+                out.insert(format!("{name}.ds"), scale.squeeze(1)?);
+            } else {
+                out.insert(name, w);
+            }
+        }
+        let tmp = std::env::temp_dir().join(format!(
+            "triage-layers-{}-{}.safetensors",
+            std::process::id(),
+            self.first
+        ));
+        candle_core::safetensors::save(&out, &tmp)?;
+        let bytes = std::fs::read(&tmp)?;
+        let _ = std::fs::remove_file(&tmp);
+        Ok(bytes)
     }
 
     /// Switch the layers between inference kernels and differentiable ops.
@@ -66,6 +115,17 @@ impl Branch {
             .flat_map(|(j, l)| l.tensors(&format!("encoder.layer.{}", self.first + j)))
             .collect()
     }
+}
+
+/// The base encoder's own layers `first..` by name (QKV fused, as `Branch::tensors` names them).
+fn base_tensors(base: &Bert, first: usize) -> Result<HashMap<String, Tensor>> {
+    Ok(base
+        .top_layers(first)
+        .iter()
+        .enumerate()
+        .flat_map(|(j, l)| l.tensors(&format!("encoder.layer.{}", first + j)))
+        .map(|(k, t)| Ok((k, t.to_dtype(DType::F32)?)))
+        .collect::<Result<HashMap<_, _>>>()?)
 }
 
 /// The checkpoint tensors of layers `first..` of the model in `weights`, with any `bert.` /
