@@ -119,13 +119,12 @@ impl Branch {
 
 /// The base encoder's own layers `first..` by name (QKV fused, as `Branch::tensors` names them).
 fn base_tensors(base: &Bert, first: usize) -> Result<HashMap<String, Tensor>> {
-    Ok(base
-        .top_layers(first)
+    base.top_layers(first)
         .iter()
         .enumerate()
         .flat_map(|(j, l)| l.tensors(&format!("encoder.layer.{}", first + j)))
         .map(|(k, t)| Ok((k, t.to_dtype(DType::F32)?)))
-        .collect::<Result<HashMap<_, _>>>()?)
+        .collect()
 }
 
 /// The checkpoint tensors of layers `first..` of the model in `weights`, with any `bert.` /
