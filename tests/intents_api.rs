@@ -2,14 +2,13 @@
 //! CRUD, classification alone and extending a trained set, persistence across a restart, the
 //! intents file, every bad input, and the discover + accept flow.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+mod common;
+
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tower::ServiceExt;
 use triage::config::{Config, ModelConfig, Overlong};
 use triage::engine::{EmbedModel, ModelInfo, Tokenize};
 use triage::heads::head::{Head, HeadMeta, Kind, Weights};
@@ -172,15 +171,7 @@ fn start(cfg: &Config, ready: bool) -> (axum::Router, Arc<AppState>) {
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let s = resp.status();
-    let b = resp.into_body().collect().await.unwrap().to_bytes();
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    common::request(app, method, uri, body.to_string()).await
 }
 
 /// A successful call's answer; a `Value::Null` body is sent empty.

@@ -34,18 +34,7 @@ fn real_app(discovery: bool) -> Option<(axum::Router, PathBuf)> {
 }
 
 async fn send(app: &axum::Router, method: &str, uri: &str, body: Value) -> Value {
-    use axum::body::Body;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let req = axum::http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let s = resp.status();
-    let b = resp.into_body().collect().await.unwrap().to_bytes();
-    let j: Value = serde_json::from_slice(&b).unwrap();
+    let (s, j) = common::request(app, method, uri, body.to_string()).await;
     assert!(s.is_success(), "{method} {uri}: {s} {j}");
     j
 }

@@ -7,19 +7,34 @@ use http_body_util::BodyExt;
 use std::path::PathBuf;
 use tower::ServiceExt;
 
+/// Send `body` to `app` with `method`; the status and the JSON answer (Null when not JSON).
+pub async fn request(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: String,
+) -> (StatusCode, serde_json::Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let s = resp.status();
+    let b = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        s,
+        serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// POST a JSON body to `app`; the status and the JSON answer.
 pub async fn post_json(
     app: &axum::Router,
     uri: &str,
     body: serde_json::Value,
 ) -> (StatusCode, serde_json::Value) {
-    let req = Request::post(uri)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let s = resp.status();
-    let b = resp.into_body().collect().await.unwrap().to_bytes();
-    (s, serde_json::from_slice(&b).unwrap())
+    request(app, "POST", uri, body.to_string()).await
 }
 
 /// The installed pack model folder, or None (test skipped) when the pack is absent.
