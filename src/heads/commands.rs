@@ -203,11 +203,7 @@ fn finetune_layers(
     tune_rows: &[data::Example],
 ) -> Result<(DatasetEncoder, Vec<u8>, TunedLayers)> {
     let labels = data::label_set(train_rows);
-    let tune: Vec<data::Example> = tune_rows
-        .iter()
-        .filter(|r| r.labels.iter().all(|l| labels.contains(l)))
-        .cloned()
-        .collect();
+    let tune = fit::scorable(tune_rows, &labels);
     let texts = |rows: &[data::Example]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
     let kind = if task == Task::Intent {
         Kind::Softmax

@@ -101,6 +101,14 @@ fn fold(mut w: super::head::Weights, mu: &[f32], sd: &[f32]) -> super::head::Wei
     w
 }
 
+/// Tuning examples whose labels are all among `labels` (the others cannot be scored).
+pub(crate) fn scorable(rows: &[Example], labels: &[String]) -> Vec<Example> {
+    rows.iter()
+        .filter(|r| r.labels.iter().all(|l| labels.contains(l)))
+        .cloned()
+        .collect()
+}
+
 /// Train a head on `train_rows`; early stopping and calibration use `tune_rows`.
 pub fn fit(
     enc: &DatasetEncoder,
@@ -110,12 +118,7 @@ pub fn fit(
 ) -> Result<Head> {
     let labels = label_set(train_rows);
     ensure!(labels.len() >= 2, "training data needs at least two labels");
-    // Tuning examples with labels the training set lacks cannot be scored: drop them.
-    let tune: Vec<Example> = tune_rows
-        .iter()
-        .filter(|r| r.labels.iter().all(|l| labels.contains(l)))
-        .cloned()
-        .collect();
+    let tune = scorable(tune_rows, &labels);
     ensure!(
         !tune.is_empty(),
         "no tuning examples share the training labels"
