@@ -18,6 +18,14 @@ pub struct Config {
     pub emotion: EmotionConfig,
     pub fewshot: crate::intents::config::FewShotConfig,
     pub discovery: crate::intents::config::DiscoveryConfig,
+    /// The routing policy (`/v1/triage`); the shipped one when absent.
+    pub routing: crate::routing::Policy,
+    /// Read the routing policy from this TOML file instead of `[routing]` (relative to the
+    /// config file's folder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_file: Option<PathBuf>,
+    pub store: crate::store::StoreConfig,
+    pub webhooks: crate::webhook::WebhookConfig,
 }
 
 /// A trained head: `builtin:NAME` (shipped in the binary) or a folder with head.json +
@@ -177,6 +185,10 @@ impl Default for Config {
             emotion: EmotionConfig::default(),
             fewshot: Default::default(),
             discovery: Default::default(),
+            routing: Default::default(),
+            routing_file: None,
+            store: Default::default(),
+            webhooks: Default::default(),
             models: vec![
                 ModelConfig {
                     name: "multilingual-e5-small".into(),
@@ -226,6 +238,14 @@ impl Config {
         }
         if let Some(t) = ov.threads {
             cfg.server.threads = t;
+        }
+        if let Some(f) = cfg.routing_file.clone() {
+            let f = match path.and_then(Path::parent) {
+                Some(dir) if f.is_relative() => dir.join(f),
+                _ => f,
+            };
+            cfg.routing = crate::routing::Policy::from_file(&f)?;
+            cfg.routing_file = Some(f);
         }
         cfg.validate()?;
         Ok(cfg)
@@ -300,6 +320,9 @@ impl Config {
         .check()
         .context("config")?;
         self.fewshot.check()?;
+        self.routing.check().context("config")?;
+        self.store.check()?;
+        self.webhooks.check()?;
         self.discovery.check()?;
         if !self.models.iter().any(|m| m.name == self.default_model) {
             bail!(

@@ -128,4 +128,10 @@ impl IntoResponse for AppError {
     }
 }
 
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> Self {
+        AppError::Internal(anyhow::Error::new(e).context("store"))
+    }
+}
+
 pub type AppResult<T> = Result<T, AppError>;

@@ -3,12 +3,16 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod handoff;
 pub mod heads;
 pub mod http;
 pub mod intents;
 pub mod lang;
 pub mod metrics;
 pub mod models;
+pub mod routing;
 pub mod server;
+pub mod store;
+pub mod webhook;
 
 pub use http::{router as app, AppState};

@@ -43,10 +43,49 @@ pub async fn serve(cfg: Config) -> Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let state = start_loading(cfg, heads);
     state.intents.load(&state.config, &state.heads)?;
+    open_store(&state)?;
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Open the conversation store, enforce retention now and hourly, start the webhook worker.
+pub fn open_store(state: &Arc<AppState>) -> Result<()> {
+    let cfg = &state.config;
+    let path = cfg.store.resolved_path(&cfg.home());
+    let store = Arc::new(crate::store::Store::open(&path, cfg.store.clone())?);
+    state.set_store(store.clone())?;
+    tracing::info!(path = %path.display(), "conversation store open");
+    let unknown = cfg.routing.unknown_intents(&|name| {
+        state
+            .heads
+            .intents
+            .values()
+            .any(|h| h.meta.labels.iter().any(|l| l == name))
+    });
+    if !unknown.is_empty() {
+        tracing::warn!(intents = ?unknown, "the routing policy names intents no trained set has (few-shot intents may add them)");
+    }
+    tokio::spawn(async move {
+        loop {
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.enforce_retention(crate::store::now_ms()))
+                .await
+            {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(deleted = n, "retention: conversations deleted")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+                _ => {}
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
+    if !cfg.webhooks.urls.is_empty() {
+        tokio::spawn(crate::webhook::worker::run(state.clone()));
+    }
     Ok(())
 }
 

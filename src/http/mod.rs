@@ -1,10 +1,13 @@
 //! HTTP layer: shared state, the router, request metrics and the JSON fallbacks.
 
+pub mod conversations;
 pub mod embed;
+pub mod events;
 pub mod intents;
 pub mod json;
 pub mod meta;
 pub mod signals;
+pub mod triage;
 
 use crate::config::Config;
 use crate::engine::EmbedModel;
@@ -37,6 +40,14 @@ pub struct AppState {
     /// Few-shot intents and unmatched texts (persisted once `intents.load` has run).
     pub intents: crate::intents::Intents,
     slots: RwLock<BTreeMap<String, Slot>>,
+    /// The conversation store, once opened (`serve` opens it before listening).
+    store: std::sync::OnceLock<Arc<crate::store::Store>>,
+    /// The newest live event's sequence number: SSE streams wake when it moves.
+    pub events: tokio::sync::watch::Sender<i64>,
+    /// Open SSE streams (bounded by `store.max_subscribers`).
+    pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
+    /// Wakes the webhook worker when a delivery is queued.
+    pub webhook_wake: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -54,7 +65,30 @@ impl AppState {
             heads: Arc::new(heads),
             lang: Arc::new(crate::lang::LangId::default()),
             slots: RwLock::new(slots),
+            store: std::sync::OnceLock::new(),
+            events: tokio::sync::watch::channel(0).0,
+            subscribers: Arc::default(),
+            webhook_wake: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Attach the conversation store (once); live streams start after its newest event.
+    pub fn set_store(&self, store: Arc<crate::store::Store>) -> anyhow::Result<()> {
+        let last = store.last_event_seq().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.events.send_replace(last);
+        self.store
+            .set(store)
+            .map_err(|_| anyhow::anyhow!("the store is already open"))
+    }
+
+    /// The conversation store, or 503 when this server runs without one.
+    pub fn store(&self) -> AppResult<Arc<crate::store::Store>> {
+        self.store
+            .get()
+            .cloned()
+            .ok_or_else(|| AppError::Unavailable {
+                message: "the conversation store is not open".into(),
+            })
     }
 
     pub fn set_slot(&self, name: &str, slot: Slot) {
@@ -102,6 +136,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/intent", post(signals::intent))
         .route("/v1/emotion", post(signals::emotion))
         .route("/v1/language", post(signals::language))
+        .route("/v1/triage", post(triage::triage))
+        .route("/v1/queues", get(conversations::queues))
+        .route("/v1/conversations", get(conversations::list))
+        .route("/v1/conversations/{id}", get(conversations::get_one))
+        .route(
+            "/v1/conversations/{id}/resolve",
+            post(conversations::resolve),
+        )
+        .route(
+            "/v1/conversations/{id}/handoff",
+            get(conversations::handoff),
+        )
+        .route("/v1/conversations/{id}/events", get(events::conversation))
+        .route("/v1/events", get(events::all))
+        .route("/console", get(console))
         .route("/v1/intents", get(intents::list))
         .route(
             "/v1/intents/discover",
@@ -119,6 +168,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
+}
+
+/// The agent console demo page (plain HTML/JS).
+async fn console() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("console.html"))
 }
 
 async fn not_found() -> AppError {

@@ -1,0 +1,8 @@
+//! The handoff package: everything a person taking over needs so the customer never repeats
+//! themselves (summary, intents, emotion trajectory, entities, languages, routing, transcript).
+
+pub mod entities;
+pub mod package;
+pub mod summary;
+
+pub use package::{build, Package};

@@ -1,0 +1,195 @@
+//! Building the handoff package of a conversation from the store (as of a turn).
+
+use super::entities::{self, Entity};
+use super::summary::{self, Summary};
+use crate::error::{AppError, AppResult};
+use crate::http::AppState;
+use crate::routing::Route;
+use crate::store::turns::TurnRecord;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Debug, Serialize)]
+pub struct Package {
+    pub conversation_id: String,
+    pub generated_at_ms: i64,
+    pub as_of_turn: u32,
+    pub customer: Option<Value>,
+    pub summary: Summary,
+    pub intent: IntentPart,
+    pub emotion: EmotionPart,
+    pub entities: Vec<Found>,
+    pub languages: Vec<LanguageCount>,
+    pub route: Option<Route>,
+    pub routing_history: Vec<RouteStep>,
+    pub transcript: Vec<Line>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IntentPart {
+    pub current: Option<Value>,
+    pub history: Vec<Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmotionPart {
+    pub current: Option<Value>,
+    pub trajectory: Vec<Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Found {
+    #[serde(flatten)]
+    pub entity: Entity,
+    /// The turn it was first seen in.
+    pub turn: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LanguageCount {
+    pub language: String,
+    pub turns: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RouteStep {
+    pub turn: u32,
+    pub target: String,
+    pub queue: String,
+    pub priority: i32,
+    pub codes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Line {
+    pub turn: u32,
+    pub role: String,
+    pub text: String,
+    pub at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// The package of conversation `id` as of turn `upto` (the latest when `None`).
+pub async fn build(state: &Arc<AppState>, id: &str, upto: Option<u32>) -> AppResult<Package> {
+    let store = state.store()?;
+    let (info, turns) = {
+        let (store, id) = (store.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || -> AppResult<_> {
+            Ok((store.conversation(&id)?, store.turns(&id, upto)?))
+        })
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("handoff task: {e}")))??
+    };
+    let texts: Vec<String> = turns.iter().map(|t| t.text.clone()).collect();
+    // The summary uses the encoder when it is ready; a lead summary otherwise.
+    let emb = if texts.is_empty() {
+        None
+    } else {
+        crate::http::embed::encode(state, None, texts)
+            .await
+            .ok()
+            .map(|r| r.1)
+    };
+    Ok(assemble(&info.id, info.customer, &turns, emb.as_deref()))
+}
+
+/// The package from stored turns and (optionally) their embeddings: pure, for tests.
+pub fn assemble(
+    id: &str,
+    customer: Option<Value>,
+    turns: &[TurnRecord],
+    emb: Option<&[Vec<f32>]>,
+) -> Package {
+    let inputs: Vec<summary::Input> = turns
+        .iter()
+        .map(|t| summary::Input {
+            turn: t.turn,
+            role: &t.role,
+            text: &t.text,
+        })
+        .collect();
+    let mut entities: Vec<Found> = Vec::new();
+    let mut languages: Vec<LanguageCount> = Vec::new();
+    let (mut intents, mut emotions) = (Vec::new(), Vec::new());
+    for t in turns {
+        for e in entities::extract(&t.text) {
+            if !entities
+                .iter()
+                .any(|f| f.entity.kind == e.kind && f.entity.value == e.value)
+            {
+                entities.push(Found {
+                    entity: e,
+                    turn: t.turn,
+                });
+            }
+        }
+        if let Some(l) = t.signals["language"]["language"].as_str() {
+            match languages.iter_mut().find(|c| c.language == l) {
+                Some(c) => c.turns += 1,
+                None => languages.push(LanguageCount {
+                    language: l.to_string(),
+                    turns: 1,
+                }),
+            }
+        }
+        let i = &t.signals["intent"];
+        if !i.is_null() {
+            intents.push(serde_json::json!({
+                "turn": t.turn, "label": i["label"], "score": i["score"],
+                "out_of_scope": i["out_of_scope"],
+            }));
+        }
+        let e = &t.signals["emotion"];
+        if !e.is_null() {
+            emotions.push(serde_json::json!({
+                "turn": t.turn, "top_group": e["top_group"], "escalate": e["escalate"],
+                "negativity": t.memo.map(|m| m.negativity),
+            }));
+        }
+    }
+    let routing_history = turns
+        .iter()
+        .filter_map(|t| {
+            let r = t.route.as_ref()?;
+            Some(RouteStep {
+                turn: t.turn,
+                target: r.target.as_str().into(),
+                queue: r.queue.clone(),
+                priority: r.priority,
+                codes: r.reasons.iter().map(|x| x.code.clone()).collect(),
+            })
+        })
+        .collect();
+    let last = turns.last();
+    Package {
+        conversation_id: id.to_string(),
+        generated_at_ms: crate::store::now_ms(),
+        as_of_turn: last.map_or(0, |t| t.turn),
+        customer,
+        summary: summary::summarize(&inputs, emb, 4),
+        intent: IntentPart {
+            current: intents.last().cloned(),
+            history: intents,
+        },
+        emotion: EmotionPart {
+            current: last.map(|t| t.signals["emotion"].clone()),
+            trajectory: emotions,
+        },
+        entities,
+        languages,
+        route: turns.iter().rev().find_map(|t| t.route.clone()),
+        routing_history,
+        transcript: turns
+            .iter()
+            .map(|t| Line {
+                turn: t.turn,
+                role: t.role.clone(),
+                text: t.text.clone(),
+                at_ms: t.at_ms,
+                channel: t.channel.clone(),
+            })
+            .collect(),
+    }
+}

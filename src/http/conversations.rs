@@ -1,0 +1,100 @@
+//! Conversations: `GET /v1/conversations[/{id}]`, `/handoff`, `/resolve`, and `GET /v1/queues`.
+
+use super::triage::check_conversation_id;
+use super::AppState;
+use crate::error::{AppError, AppResult};
+use crate::store::turns::{ConversationInfo, TurnRecord};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("store task: {e}")))?
+}
+
+#[derive(Debug, Serialize)]
+pub struct Conversation {
+    #[serde(flatten)]
+    pub info: ConversationInfo,
+    pub turns: Vec<TurnRecord>,
+}
+
+pub async fn get_one(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<Json<Conversation>> {
+    check_conversation_id(&id)?;
+    let store = state.store()?;
+    let c = blocking(move || {
+        Ok(Conversation {
+            info: store.conversation(&id)?,
+            turns: store.turns(&id, None)?,
+        })
+    })
+    .await?;
+    Ok(Json(c))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub queue: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConversationList {
+    pub conversations: Vec<ConversationInfo>,
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> AppResult<Json<ConversationList>> {
+    let Query(q) = q.map_err(|e| AppError::bad_request("query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::invalid("limit", "must be 1..=500"));
+    }
+    if q.queue.as_ref().is_some_and(|s| s.len() > 128) {
+        return Err(AppError::invalid("queue", "must be at most 128 bytes"));
+    }
+    let store = state.store()?;
+    let conversations = blocking(move || store.recent(q.queue.as_deref(), limit)).await?;
+    Ok(Json(ConversationList { conversations }))
+}
+
+pub async fn resolve(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<Json<ConversationInfo>> {
+    check_conversation_id(&id)?;
+    let store = state.store()?;
+    Ok(Json(blocking(move || store.resolve(&id)).await?))
+}
+
+pub async fn handoff(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<Json<crate::handoff::Package>> {
+    check_conversation_id(&id)?;
+    Ok(Json(crate::handoff::build(&state, &id, None).await?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Queues {
+    pub queues: Vec<String>,
+}
+
+pub async fn queues(State(state): State<Arc<AppState>>) -> Json<Queues> {
+    Json(Queues {
+        queues: state.config.routing.queue_names(),
+    })
+}

@@ -1,0 +1,170 @@
+//! Live flags for agents: Server-Sent Events read from the store after a sequence number, so
+//! `Last-Event-ID` resumes exactly and a client that never reads holds at most one batch.
+
+use super::triage::check_conversation_id;
+use super::AppState;
+use crate::error::{AppError, AppResult};
+use crate::store::events::{EventFilter, StoredEvent};
+use crate::store::Store;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Resume after this event (for clients that cannot set the `Last-Event-ID` header;
+    /// `0` replays everything kept).
+    #[serde(default)]
+    pub last_event_id: Option<i64>,
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+/// `GET /v1/conversations/{id}/events`: the conversation's events (it need not exist yet).
+pub async fn conversation(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    check_conversation_id(&id)?;
+    let Query(q) = q.map_err(|e| AppError::bad_request("query", e.body_text()))?;
+    if q.queue.is_some() {
+        return Err(AppError::invalid(
+            "queue",
+            "not accepted here: use /v1/events",
+        ));
+    }
+    open(
+        &state,
+        EventFilter::Conversation(id),
+        &headers,
+        q.last_event_id,
+    )
+}
+
+/// `GET /v1/events[?queue=NAME]`: every event, or one queue's.
+pub async fn all(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let Query(q) = q.map_err(|e| AppError::bad_request("query", e.body_text()))?;
+    let filter = match q.queue {
+        Some(name) => {
+            if !state.config.routing.queue_names().contains(&name) {
+                return Err(AppError::not_found(
+                    "queue",
+                    format!(
+                        "unknown queue; the policy's queues: {}",
+                        state.config.routing.queue_names().join(", ")
+                    ),
+                ));
+            }
+            EventFilter::Queue(name)
+        }
+        None => EventFilter::All,
+    };
+    open(&state, filter, &headers, q.last_event_id)
+}
+
+/// Decrements the open-stream count when the stream is dropped (client gone).
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct Cursor {
+    store: Arc<Store>,
+    filter: EventFilter,
+    rx: tokio::sync::watch::Receiver<i64>,
+    last: i64,
+    buf: VecDeque<StoredEvent>,
+    _slot: Slot,
+}
+
+fn open(
+    state: &Arc<AppState>,
+    filter: EventFilter,
+    headers: &HeaderMap,
+    query_last: Option<i64>,
+) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let header_last = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    AppError::bad_request("Last-Event-ID", "must be a non-negative integer")
+                })?,
+        ),
+    };
+    if query_last.is_some_and(|n| n < 0) {
+        return Err(AppError::invalid("last_event_id", "must be >= 0"));
+    }
+    let store = state.store()?;
+    let cfg = &state.config.store;
+    let open = state.subscribers.fetch_add(1, Ordering::SeqCst);
+    let slot = Slot(state.subscribers.clone());
+    if open >= cfg.max_subscribers {
+        return Err(AppError::Unavailable {
+            message: format!(
+                "too many open event streams ({}; store.max_subscribers)",
+                cfg.max_subscribers
+            ),
+        });
+    }
+    let rx = state.events.subscribe();
+    let last = header_last.or(query_last).unwrap_or_else(|| *rx.borrow());
+    let cursor = Cursor {
+        store,
+        filter,
+        rx,
+        last,
+        buf: VecDeque::new(),
+        _slot: slot,
+    };
+    let stream = stream::unfold(cursor, next_event);
+    let keep = KeepAlive::new().interval(Duration::from_secs(cfg.keepalive_secs));
+    Ok(Sse::new(stream).keep_alive(keep))
+}
+
+async fn next_event(mut c: Cursor) -> Option<(Result<Event, Infallible>, Cursor)> {
+    loop {
+        if let Some(e) = c.buf.pop_front() {
+            c.last = e.seq;
+            let ev = Event::default()
+                .id(e.seq.to_string())
+                .event("triage")
+                .data(e.data);
+            return Some((Ok(ev), c));
+        }
+        // Mark the current newest seen before reading, so a later event always wakes us.
+        c.rx.borrow_and_update();
+        let (store, filter, last) = (c.store.clone(), c.filter.clone(), c.last);
+        let batch = tokio::task::spawn_blocking(move || store.events_after(&filter, last, 100))
+            .await
+            .ok()?;
+        match batch {
+            Ok(b) if !b.is_empty() => c.buf.extend(b),
+            Ok(_) => c.rx.changed().await.ok()?,
+            Err(e) => {
+                tracing::warn!(error = %e, "event stream: store read failed");
+                return None;
+            }
+        }
+    }
+}

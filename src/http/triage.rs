@@ -1,0 +1,344 @@
+//! `POST /v1/triage`: one customer message in, its signals and routing decision out; the turn
+//! is stored (with its live event and webhooks) before the answer is sent.
+
+use super::json::JsonBody;
+use super::signals::EmotionResult;
+use super::AppState;
+use crate::error::{AppError, AppResult};
+use crate::heads::emotion;
+use crate::heads::predict::IntentPrediction;
+use crate::routing::{self, IntentSignal, Route, Target, TurnSignals};
+use crate::store::turns::{NewTurn, TurnRecord};
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageRequest {
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    pub text: String,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub customer: Option<Customer>,
+    /// Intent set (default: `intent.default_set`).
+    #[serde(default)]
+    pub intent_set: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// The customer's own language (ISO 639-1); wins over detection for queue choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TriageResponse {
+    pub language: Value,
+    pub intent: Value,
+    pub emotion: Option<EmotionResult>,
+    pub route: Route,
+    pub conversation: ConversationRef,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConversationRef {
+    pub id: String,
+    pub turn: u32,
+    pub previous_target: Option<Target>,
+    /// The live event's id (SSE `id:`).
+    pub event_id: i64,
+    pub webhooks_queued: usize,
+}
+
+/// A conversation id: 1..=128 characters of `A-Z a-z 0-9 . _ : @ -`.
+pub fn check_conversation_id(id: &str) -> AppResult<()> {
+    let field = "conversation_id";
+    if id.is_empty() || id.len() > 128 {
+        return Err(AppError::invalid(field, "must be 1 to 128 characters"));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".-_:@".contains(&b))
+    {
+        return Err(AppError::invalid(
+            field,
+            "may hold only letters, digits and . _ : @ -",
+        ));
+    }
+    Ok(())
+}
+
+fn check_short(field: &str, v: &Option<String>, max: usize) -> AppResult<()> {
+    match v {
+        Some(s) if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) => {
+            Err(AppError::invalid(
+                field,
+                format!("must be 1 to {max} printable characters"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn new_conversation_id() -> String {
+    use rand::Rng;
+    let n: u128 = rand::rng().random();
+    format!("c-{n:032x}")
+}
+
+pub async fn triage(
+    State(state): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<TriageRequest>,
+) -> AppResult<Json<TriageResponse>> {
+    let texts = vec![req.text.clone()];
+    super::embed::check_texts(&texts, &state, "text")?;
+    if req.text.trim().is_empty() {
+        return Err(AppError::invalid("text", "is blank"));
+    }
+    if let Some(id) = &req.conversation_id {
+        check_conversation_id(id)?;
+    }
+    check_short("channel", &req.channel, 64)?;
+    if let Some(c) = &req.customer {
+        check_short("customer.id", &c.id, 128)?;
+        check_short("customer.tier", &c.tier, 32)?;
+        check_short("customer.language", &c.language, 16)?;
+    }
+    let store = state.store()?;
+    let id = req
+        .conversation_id
+        .clone()
+        .unwrap_or_else(new_conversation_id);
+
+    let sig = signals(&state, &req.text, req.intent_set.as_deref()).await?;
+    let queue_lang = req
+        .customer
+        .as_ref()
+        .and_then(|c| c.language.clone())
+        .unwrap_or_else(|| sig.language.language.clone());
+    let tier = req.customer.as_ref().and_then(|c| c.tier.clone());
+    let language = json!({
+        "language": sig.language.language,
+        "score": sig.language.score,
+        "customer_language": req.customer.as_ref().and_then(|c| c.language.clone()),
+    });
+    let mut intent = serde_json::to_value(&sig.intent).unwrap_or_default();
+    intent["intent_set"] = json!(sig.intent_set);
+    let stored = json!({"language": language, "intent": intent, "emotion": sig.emotion});
+
+    let signal = IntentSignal {
+        label: sig.intent.label.clone(),
+        score: sig.intent.score,
+        out_of_scope: sig.intent.out_of_scope,
+    };
+    let groups = sig.emotion.as_ref().map(|e| e.groups.clone());
+    let (policy, thresholds) = (
+        state.config.clone(),
+        state.heads.escalation.thresholds.clone(),
+    );
+    let (text, channel) = (req.text.clone(), req.channel.clone());
+    let customer = req
+        .customer
+        .as_ref()
+        .and_then(|c| serde_json::to_value(c).ok());
+    let urls = state.config.webhooks.urls.clone();
+    let conv = id.clone();
+    let appended = tokio::task::spawn_blocking(move || {
+        let decide = |history: &[routing::PastTurn], n: u32| {
+            let s = TurnSignals {
+                text: &text,
+                language: &queue_lang,
+                intent: Some(&signal),
+                emotion: groups.as_ref(),
+                tier: tier.as_deref(),
+            };
+            routing::decide(&policy.routing, &thresholds, &s, history, n)
+        };
+        let turn = NewTurn {
+            conversation_id: conv,
+            text: text.clone(),
+            channel,
+            customer,
+            signals: stored,
+        };
+        store.append(turn, decide, &event_data, &urls)
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("store task: {e}")))??;
+
+    state.events.send_replace(appended.event_seq);
+    if appended.webhooks > 0 {
+        state.webhook_wake.notify_one();
+    }
+    let route = appended.turn.route.clone().unwrap_or_else(|| Route {
+        target: Target::Bot,
+        queue: String::new(),
+        priority: 0,
+        reasons: Vec::new(),
+    });
+    Ok(Json(TriageResponse {
+        language: appended.turn.signals["language"].clone(),
+        intent: appended.turn.signals["intent"].clone(),
+        emotion: sig.emotion,
+        route,
+        conversation: ConversationRef {
+            id,
+            turn: appended.turn.turn,
+            previous_target: appended.previous.map(|p| p.target),
+            event_id: appended.event_seq,
+            webhooks_queued: appended.webhooks,
+        },
+    }))
+}
+
+/// The live event of a turn (the SSE `data:`), with the flags agents watch.
+fn event_data(conversation: &str, t: &TurnRecord, previous: Option<&Route>, seq: i64) -> Value {
+    let mut flags: Vec<String> = Vec::new();
+    let e = &t.signals["emotion"];
+    if e["escalate"].as_bool() == Some(true) {
+        flags.push("escalate".into());
+        if let Some(g) = e["top_group"].as_str() {
+            if g != "neutral" && g != "gratitude_joy" {
+                flags.push(g.to_string());
+            }
+        }
+    }
+    if t.signals["intent"]["out_of_scope"].as_bool() == Some(true) {
+        flags.push("out_of_scope".into());
+    }
+    if let Some(r) = &t.route {
+        let before = previous.map_or(Target::Bot, |p| p.target);
+        if before != r.target || previous.is_some_and(|p| p.queue != r.queue) {
+            flags.push("route_changed".into());
+        }
+        if before == Target::Bot && r.target != Target::Bot {
+            flags.push("left_bot".into());
+        }
+        if r.reasons.iter().any(|x| x.code == "request.human") {
+            flags.push("human_requested".into());
+        }
+    }
+    json!({
+        "seq": seq,
+        "conversation_id": conversation,
+        "turn": t.turn,
+        "at_ms": t.at_ms,
+        "text": t.text,
+        "language": t.signals["language"]["language"],
+        "intent": {
+            "label": t.signals["intent"]["label"],
+            "score": t.signals["intent"]["score"],
+            "out_of_scope": t.signals["intent"]["out_of_scope"],
+        },
+        "emotion": {
+            "top_group": e["top_group"],
+            "escalate": e["escalate"],
+            "groups": e["groups"],
+        },
+        "route": t.route,
+        "previous_target": previous.map(|p| p.target),
+        "flags": flags,
+    })
+}
+
+/// One message's signals.
+pub struct Signals {
+    pub language: crate::lang::Detection,
+    pub intent_set: String,
+    pub intent: IntentPrediction,
+    pub emotion: Option<EmotionResult>,
+}
+
+/// Language, intent and emotion of `text`, sharing one encoder pass when the heads share an
+/// encoder (each tuned head through its own top layers).
+pub async fn signals(state: &Arc<AppState>, text: &str, set: Option<&str>) -> AppResult<Signals> {
+    let set = set.unwrap_or(&state.heads.default_intent).to_string();
+    let view = crate::intents::service::set_view(state, &set).await?;
+    let lang = state.lang.clone();
+    let t = text.to_string();
+    let language = tokio::task::spawn_blocking(move || lang.detect(&t))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("language task: {e}")))?;
+    let head = state.heads.emotion.clone();
+    let intent_key = view.head.as_ref().and_then(|h| h.branch_key());
+    let shared = head
+        .as_ref()
+        .is_some_and(|h| h.meta.encoder == view.encoder);
+    let mut branches: Vec<Option<&str>> = vec![None, intent_key];
+    if shared {
+        branches.push(head.as_ref().and_then(|h| h.branch_key()));
+    }
+    let (_, e, _) = super::embed::encode_for(
+        state,
+        Some(&view.encoder),
+        vec![text.to_string()],
+        &branches,
+    )
+    .await?;
+    let mut v = e.into_iter().next().unwrap_or_default();
+    let pick = |v: &[Vec<f32>], i: usize| v.get(i).cloned().unwrap_or_default();
+    let top_k = view.label_count().min(3);
+    let answers = view.predict_with(&[pick(&v, 0)], &[pick(&v, 1)], top_k)?;
+    let intent = answers
+        .into_iter()
+        .next()
+        .map(|a| a.prediction)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no intent answer")))?;
+    let emotion = match head {
+        None => None,
+        Some(h) => {
+            let x = if shared {
+                v.pop().unwrap_or_default()
+            } else {
+                let (_, e, _) = super::embed::encode_for(
+                    state,
+                    Some(&h.meta.encoder),
+                    vec![text.to_string()],
+                    &[h.branch_key()],
+                )
+                .await?;
+                e.into_iter()
+                    .next()
+                    .and_then(|mut v| v.pop())
+                    .unwrap_or_default()
+            };
+            Some(emotion_result(&h, &x, &state.heads.escalation))
+        }
+    };
+    Ok(Signals {
+        language,
+        intent_set: set,
+        intent,
+        emotion,
+    })
+}
+
+/// The emotion answer of one embedding.
+pub fn emotion_result(
+    head: &crate::heads::head::Head,
+    x: &[f32],
+    cfg: &emotion::EscalationConfig,
+) -> EmotionResult {
+    let (probs, labels) = head.predict_labels(x);
+    let groups = emotion::group_scores(&head.meta.labels, &probs);
+    let (escalate, reasons) = emotion::escalation(&groups, cfg);
+    EmotionResult {
+        emotions: head.meta.labels.iter().cloned().zip(probs).collect(),
+        labels,
+        top_group: emotion::top_group(&groups),
+        groups,
+        escalate,
+        reasons,
+    }
+}

@@ -1,0 +1,223 @@
+//! The conversation store: turns, their signals and decisions, live events and the webhook
+//! outbox in one SQLite database (WAL). A turn is acknowledged only after its transaction
+//! commits, so nothing acknowledged is lost when the process is killed.
+
+pub mod events;
+pub mod outbox;
+pub mod turns;
+
+use anyhow::{ensure, Context, Result};
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The database file; default `$TRIAGE_HOME/store/triage.sqlite`.
+    pub path: Option<PathBuf>,
+    /// Conversations untouched for this many days are deleted (0 = keep forever).
+    pub retention_days: u32,
+    /// Most conversations kept; the least recently updated go first.
+    pub max_conversations: u64,
+    /// Most turns per conversation; more get 409 (start a new conversation).
+    pub max_turns: u32,
+    /// `full` (fsync every commit: survives power loss) or `normal` (survives a killed process).
+    pub synchronous: String,
+    /// Seconds between SSE keep-alive comments.
+    pub keepalive_secs: u64,
+    /// Most open SSE streams; more get 503.
+    pub max_subscribers: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: None,
+            retention_days: 30,
+            max_conversations: 1_000_000,
+            max_turns: 1000,
+            synchronous: "full".into(),
+            keepalive_secs: 15,
+            max_subscribers: 256,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn check(&self) -> Result<()> {
+        ensure!(
+            matches!(self.synchronous.as_str(), "full" | "normal"),
+            "config: store.synchronous must be `full` or `normal`"
+        );
+        ensure!(
+            self.max_conversations > 0,
+            "config: store.max_conversations must be > 0"
+        );
+        ensure!(self.max_turns > 0, "config: store.max_turns must be > 0");
+        ensure!(
+            (1..=3600).contains(&self.keepalive_secs),
+            "config: store.keepalive_secs must be 1..=3600"
+        );
+        ensure!(
+            self.max_subscribers > 0,
+            "config: store.max_subscribers must be > 0"
+        );
+        Ok(())
+    }
+
+    pub fn resolved_path(&self, home: &Path) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| home.join("store").join("triage.sqlite"))
+    }
+}
+
+/// One writer connection and one reader (WAL lets reads run beside the writer).
+pub struct Store {
+    pub(crate) writer: Mutex<Connection>,
+    pub(crate) reader: Mutex<Connection>,
+    pub config: StoreConfig,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    turns INTEGER NOT NULL,
+    resolved_turn INTEGER NOT NULL DEFAULT 0,
+    target TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    customer TEXT
+);
+CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_ms);
+CREATE TABLE IF NOT EXISTS turns (
+    conversation_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    text TEXT NOT NULL,
+    channel TEXT,
+    signals TEXT NOT NULL,
+    route TEXT,
+    memo TEXT,
+    PRIMARY KEY (conversation_id, turn)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_conversation ON events(conversation_id, seq);
+CREATE INDEX IF NOT EXISTS events_queue ON events(queue, seq);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    body TEXT,
+    created_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_ms INTEGER NOT NULL,
+    delivered_ms INTEGER,
+    dead INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(delivered_ms, dead, next_ms);
+";
+
+impl Store {
+    /// Open (creating) the database at `path`.
+    pub fn open(path: &Path, config: StoreConfig) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("store: cannot create {}", dir.display()))?;
+        }
+        let open = || -> Result<Connection> {
+            let c = Connection::open(path)
+                .with_context(|| format!("store: cannot open {}", path.display()))?;
+            c.busy_timeout(std::time::Duration::from_secs(10))?;
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", config.synchronous.as_str())?;
+            Ok(c)
+        };
+        let writer = open()?;
+        writer
+            .execute_batch(SCHEMA)
+            .with_context(|| format!("store: cannot create the schema in {}", path.display()))?;
+        let reader = open()?;
+        Ok(Store {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            config,
+        })
+    }
+
+    pub(crate) fn write(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delete conversations past the retention limits, with their turns and events, and
+    /// delivered or dead webhooks older than the retention. Returns conversations deleted.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
+        let mut c = self.write();
+        let tx = c.transaction()?;
+        let mut doomed: Vec<String> = Vec::new();
+        if self.config.retention_days > 0 {
+            let cutoff = now_ms - i64::from(self.config.retention_days) * 86_400_000;
+            let mut q = tx.prepare("SELECT id FROM conversations WHERE updated_ms < ?1")?;
+            let ids = q.query_map([cutoff], |r| r.get::<_, String>(0))?;
+            for id in ids {
+                doomed.push(id?);
+            }
+        }
+        let count: i64 = tx.query_row("SELECT COUNT(*) FROM conversations", [], |r| r.get(0))?;
+        let over = (count as u64).saturating_sub(self.config.max_conversations);
+        if over > 0 {
+            let mut q =
+                tx.prepare("SELECT id FROM conversations ORDER BY updated_ms ASC LIMIT ?1")?;
+            let ids = q.query_map([over as i64], |r| r.get::<_, String>(0))?;
+            for id in ids {
+                doomed.push(id?);
+            }
+        }
+        doomed.sort();
+        doomed.dedup();
+        for id in &doomed {
+            for table in ["turns", "events"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE conversation_id = ?1"),
+                    [id],
+                )?;
+            }
+            tx.execute("DELETE FROM conversations WHERE id = ?1", [id])?;
+        }
+        if self.config.retention_days > 0 {
+            let cutoff = now_ms - i64::from(self.config.retention_days) * 86_400_000;
+            tx.execute(
+                "DELETE FROM outbox WHERE (delivered_ms IS NOT NULL OR dead = 1) AND created_ms < ?1",
+                [cutoff],
+            )?;
+        }
+        tx.commit()?;
+        Ok(doomed.len())
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,165 @@
+//! The delivery worker: takes due rows from the outbox, fixes each body once (decision +
+//! handoff package as of that turn), POSTs it signed with its idempotency key, and retries
+//! failures with exponential backoff and jitter. Deliveries survive restarts in the outbox.
+
+use crate::error::AppResult;
+use crate::http::AppState;
+use crate::store::{now_ms, outbox::OutboxRow};
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Run forever (spawned once per server when webhooks are configured).
+pub async fn run(state: Arc<AppState>) {
+    let cfg = state.config.webhooks.clone();
+    let Some(key) = cfg.key() else { return };
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(cfg.timeout_secs))
+        .redirects(0)
+        .build();
+    loop {
+        let due = match state.store() {
+            Ok(store) => tokio::task::spawn_blocking(move || store.outbox_due(now_ms(), 32))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("outbox task: {e}").into())),
+            Err(e) => Err(e),
+        };
+        let rows = match due {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook outbox unreadable; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for row in &rows {
+            if let Err(e) = deliver(&state, &agent, &key, row).await {
+                tracing::warn!(error = %e, "webhook bookkeeping failed");
+            }
+        }
+        if rows.is_empty() {
+            wait_for_work(&state).await;
+        }
+    }
+}
+
+/// Sleep until the next row falls due, a new row is queued, or 5 s pass.
+async fn wait_for_work(state: &Arc<AppState>) {
+    let next = match state.store() {
+        Ok(s) => tokio::task::spawn_blocking(move || s.outbox_next_due())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten(),
+        Err(_) => None,
+    };
+    let wait = next.map_or(5000, |n| (n - now_ms()).clamp(0, 5000)) as u64;
+    tokio::select! {
+        _ = state.webhook_wake.notified() => {}
+        _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+    }
+}
+
+async fn deliver(
+    state: &Arc<AppState>,
+    agent: &ureq::Agent,
+    key: &str,
+    row: &OutboxRow,
+) -> AppResult<()> {
+    let store = state.store()?;
+    let body = match &row.body {
+        Some(b) => b.clone(),
+        None => {
+            let b = body_for(state, row).await;
+            let (s, id, b2) = (store.clone(), row.id, b.clone());
+            tokio::task::spawn_blocking(move || s.outbox_set_body(id, &b2))
+                .await
+                .map_err(|e| anyhow::anyhow!("outbox task: {e}"))??;
+            b
+        }
+    };
+    let (agent, url, idem, secret) = (
+        agent.clone(),
+        row.url.clone(),
+        row.key.clone(),
+        key.to_string(),
+    );
+    let attempt = row.attempts + 1;
+    let sent = tokio::task::spawn_blocking(move || {
+        let t = now_ms() / 1000;
+        agent
+            .post(&url)
+            .set("Content-Type", "application/json")
+            .set("Idempotency-Key", &idem)
+            .set("X-Triage-Event", "route.changed")
+            .set("X-Triage-Attempt", &attempt.to_string())
+            .set(
+                "X-Triage-Signature",
+                &super::sign::signature(&secret, t, &body),
+            )
+            .send_string(&body)
+            .map(|r| r.status())
+            .map_err(|e| match e {
+                ureq::Error::Status(code, _) => format!("HTTP {code}"),
+                ureq::Error::Transport(t) => format!("transport: {}", t.kind()),
+            })
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("webhook task: {e}"))?;
+    let cfg = &state.config.webhooks;
+    let (id, now) = (row.id, now_ms());
+    let store2 = store.clone();
+    match sent {
+        Ok(_) => {
+            tokio::task::spawn_blocking(move || store2.outbox_delivered(id, now))
+                .await
+                .map_err(|e| anyhow::anyhow!("outbox task: {e}"))??;
+            state.metrics.inc(
+                "triage_webhook_deliveries_total",
+                "Webhook deliveries by outcome.",
+                &[("outcome", "delivered")],
+                1.0,
+            );
+        }
+        Err(err) => {
+            let dead = attempt >= cfg.max_attempts;
+            let base = cfg.backoff_ms(attempt);
+            let jitter = rand::rng().random_range(0..=base / 4 + 1);
+            let next = now + (base + jitter) as i64;
+            tracing::warn!(attempt, dead, error = %err, "webhook delivery failed");
+            tokio::task::spawn_blocking(move || store2.outbox_failed(id, next, dead, &err))
+                .await
+                .map_err(|e| anyhow::anyhow!("outbox task: {e}"))??;
+            let outcome = if dead { "dead" } else { "retry" };
+            state.metrics.inc(
+                "triage_webhook_deliveries_total",
+                "Webhook deliveries by outcome.",
+                &[("outcome", outcome)],
+                1.0,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `{"event", "idempotency_key", "conversation_id", "turn", "decision", "handoff"}`; the
+/// package is `null` (with `handoff_error`) when it cannot be built, e.g. after retention.
+async fn body_for(state: &Arc<AppState>, row: &OutboxRow) -> String {
+    let decision: serde_json::Value =
+        serde_json::from_str(&row.decision).unwrap_or(serde_json::Value::Null);
+    let (handoff, error) =
+        match crate::handoff::build(state, &row.conversation_id, Some(row.turn)).await {
+            Ok(p) => (serde_json::to_value(p).unwrap_or_default(), None),
+            Err(e) => (serde_json::Value::Null, Some(e.to_string())),
+        };
+    serde_json::json!({
+        "event": "route.changed",
+        "idempotency_key": row.key,
+        "conversation_id": row.conversation_id,
+        "turn": row.turn,
+        "decision": decision,
+        "handoff": handoff,
+        "handoff_error": error,
+    })
+    .to_string()
+}

@@ -1,0 +1,372 @@
+//! The agent console (`GET /console`) in headless Chromium against a real `triage serve`: the page
+//! deep-linked to one conversation connects to its SSE stream, shows a live angry message as a row
+//! with an escalate flag, and its Handoff button renders the transcript. Driven over the Chrome
+//! DevTools Protocol (tungstenite); skipped without the model pack or Chromium.
+
+mod common;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
+
+const CONV: &str = "console-test-1";
+const ANGRY: &str =
+    "This is outrageous! I have been charged twice and nobody helps me. I am absolutely furious!";
+
+/// A child process (leader of its own process group) killed with its whole group on drop.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A scratch folder removed on drop (declared first, so it goes after the processes using it).
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spawn(cmd: &mut Command) -> Proc {
+    use std::os::unix::process::CommandExt;
+    Proc(cmd.process_group(0).spawn().expect("spawn"))
+}
+
+/// One HTTP/1.1 request over plain TCP: the status and the body.
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    Some((status, body.unwrap_or_default()))
+}
+
+fn find_chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(3000);
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    text[start..].to_string()
+}
+
+/// A Chrome DevTools Protocol connection; `session` (once attached) routes calls to the page.
+struct Cdp {
+    ws: WebSocket<TcpStream>,
+    next_id: u64,
+    session: Option<String>,
+    /// Page JS exceptions and console/log errors seen so far, for failure messages.
+    page_errors: Vec<String>,
+}
+
+impl Cdp {
+    fn connect(ws_url: &str) -> Cdp {
+        let addr = ws_url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap();
+        let stream = TcpStream::connect(addr).expect("connect to DevTools");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let (ws, _) = tungstenite::client(ws_url, stream).expect("DevTools websocket handshake");
+        Cdp {
+            ws,
+            next_id: 0,
+            session: None,
+            page_errors: Vec::new(),
+        }
+    }
+
+    /// Send a command; skip events (noting page errors) until its answer: the result, or the error.
+    fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        self.next_id += 1;
+        let mut msg = json!({"id": self.next_id, "method": method, "params": params});
+        if let Some(s) = &self.session {
+            msg["sessionId"] = json!(s);
+        }
+        let sent = self.ws.send(Message::Text(msg.to_string().into()));
+        sent.unwrap_or_else(|e| panic!("CDP send {method}: {e}"));
+        loop {
+            let m = self
+                .ws
+                .read()
+                .unwrap_or_else(|e| panic!("CDP read (waiting for {method}): {e}"));
+            let Message::Text(text) = m else { continue };
+            let v: Value = serde_json::from_str(text.as_str()).expect("CDP message is JSON");
+            if v["id"] == json!(self.next_id) {
+                return match v.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(v["result"].clone()),
+                };
+            }
+            let p = &v["params"];
+            match v["method"].as_str() {
+                Some("Runtime.exceptionThrown") => self.page_errors.push(format!(
+                    "exception: {}",
+                    p["exceptionDetails"]["exception"]["description"]
+                        .as_str()
+                        .unwrap_or(p["exceptionDetails"]["text"].as_str().unwrap_or("?"))
+                )),
+                Some("Runtime.consoleAPICalled")
+                    if p["type"] == "error" || p["type"] == "warning" =>
+                {
+                    self.page_errors.push(format!(
+                        "console.{}: {}",
+                        p["type"].as_str().unwrap_or(""),
+                        p["args"]
+                    ))
+                }
+                Some("Log.entryAdded") if p["entry"]["level"] == "error" => {
+                    self.page_errors.push(format!(
+                        "log: {} {}",
+                        p["entry"]["text"].as_str().unwrap_or(""),
+                        p["entry"]["url"].as_str().unwrap_or("")
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.try_call(method, params)
+            .unwrap_or_else(|e| panic!("CDP {method} failed: {e}"))
+    }
+
+    /// The value of a JS expression in the page, or why there is none (e.g. mid-navigation).
+    fn eval(&mut self, expr: &str) -> Result<Value, String> {
+        let params = json!({"expression": expr, "returnByValue": true, "awaitPromise": true});
+        let r = self
+            .try_call("Runtime.evaluate", params)
+            .map_err(|e| e.to_string())?;
+        match r.get("exceptionDetails") {
+            Some(ex) => Err(format!("`{expr}` threw: {ex}")),
+            None => Ok(r["result"]["value"].clone()),
+        }
+    }
+
+    /// Poll `expr` until it is `true`; whether it became so within `timeout`.
+    fn wait_for(&mut self, expr: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.eval(expr) == Ok(json!(true)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn text(&mut self, expr: &str) -> String {
+        match self.eval(expr) {
+            Ok(Value::String(s)) => s,
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// What the page shows, for failure messages: status, event rows, handoff panel, page errors.
+    fn dump(&mut self) -> String {
+        let status = self.text("document.getElementById('status')?.textContent ?? '(no #status)'");
+        let rows = self.text(
+            "JSON.stringify([...document.querySelectorAll('.event')].map(e => e.innerText.replace(/\\s+/g, ' ').trim()), null, 1)",
+        );
+        let handoff = self.text("document.getElementById('handoff')?.innerText.replace(/\\s+/g, ' ') ?? '(no #handoff)'");
+        format!(
+            "status: {status}\n.event rows: {rows}\n#handoff: {handoff}\npage errors: {:#?}",
+            self.page_errors
+        )
+    }
+}
+
+#[test]
+fn console_shows_live_escalation_and_handoff() {
+    if common::pack_model("multilingual-e5-small").is_none() {
+        return;
+    }
+    let Some(chromium) = find_chromium() else {
+        if std::env::var("TRIAGE_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
+            panic!("no chromium on PATH: install chromium (scripts/deps.sh)");
+        }
+        eprintln!("SKIPPED: no chromium, chromium-browser or google-chrome on PATH");
+        return;
+    };
+
+    // 1. The server, with its store in a scratch folder.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = TempDir(
+        std::env::temp_dir().join(format!("triage-console-{}-{nanos}", std::process::id())),
+    );
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let cfg = dir.0.join("triage.toml");
+    let store = dir.0.join("triage.sqlite");
+    std::fs::write(
+        &cfg,
+        format!("[store]\npath = {}\n", json!(store.to_str().unwrap())),
+    )
+    .unwrap();
+    let log = dir.0.join("server.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = spawn(
+        Command::new(env!("CARGO_BIN_EXE_triage"))
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(&cfg)
+            .env_remove("TRIAGE_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(st) = server.0.try_wait().unwrap() {
+            panic!("server exited ({st}) before ready; log:\n{}", tail(&log));
+        }
+        match http(port, "GET", "/ready", "") {
+            Some((200, _)) => break,
+            _ if Instant::now() > deadline => {
+                panic!("server not ready in 180 s; log:\n{}", tail(&log))
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+
+    // 2. Headless Chromium; its DevTools address comes on stderr.
+    let mut browser = spawn(
+        Command::new(&chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.0.join("chromium").display()
+            ))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let (tx, rx) = mpsc::channel();
+    let stderr = browser.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        // Keep draining stderr for the browser's whole life.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let ws_url = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => match line.split_once("DevTools listening on ") {
+                Some((_, url)) => break url.trim().to_string(),
+                None => seen.push(line),
+            },
+            Err(e) => panic!(
+                "no DevTools address from {} ({e}); stderr:\n{}",
+                chromium.display(),
+                seen.join("\n")
+            ),
+        }
+    };
+
+    // 3. A page, attached with a flat session, on the console deep-linked to the conversation.
+    let mut cdp = Cdp::connect(&ws_url);
+    let target = cdp.call("Target.createTarget", json!({"url": "about:blank"}));
+    let attached = cdp.call(
+        "Target.attachToTarget",
+        json!({"targetId": target["targetId"], "flatten": true}),
+    );
+    cdp.session = Some(
+        attached["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_string(),
+    );
+    cdp.call("Runtime.enable", json!({}));
+    cdp.call("Log.enable", json!({}));
+    let url = format!("http://127.0.0.1:{port}/console?conversation={CONV}");
+    let nav = cdp.call("Page.navigate", json!({"url": url}));
+    assert!(nav.get("errorText").is_none(), "navigate to {url}: {nav}");
+    let connected = "document.getElementById('status')?.textContent === 'connected'";
+    if !cdp.wait_for(connected, Duration::from_secs(20)) {
+        panic!(
+            "console never connected to the conversation's event stream\n{}",
+            cdp.dump()
+        );
+    }
+
+    // 4. An angry customer message, sent while the page listens, shows up live as an escalation.
+    let body = json!({"conversation_id": CONV, "text": ANGRY}).to_string();
+    let (status, answer) = http(port, "POST", "/v1/triage", &body).expect("POST /v1/triage");
+    assert_eq!(status, 200, "POST /v1/triage: {answer}");
+    let row = format!(".event[data-conversation=\"{CONV}\"]");
+    let escalated = format!("document.querySelectorAll('{row} .flag-escalate').length > 0");
+    if !cdp.wait_for(&escalated, Duration::from_secs(10)) {
+        panic!("no {row} row with an escalate flag within 10 s of POST /v1/triage (answer: {answer})\n{}", cdp.dump());
+    }
+    let row_text = cdp.text(&format!("document.querySelector('{row}').textContent"));
+    assert!(
+        row_text.contains("furious"),
+        "event row lacks the message text: {row_text:?}\n{}",
+        cdp.dump()
+    );
+
+    // 5. The row's Handoff button opens the handoff panel with the transcript.
+    let click = format!("(() => {{ const b = document.querySelector('{row} button.handoff'); if (b) b.click(); return !!b; }})()");
+    assert_eq!(
+        cdp.eval(&click),
+        Ok(json!(true)),
+        "no Handoff button on the event row\n{}",
+        cdp.dump()
+    );
+    let transcript =
+        "document.querySelector('#handoff .transcript')?.textContent.includes('furious') === true";
+    if !cdp.wait_for(transcript, Duration::from_secs(30)) {
+        panic!(
+            "#handoff shows no transcript with the message within 30 s\n{}",
+            cdp.dump()
+        );
+    }
+    drop(cdp);
+    drop(browser);
+    drop(server);
+}
