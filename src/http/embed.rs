@@ -50,19 +50,23 @@ pub fn check_texts(texts: &[String], state: &AppState, field: &str) -> AppResult
         ));
     }
     for (i, t) in texts.iter().enumerate() {
-        if t.trim().is_empty() {
-            return Err(AppError::invalid(format!("{field}[{i}]"), "text is empty"));
-        }
-        let n = t.chars().count();
-        if n > l.max_text_chars {
-            return Err(AppError::too_large(
-                format!("{field}[{i}]"),
-                format!(
-                    "text has {n} characters, over the limit of {} (limits.max_text_chars)",
-                    l.max_text_chars
-                ),
-            ));
-        }
+        check_text(t, state, &format!("{field}[{i}]"))?;
+    }
+    Ok(())
+}
+
+/// Check one text: not blank, not over `limits.max_text_chars`.
+pub fn check_text(t: &str, state: &AppState, field: &str) -> AppResult<()> {
+    if t.trim().is_empty() {
+        return Err(AppError::invalid(field, "text is empty"));
+    }
+    let n = t.chars().count();
+    let max = state.config.limits.max_text_chars;
+    if n > max {
+        return Err(AppError::too_large(
+            field,
+            format!("text has {n} characters, over the limit of {max} (limits.max_text_chars)"),
+        ));
     }
     Ok(())
 }

@@ -101,11 +101,7 @@ pub async fn triage(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<TriageRequest>,
 ) -> AppResult<Json<TriageResponse>> {
-    let texts = vec![req.text.clone()];
-    super::embed::check_texts(&texts, &state, "text")?;
-    if req.text.trim().is_empty() {
-        return Err(AppError::invalid("text", "is blank"));
-    }
+    super::embed::check_text(&req.text, &state, "text")?;
     if let Some(id) = &req.conversation_id {
         check_conversation_id(id)?;
     }
