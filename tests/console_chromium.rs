@@ -5,7 +5,7 @@
 
 mod common;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,22 +42,6 @@ impl Drop for TempDir {
 fn spawn(cmd: &mut Command) -> Proc {
     use std::os::unix::process::CommandExt;
     Proc(cmd.process_group(0).spawn().expect("spawn"))
-}
-
-/// One HTTP/1.1 request over plain TCP: the status and the body.
-fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-    Some((status, body.unwrap_or_default()))
 }
 
 fn find_chromium() -> Option<PathBuf> {
@@ -257,7 +241,7 @@ fn console_shows_live_escalation_and_handoff() {
         if let Some(st) = server.0.try_wait().unwrap() {
             panic!("server exited ({st}) before ready; log:\n{}", tail(&log));
         }
-        match http(port, "GET", "/ready", "") {
+        match common::http(port, "GET", "/ready", "") {
             Some((200, _)) => break,
             _ if Instant::now() > deadline => {
                 panic!("server not ready in 180 s; log:\n{}", tail(&log))
@@ -336,7 +320,8 @@ fn console_shows_live_escalation_and_handoff() {
 
     // 4. An angry customer message, sent while the page listens, shows up live as an escalation.
     let body = json!({"conversation_id": CONV, "text": ANGRY}).to_string();
-    let (status, answer) = http(port, "POST", "/v1/triage", &body).expect("POST /v1/triage");
+    let (status, answer) =
+        common::http(port, "POST", "/v1/triage", &body).expect("POST /v1/triage");
     assert_eq!(status, 200, "POST /v1/triage: {answer}");
     let row = format!(".event[data-conversation=\"{CONV}\"]");
     let escalated = format!("document.querySelectorAll('{row} .flag-escalate').length > 0");

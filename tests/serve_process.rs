@@ -2,28 +2,8 @@
 //! Chinese over TCP, rejects bad input, and exits 0 on SIGTERM.
 
 mod common;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
-}
 
 #[test]
 fn serve_embed_and_sigterm() {
@@ -46,7 +26,7 @@ fn serve_embed_and_sigterm() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        match http(port, "GET", "/ready", "") {
+        match common::http(port, "GET", "/ready", "") {
             Some((200, _)) => break,
             _ if Instant::now() > deadline => {
                 let _ = child.kill();
@@ -55,7 +35,7 @@ fn serve_embed_and_sigterm() {
             _ => std::thread::sleep(Duration::from_millis(200)),
         }
     }
-    let (s, body) = http(
+    let (s, body) = common::http(
         port,
         "POST",
         "/v1/embed",
@@ -65,9 +45,9 @@ fn serve_embed_and_sigterm() {
     assert_eq!(s, 200, "{body}");
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(j["embeddings"].as_array().unwrap().len(), 2);
-    let (s, body) = http(port, "POST", "/v1/embed", "{\"texts\": [").unwrap();
+    let (s, body) = common::http(port, "POST", "/v1/embed", "{\"texts\": [").unwrap();
     assert_eq!(s, 400, "{body}");
-    let (s, _) = http(port, "GET", "/metrics", "").unwrap();
+    let (s, _) = common::http(port, "GET", "/metrics", "").unwrap();
     assert_eq!(s, 200);
 
     let term = Command::new("kill")

@@ -6,45 +6,14 @@
 mod common;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use triage::config::Config;
 use triage::http::Slot;
 use triage::metrics::Metrics;
 
-const SECRET: &str = "test-secret";
-
-/// Every delivery the receiver saw: (idempotency key, signature valid, body, status answered).
-type Seen = Arc<Mutex<Vec<(String, bool, Value, u16)>>>;
-
-/// A local webhook receiver that refuses each key's first delivery (503) and takes the next.
-async fn receiver() -> (String, Seen) {
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let s = s.clone();
-            async move {
-                let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-                let key = h("idempotency-key").to_string();
-                let ok = triage::webhook::sign::verify(SECRET, h("x-triage-signature"), &body);
-                let mut g = s.lock().unwrap();
-                let first = !g.iter().any(|(k, ..)| *k == key);
-                let status = if first { 503 } else { 200 };
-                let v = serde_json::from_str(&body).unwrap_or(Value::Null);
-                g.push((key, ok, v, status));
-                StatusCode::from_u16(status).unwrap()
-            }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await });
-    (url, seen)
-}
+use common::hooks::{Receiver, REFUSE_FIRST, SECRET};
 
 /// The real models, a fresh store, the policy with `delete_account` sent to experts, and the
 /// app served on a loopback port.
@@ -131,7 +100,8 @@ async fn next_event(r: &mut BufReader<tokio::net::TcpStream>) -> (i64, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripted_conversations_are_routed_stored_streamed_and_handed_off() {
-    let (hook, seen) = receiver().await;
+    let rx = Receiver::start(REFUSE_FIRST).await;
+    let hook = rx.url.clone();
     let Some((app, base, dir)) = start(&hook).await else {
         return;
     };
@@ -254,40 +224,34 @@ async fn scripted_conversations_are_routed_stored_streamed_and_handed_off() {
     .map(|(c, t)| triage::store::outbox::idempotency_key(c, *t, &hook))
     .collect();
     loop {
-        let g = seen.lock().unwrap().clone();
-        let taken: HashMap<&str, usize> =
-            g.iter()
-                .filter(|d| d.3 == 200)
-                .fold(HashMap::new(), |mut m, d| {
-                    *m.entry(d.0.as_str()).or_default() += 1;
-                    m
-                });
-        if expected.iter().all(|k| taken.contains_key(k.as_str())) {
+        let taken = rx.taken();
+        if expected.iter().all(|k| taken.contains_key(k)) {
+            let g = rx.deliveries();
             assert_eq!(
                 taken.len(),
                 expected.len(),
                 "unexpected deliveries: {taken:?}"
             );
             assert!(taken.values().all(|n| *n == 1), "{taken:?}");
-            assert!(g.iter().all(|d| d.1), "a signature did not verify");
-            let body = &g
+            assert!(g.iter().all(|d| d.signed), "a signature did not verify");
+            let first: Vec<&Value> = g
                 .iter()
-                .find(|d| d.0 == expected[0] && d.3 == 200)
-                .unwrap()
-                .2;
+                .filter(|d| d.key == expected[0])
+                .map(|d| &d.body)
+                .collect();
+            let body = first[1];
             assert_eq!(body["decision"]["target"], "agent", "{body}");
             assert_eq!(body["handoff"]["transcript"][1]["text"], angry, "{body}");
             assert_eq!(body["handoff"]["as_of_turn"], 2);
             // The retry carried the same bytes as the refused first attempt.
-            let bodies: Vec<&Value> = g
-                .iter()
-                .filter(|d| d.0 == expected[0])
-                .map(|d| &d.2)
-                .collect();
-            assert_eq!(bodies[0], bodies[1]);
+            assert_eq!(first[0], first[1]);
             break;
         }
-        assert!(Instant::now() < deadline, "webhooks not delivered: {g:?}");
+        assert!(
+            Instant::now() < deadline,
+            "webhooks not delivered: {:?}",
+            rx.deliveries()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -295,8 +259,8 @@ async fn scripted_conversations_are_routed_stored_streamed_and_handed_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_named_errors() {
-    let (hook, _) = receiver().await;
-    let Some((app, _, dir)) = start(&hook).await else {
+    let rx = Receiver::start(REFUSE_FIRST).await;
+    let Some((app, _, dir)) = start(&rx.url).await else {
         return;
     };
     let long = "x".repeat(129);

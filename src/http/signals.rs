@@ -4,7 +4,6 @@ use super::embed::{check_texts, encode_for};
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
-use crate::heads::emotion;
 use crate::heads::predict::IntentPrediction;
 use axum::extract::State;
 use axum::Json;
@@ -111,19 +110,7 @@ pub async fn emotion(
     .await?;
     let results = x
         .iter()
-        .map(|v| {
-            let (probs, labels) = head.predict_labels(&v[0]);
-            let groups = emotion::group_scores(&head.meta.labels, &probs);
-            let (escalate, reasons) = emotion::escalation(&groups, &state.heads.escalation);
-            EmotionResult {
-                emotions: head.meta.labels.iter().cloned().zip(probs).collect(),
-                labels,
-                top_group: emotion::top_group(&groups),
-                groups,
-                escalate,
-                reasons,
-            }
-        })
+        .map(|v| super::triage::emotion_result(&head, &v[0], &state.heads.escalation))
         .collect();
     Ok(Json(EmotionResponse { results }))
 }

@@ -174,6 +174,14 @@ pub async fn triage(
     .map_err(|e| AppError::Internal(anyhow::anyhow!("store task: {e}")))??;
 
     state.events.send_replace(appended.event_seq);
+    if let Some(r) = &appended.turn.route {
+        state.metrics.inc(
+            "triage_routes_total",
+            "Triaged messages by routing target.",
+            &[("target", r.target.as_str())],
+            1.0,
+        );
+    }
     if appended.webhooks > 0 {
         state.webhook_wake.notify_one();
     }
