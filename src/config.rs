@@ -379,6 +379,11 @@ mod tests {
         assert_eq!(cfg.batching.max_batch_tokens, d.batching.max_batch_tokens);
         assert_eq!(cfg.models.len(), d.models.len());
         assert_eq!(cfg.server.bind, d.server.bind);
+        assert_eq!(cfg.store.max_turns, d.store.max_turns);
+        assert_eq!(cfg.store.retention_days, d.store.retention_days);
+        assert_eq!(cfg.store.max_subscribers, d.store.max_subscribers);
+        assert_eq!(cfg.webhooks.max_attempts, d.webhooks.max_attempts);
+        assert_eq!(cfg.webhooks.initial_backoff_ms, d.webhooks.initial_backoff_ms);
     }
 
     #[test]
