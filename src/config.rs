@@ -383,7 +383,10 @@ mod tests {
         assert_eq!(cfg.store.retention_days, d.store.retention_days);
         assert_eq!(cfg.store.max_subscribers, d.store.max_subscribers);
         assert_eq!(cfg.webhooks.max_attempts, d.webhooks.max_attempts);
-        assert_eq!(cfg.webhooks.initial_backoff_ms, d.webhooks.initial_backoff_ms);
+        assert_eq!(
+            cfg.webhooks.initial_backoff_ms,
+            d.webhooks.initial_backoff_ms
+        );
     }
 
     #[test]
