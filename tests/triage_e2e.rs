@@ -28,6 +28,7 @@ async fn start(hook: &str) -> Option<(axum::Router, String, std::path::PathBuf)>
     cfg.webhooks.urls = vec![hook.to_string()];
     cfg.webhooks.secret = Some(SECRET.into());
     cfg.webhooks.initial_backoff_ms = 50;
+    cfg.store.keepalive_secs = 1;
     cfg.validate().unwrap();
     let metrics = Arc::new(Metrics::default());
     let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
@@ -146,6 +147,19 @@ async fn scripted_conversations_are_routed_stored_streamed_and_handed_off() {
     // Resume after the first event: the second comes again, nothing else.
     let mut resumed = sse(&base, "/v1/conversations/en-anger/events", Some(id1)).await;
     assert_eq!(next_event(&mut resumed).await.0, id2);
+    // Then only keep-alive comments while nothing happens.
+    let mut line = String::new();
+    let keepalive = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            line.clear();
+            resumed.read_line(&mut line).await.unwrap();
+            assert!(!line.starts_with("data:"), "unexpected event: {line}");
+            if line.starts_with(':') {
+                break;
+            }
+        }
+    });
+    keepalive.await.expect("a keep-alive comment within 5 s");
 
     // Chinese: bot, then agent on anger, in the Chinese queue.
     let j = triage(&app, "zh-anger", "请问我的订单什么时候发货？").await;

@@ -4,6 +4,8 @@
 
 pub mod events;
 pub mod outbox;
+#[cfg(test)]
+mod tests;
 pub mod turns;
 
 use anyhow::{ensure, Context, Result};

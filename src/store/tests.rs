@@ -1,0 +1,157 @@
+//! The store without models: turn numbering, history since resolution, events by filter,
+//! outbox rows only on route changes, retention, and reopening after a drop.
+
+use super::events::EventFilter;
+use super::turns::NewTurn;
+use super::{Store, StoreConfig};
+use crate::routing::{Decision, PastTurn, Reason, Route, Target};
+use serde_json::json;
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("triage-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d.join("t.sqlite")
+}
+
+fn add(s: &Store, conv: &str, target: Target, queue: &str, urls: &[String]) -> (u32, usize, usize) {
+    let mut seen = 0;
+    let turn = NewTurn {
+        conversation_id: conv.into(),
+        text: format!("hello from {conv}"),
+        channel: None,
+        customer: None,
+        signals: json!({"language": {"language": "en"}}),
+    };
+    let decide = |h: &[PastTurn], n: u32| {
+        seen = h.len();
+        Decision {
+            route: Route {
+                target,
+                queue: queue.into(),
+                priority: 0,
+                reasons: vec![Reason {
+                    code: "test".into(),
+                    detail: String::new(),
+                }],
+            },
+            memo: PastTurn {
+                turn: n,
+                target,
+                low_confidence: false,
+                negativity: 0.0,
+                escalated: false,
+            },
+        }
+    };
+    let ev = |c: &str, _: &super::turns::TurnRecord, _: Option<&Route>, seq: i64| json!({"conversation_id": c, "seq": seq});
+    let a = s.append(turn, decide, &ev, urls).unwrap();
+    (a.turn.turn, a.webhooks, seen)
+}
+
+#[test]
+fn turns_history_events_and_outbox() {
+    let path = temp("basic");
+    let s = Store::open(&path, StoreConfig::default()).unwrap();
+    let urls = vec!["http://127.0.0.1:1/hook".to_string()];
+    assert_eq!(add(&s, "a", Target::Bot, "bot", &urls), (1, 0, 0));
+    assert_eq!(add(&s, "a", Target::Bot, "bot", &urls), (2, 0, 1));
+    // Leaving the bot queues a webhook; staying does not; a queue change does.
+    assert_eq!(add(&s, "a", Target::Agent, "agent-en", &urls), (3, 1, 2));
+    assert_eq!(add(&s, "a", Target::Agent, "agent-en", &urls), (4, 0, 3));
+    assert_eq!(add(&s, "a", Target::Agent, "agent-zh", &urls), (5, 1, 4));
+    // A first turn that is not for the bot queues one too.
+    assert_eq!(add(&s, "b", Target::Expert, "expert", &urls), (1, 1, 0));
+    assert_eq!(s.outbox_counts().unwrap(), (3, 0, 0));
+    // Resolution: later decisions see no history and no previous route.
+    s.resolve("a").unwrap();
+    assert_eq!(add(&s, "a", Target::Agent, "agent-zh", &urls), (6, 1, 0));
+    assert_eq!(s.turns("a", None).unwrap().len(), 6);
+    assert_eq!(s.turns("a", Some(2)).unwrap().len(), 2);
+    let info = s.conversation("a").unwrap();
+    assert_eq!(
+        (info.turns, info.resolved_turn, info.queue.as_str()),
+        (6, 5, "agent-zh")
+    );
+    assert!(s.conversation("zzz").is_err());
+    // Events: by conversation, by queue, all; after a position.
+    let conv = s
+        .events_after(&EventFilter::Conversation("a".into()), 0, 100)
+        .unwrap();
+    assert_eq!(conv.len(), 6);
+    let after = s
+        .events_after(&EventFilter::Conversation("a".into()), conv[2].seq, 100)
+        .unwrap();
+    assert_eq!(after.len(), 3);
+    let q = s
+        .events_after(&EventFilter::Queue("expert".into()), 0, 100)
+        .unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(s.events_after(&EventFilter::All, 0, 4).unwrap().len(), 4);
+    assert_eq!(s.last_event_seq().unwrap(), 7);
+    // Outbox: due rows, a failure pushes one back, delivery takes it out.
+    let due = s.outbox_due(i64::MAX, 10).unwrap();
+    assert_eq!(due.len(), 4);
+    assert_ne!(due[0].key, due[1].key);
+    s.outbox_failed(due[0].id, i64::MAX, false, "HTTP 503")
+        .unwrap();
+    s.outbox_delivered(due[1].id, 1).unwrap();
+    s.outbox_failed(due[2].id, 0, true, "gave up").unwrap();
+    assert_eq!(s.outbox_due(i64::MAX - 1, 10).unwrap().len(), 1);
+    assert_eq!(s.outbox_counts().unwrap(), (2, 1, 1));
+    // Everything survives closing and reopening.
+    drop(s);
+    let s = Store::open(&path, StoreConfig::default()).unwrap();
+    assert_eq!(s.turns("a", None).unwrap().len(), 6);
+    assert_eq!(s.outbox_counts().unwrap(), (2, 1, 1));
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn retention_and_turn_limits() {
+    let path = temp("retention");
+    let cfg = StoreConfig {
+        max_conversations: 2,
+        max_turns: 3,
+        ..StoreConfig::default()
+    };
+    let s = Store::open(&path, cfg).unwrap();
+    for c in ["old", "mid", "new"] {
+        add(&s, c, Target::Bot, "bot", &[]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(s.enforce_retention(super::now_ms()).unwrap(), 1);
+    assert!(s.conversation("old").is_err());
+    assert!(s
+        .events_after(&EventFilter::Conversation("old".into()), 0, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.recent(None, 10).unwrap().len(), 2);
+    // 30 days later everything is gone; sequence numbers are never reused.
+    let last = s.last_event_seq().unwrap();
+    assert_eq!(
+        s.enforce_retention(super::now_ms() + 31 * 86_400_000)
+            .unwrap(),
+        2
+    );
+    add(&s, "again", Target::Bot, "bot", &[]);
+    assert_eq!(
+        s.events_after(&EventFilter::All, 0, 10).unwrap()[0].seq,
+        last + 1
+    );
+    // The turn limit answers 409.
+    add(&s, "again", Target::Bot, "bot", &[]);
+    add(&s, "again", Target::Bot, "bot", &[]);
+    let turn = NewTurn {
+        conversation_id: "again".into(),
+        text: "x".into(),
+        channel: None,
+        customer: None,
+        signals: json!({}),
+    };
+    let err = s
+        .append(turn, |_, _| unreachable!(), &|_, _, _, _| json!({}), &[])
+        .err()
+        .unwrap();
+    assert_eq!(err.status(), axum::http::StatusCode::CONFLICT);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
