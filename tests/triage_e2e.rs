@@ -225,6 +225,20 @@ async fn scripted_conversations_are_routed_stored_streamed_and_handed_off() {
     assert_eq!(h["emotion"]["trajectory"][1]["escalate"], true, "{h}");
     assert_eq!(h["route"]["target"], "agent");
     assert_eq!(h["languages"][0]["language"], "en");
+    // An agent's reply joins the transcript.
+    let reply =
+        json!({"role": "agent", "text": "I am sorry, I am looking at order A12-99812 now."});
+    let (s, r) = common::post_json(&app, "/v1/conversations/en-anger/messages", reply).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(r["turn"], 3);
+    let (_, h) = common::request(
+        &app,
+        "GET",
+        "/v1/conversations/en-anger/handoff",
+        String::new(),
+    )
+    .await;
+    assert_eq!(h["transcript"][2]["role"], "agent", "{h}");
 
     // Webhooks: one per route change (4), each refused once, then delivered exactly once.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -315,6 +329,27 @@ async fn bad_input_gets_named_errors() {
             "conversation_id",
         ),
         ("GET", "/v1/events?queue=nope".to_string(), "", 404, "queue"),
+        (
+            "POST",
+            "/v1/conversations/nope/messages".to_string(),
+            r#"{"role": "bot", "text": "hi"}"#,
+            404,
+            "conversation_id",
+        ),
+        (
+            "POST",
+            "/v1/conversations/nope/messages".to_string(),
+            r#"{"role": "customer", "text": "hi"}"#,
+            422,
+            "role",
+        ),
+        (
+            "POST",
+            "/v1/conversations/nope/messages".to_string(),
+            r#"{"role": "bot", "text": ""}"#,
+            422,
+            "text",
+        ),
         (
             "GET",
             "/v1/conversations?limit=0".to_string(),

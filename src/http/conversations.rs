@@ -98,3 +98,41 @@ pub async fn queues(State(state): State<Arc<AppState>>) -> Json<Queues> {
         queues: state.config.routing.queue_names(),
     })
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    /// `bot` or `agent`.
+    pub role: String,
+    pub text: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReplyStored {
+    pub conversation_id: String,
+    pub turn: u32,
+}
+
+/// `POST /v1/conversations/{id}/messages`: record what the bot or an agent answered, so the
+/// transcript and the handoff package show it.
+pub async fn reply(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    super::json::JsonBody(r): super::json::JsonBody<Reply>,
+) -> AppResult<(axum::http::StatusCode, Json<ReplyStored>)> {
+    check_conversation_id(&id)?;
+    if r.role != "bot" && r.role != "agent" {
+        return Err(AppError::invalid("role", "must be `bot` or `agent`"));
+    }
+    super::embed::check_text(&r.text, &state, "text")?;
+    let store = state.store()?;
+    let conv = id.clone();
+    let turn = blocking(move || store.append_reply(&conv, &r.role, &r.text)).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(ReplyStored {
+            conversation_id: id,
+            turn,
+        }),
+    ))
+}

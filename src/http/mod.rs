@@ -145,6 +145,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(conversations::resolve),
         )
         .route(
+            "/v1/conversations/{id}/messages",
+            post(conversations::reply),
+        )
+        .route(
             "/v1/conversations/{id}/handoff",
             get(conversations::handoff),
         )

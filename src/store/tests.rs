@@ -62,32 +62,37 @@ fn turns_history_events_and_outbox() {
     // A first turn that is not for the bot queues one too.
     assert_eq!(add(&s, "b", Target::Expert, "expert", &urls), (1, 1, 0));
     assert_eq!(s.outbox_counts().unwrap(), (3, 0, 0));
+    // A bot reply between triaged turns changes neither the history nor the previous route.
+    assert_eq!(s.append_reply("a", "bot", "Let me check.").unwrap(), 6);
+    assert_eq!(add(&s, "a", Target::Agent, "agent-zh", &urls), (7, 0, 5));
+    assert!(s.append_reply("nope", "bot", "x").is_err());
     // Resolution: later decisions see no history and no previous route.
     s.resolve("a").unwrap();
-    assert_eq!(add(&s, "a", Target::Agent, "agent-zh", &urls), (6, 1, 0));
-    assert_eq!(s.turns("a", None).unwrap().len(), 6);
+    assert_eq!(add(&s, "a", Target::Agent, "agent-zh", &urls), (8, 1, 0));
+    assert_eq!(s.turns("a", None).unwrap().len(), 8);
+    assert_eq!(s.turns("a", None).unwrap()[5].role, "bot");
     assert_eq!(s.turns("a", Some(2)).unwrap().len(), 2);
     let info = s.conversation("a").unwrap();
     assert_eq!(
         (info.turns, info.resolved_turn, info.queue.as_str()),
-        (6, 5, "agent-zh")
+        (8, 7, "agent-zh")
     );
     assert!(s.conversation("zzz").is_err());
     // Events: by conversation, by queue, all; after a position.
     let conv = s
         .events_after(&EventFilter::Conversation("a".into()), 0, 100)
         .unwrap();
-    assert_eq!(conv.len(), 6);
+    assert_eq!(conv.len(), 7);
     let after = s
         .events_after(&EventFilter::Conversation("a".into()), conv[2].seq, 100)
         .unwrap();
-    assert_eq!(after.len(), 3);
+    assert_eq!(after.len(), 4);
     let q = s
         .events_after(&EventFilter::Queue("expert".into()), 0, 100)
         .unwrap();
     assert_eq!(q.len(), 1);
     assert_eq!(s.events_after(&EventFilter::All, 0, 4).unwrap().len(), 4);
-    assert_eq!(s.last_event_seq().unwrap(), 7);
+    assert_eq!(s.last_event_seq().unwrap(), 8);
     // Outbox: due rows, a failure pushes one back, delivery takes it out.
     let due = s.outbox_due(i64::MAX, 10).unwrap();
     assert_eq!(due.len(), 4);
@@ -101,7 +106,7 @@ fn turns_history_events_and_outbox() {
     // Everything survives closing and reopening.
     drop(s);
     let s = Store::open(&path, StoreConfig::default()).unwrap();
-    assert_eq!(s.turns("a", None).unwrap().len(), 6);
+    assert_eq!(s.turns("a", None).unwrap().len(), 8);
     assert_eq!(s.outbox_counts().unwrap(), (2, 1, 1));
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }

@@ -75,10 +75,12 @@ impl Store {
         let now = now_ms();
         let mut c = self.write();
         let tx = c.transaction()?;
+        // The conversation, and the route of its latest triaged turn after the last resolution.
         let head: Option<(u32, u32, Option<String>)> = tx
             .query_row(
-                "SELECT turns, resolved_turn, route FROM conversations c LEFT JOIN turns t \
-                 ON t.conversation_id = c.id AND t.turn = c.turns WHERE c.id = ?1",
+                "SELECT turns, resolved_turn, (SELECT route FROM turns t WHERE t.conversation_id = c.id \
+                 AND t.route IS NOT NULL AND t.turn > c.resolved_turn ORDER BY t.turn DESC LIMIT 1) \
+                 FROM conversations c WHERE c.id = ?1",
                 [&t.conversation_id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
@@ -93,10 +95,8 @@ impl Store {
                 ),
             });
         }
-        // After a resolution the conversation starts afresh: no previous route.
         let previous: Option<Route> = head
             .as_ref()
-            .filter(|h| h.0 > h.1)
             .and_then(|h| h.2.as_deref())
             .and_then(|s| serde_json::from_str(s).ok());
         let history = memos_since(&tx, &t.conversation_id, resolved)?;
@@ -170,6 +170,40 @@ impl Store {
             event_seq: seq,
             webhooks,
         })
+    }
+
+    /// Append a reply by the bot or an agent to an existing conversation (for the transcript;
+    /// not triaged). Returns its turn number.
+    pub fn append_reply(&self, id: &str, role: &str, text: &str) -> AppResult<u32> {
+        let now = now_ms();
+        let mut c = self.write();
+        let tx = c.transaction()?;
+        let turns: Option<u32> = tx
+            .query_row("SELECT turns FROM conversations WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let turns = turns.ok_or_else(|| {
+            AppError::not_found("conversation_id", "no conversation with this id")
+        })?;
+        if turns >= self.config.max_turns {
+            return Err(AppError::Invalid {
+                status: StatusCode::CONFLICT,
+                field: "conversation_id".into(),
+                message: format!("conversation has {turns} turns, the limit (store.max_turns)"),
+            });
+        }
+        let n = turns + 1;
+        tx.execute(
+            "INSERT INTO turns (conversation_id, turn, at_ms, role, text, signals) VALUES (?1, ?2, ?3, ?4, ?5, '{}')",
+            params![id, n, now, role, text],
+        )?;
+        tx.execute(
+            "UPDATE conversations SET turns = ?2, updated_ms = ?3 WHERE id = ?1",
+            params![id, n, now],
+        )?;
+        tx.commit()?;
+        Ok(n)
     }
 
     /// The conversation's head row, or 404.
