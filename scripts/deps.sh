@@ -10,6 +10,12 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # The agent console test drives the page in headless Chromium.
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || need+=(chromium)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+# Screenshot OCR: Tesseract and Leptonica (linked through the `tesseract` crate, whose bindings
+# are generated with libclang), and the English and Simplified Chinese models.
+pkg-config --exists tesseract lept 2>/dev/null || need+=(libtesseract-dev libleptonica-dev)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need+=(tesseract-ocr-eng)
+ls /usr/share/tesseract-ocr/*/tessdata/chi_sim.traineddata >/dev/null 2>&1 || need+=(tesseract-ocr-chi-sim)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}" >&2
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

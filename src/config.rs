@@ -26,6 +26,7 @@ pub struct Config {
     pub routing_file: Option<PathBuf>,
     pub store: crate::store::StoreConfig,
     pub webhooks: crate::webhook::WebhookConfig,
+    pub screenshot: crate::vision::ScreenshotConfig,
 }
 
 /// A trained head: `builtin:NAME` (shipped in the binary) or a folder with head.json +
@@ -189,6 +190,7 @@ impl Default for Config {
             routing_file: None,
             store: Default::default(),
             webhooks: Default::default(),
+            screenshot: Default::default(),
             models: vec![
                 ModelConfig {
                     name: "multilingual-e5-small".into(),
@@ -323,6 +325,7 @@ impl Config {
         self.routing.check().context("config")?;
         self.store.check()?;
         self.webhooks.check()?;
+        self.screenshot.check()?;
         self.discovery.check()?;
         if !self.models.iter().any(|m| m.name == self.default_model) {
             bail!(

@@ -13,6 +13,7 @@ pub mod models;
 pub mod routing;
 pub mod server;
 pub mod store;
+pub mod vision;
 pub mod webhook;
 
 pub use http::{router as app, AppState};

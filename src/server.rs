@@ -44,6 +44,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let state = start_loading(cfg, heads);
     state.intents.load(&state.config, &state.heads)?;
     open_store(&state)?;
+    start_vision(&state)?;
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -86,6 +87,19 @@ pub fn open_store(state: &Arc<AppState>) -> Result<()> {
     if !cfg.webhooks.urls.is_empty() {
         tokio::spawn(crate::webhook::worker::run(state.clone()));
     }
+    Ok(())
+}
+
+/// Check the fault catalog (a malformed one stops the start) and start the OCR pool; a missing
+/// Tesseract only disables `/v1/screenshot` (503 saying what to install).
+pub fn start_vision(state: &Arc<AppState>) -> Result<()> {
+    let cfg = &state.config.screenshot;
+    let v = crate::vision::Vision::start(cfg)?;
+    if let Err(e) = crate::vision::ocr::OcrPool::probe(cfg.tessdata.as_deref(), &cfg.languages) {
+        tracing::warn!(error = %e, "screenshot OCR unavailable");
+        v.ocr.set_unavailable(e);
+    }
+    state.set_vision(Arc::new(v));
     Ok(())
 }
 

@@ -6,6 +6,7 @@ pub mod events;
 pub mod intents;
 pub mod json;
 pub mod meta;
+pub mod screenshot;
 pub mod signals;
 pub mod triage;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub events: tokio::sync::watch::Sender<i64>,
     /// Open SSE streams (bounded by `store.max_subscribers`).
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
+    /// OCR and the fault catalog, once started (`serve` starts them).
+    vision: std::sync::OnceLock<Arc<crate::vision::Vision>>,
     /// Wakes the webhook worker when a delivery is queued.
     pub webhook_wake: tokio::sync::Notify,
 }
@@ -66,6 +69,7 @@ impl AppState {
             lang: Arc::new(crate::lang::LangId::default()),
             slots: RwLock::new(slots),
             store: std::sync::OnceLock::new(),
+            vision: std::sync::OnceLock::new(),
             events: tokio::sync::watch::channel(0).0,
             subscribers: Arc::default(),
             webhook_wake: tokio::sync::Notify::new(),
@@ -79,6 +83,21 @@ impl AppState {
         self.store
             .set(store)
             .map_err(|_| anyhow::anyhow!("the store is already open"))
+    }
+
+    /// Attach the screenshot service (once).
+    pub fn set_vision(&self, v: Arc<crate::vision::Vision>) {
+        let _ = self.vision.set(v);
+    }
+
+    /// The screenshot service, or 503.
+    pub fn vision(&self) -> AppResult<Arc<crate::vision::Vision>> {
+        self.vision
+            .get()
+            .cloned()
+            .ok_or_else(|| AppError::Unavailable {
+                message: "screenshot recognition is not started".into(),
+            })
     }
 
     /// The conversation store, or 503 when this server runs without one.
@@ -127,6 +146,8 @@ impl AppState {
 /// The whole HTTP API over `state`; tests drive it without a socket.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.limits.max_body_bytes;
+    // Room for the multipart framing and the text fields around the largest image.
+    let shot_limit = state.config.screenshot.max_bytes + (1 << 20);
     Router::new()
         .route("/health", get(meta::health))
         .route("/ready", get(meta::ready))
@@ -155,6 +176,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/conversations/{id}/events", get(events::conversation))
         .route("/v1/events", get(events::all))
         .route("/console", get(console))
+        .route(
+            "/v1/screenshot",
+            post(screenshot::screenshot).layer(DefaultBodyLimit::max(shot_limit)),
+        )
+        .route("/v1/faults", get(screenshot::faults))
+        .route("/v1/faults/reload", post(screenshot::reload))
         .route("/v1/intents", get(intents::list))
         .route(
             "/v1/intents/discover",

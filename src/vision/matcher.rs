@@ -1,0 +1,123 @@
+//! Matching OCR text (and what the customer typed) to the catalog: error-code patterns first,
+//! then embedding similarity to each fault's example phrasings, with keywords as a tie-breaker.
+
+use super::catalog::Catalog;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Scored {
+    pub id: String,
+    pub title: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CodeHit {
+    pub fault: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Evidence {
+    /// Error-code pattern matches, per fault.
+    pub error_codes: Vec<CodeHit>,
+    /// Keywords found (fault id: keyword).
+    pub matched: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranking {
+    /// Index into the catalog of the recognised fault, when sure enough.
+    pub best: Option<usize>,
+    pub candidates: Vec<(usize, f32)>,
+    pub evidence: Evidence,
+}
+
+/// Thresholds (from `[screenshot]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    /// Similarity at which a fault is recognised without codes or keywords.
+    pub similarity: f32,
+    /// Similarity at which a fault with a keyword hit is recognised.
+    pub with_keyword: f32,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut d, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        d += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        d / (na.sqrt() * nb.sqrt())
+    }
+}
+
+/// Rank the faults for `text` (OCR text and the customer's text). `queries` are embeddings of
+/// the text and of its lines; `examples[i]` the embeddings of fault i's examples.
+pub fn rank(
+    catalog: &Catalog,
+    text: &str,
+    queries: &[Vec<f32>],
+    examples: &[Vec<Vec<f32>>],
+    th: Thresholds,
+) -> Ranking {
+    let lower = text.to_lowercase();
+    let mut evidence = Evidence {
+        error_codes: Vec::new(),
+        matched: Vec::new(),
+    };
+    let mut rows: Vec<(usize, usize, usize, f32)> = Vec::new(); // (fault, codes, keywords, sim)
+    for (i, f) in catalog.faults.iter().enumerate() {
+        let mut codes = 0;
+        for r in &f.codes {
+            for m in r.find_iter(text).take(3) {
+                codes += 1;
+                evidence.error_codes.push(CodeHit {
+                    fault: f.spec.id.clone(),
+                    text: m.as_str().chars().take(80).collect(),
+                });
+            }
+        }
+        let mut kws = 0;
+        for k in &f.keywords {
+            if !k.is_empty() && lower.contains(k.as_str()) {
+                kws += 1;
+                evidence.matched.push(format!("{}: {k}", f.spec.id));
+            }
+        }
+        let sim = examples
+            .get(i)
+            .map(|ex| {
+                queries
+                    .iter()
+                    .flat_map(|q| ex.iter().map(move |e| cosine(q, e)))
+                    .fold(0.0f32, f32::max)
+            })
+            .unwrap_or(0.0);
+        rows.push((i, codes, kws, sim));
+    }
+    // Codes first, then similarity nudged by keywords.
+    let key = |r: &(usize, usize, usize, f32)| r.3 + 0.01 * r.2.min(3) as f32;
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(key(b).total_cmp(&key(a))));
+    let best = rows.first().and_then(|&(i, codes, kws, sim)| {
+        let sure = codes > 0 || sim >= th.similarity || (kws > 0 && sim >= th.with_keyword);
+        sure.then_some(i)
+    });
+    let candidates = rows
+        .iter()
+        .take(3)
+        .map(|r| {
+            let score = if r.1 > 0 { r.3.max(0.95) } else { r.3 };
+            (r.0, score)
+        })
+        .collect();
+    Ranking {
+        best,
+        candidates,
+        evidence,
+    }
+}

@@ -1,0 +1,243 @@
+//! OCR with Tesseract (through the `tesseract` crate): a fixed pool of worker threads, each
+//! with its own engine, fed by a bounded queue so OCR load cannot starve text inference.
+
+use super::preprocess::Prepared;
+use image::GrayImage;
+use serde::Serialize;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    pub text: String,
+    /// Mean word confidence, 0..100.
+    pub confidence: f32,
+    /// `[x, y, width, height]` in the uploaded image's pixels.
+    pub bbox: [u32; 4],
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OcrText {
+    pub text: String,
+    pub lines: Vec<Line>,
+}
+
+struct Job {
+    image: GrayImage,
+    prepared: Prepared,
+    reply: oneshot::Sender<Result<OcrText, String>>,
+}
+
+/// Why a job was not run.
+pub enum Refused {
+    /// The queue is full: try again later.
+    Busy,
+    /// No engine could start (tessdata missing?).
+    Unavailable(String),
+}
+
+pub struct OcrPool {
+    tx: Mutex<Option<SyncSender<Job>>>,
+    error: Mutex<Option<String>>,
+}
+
+impl OcrPool {
+    /// Start `workers` threads with engines for `languages` (e.g. `eng+chi_sim`), at most
+    /// `queue` jobs waiting. Engines start lazily in their threads; a failure is reported by
+    /// `submit` as unavailable.
+    pub fn start(
+        workers: usize,
+        queue: usize,
+        tessdata: Option<String>,
+        languages: String,
+    ) -> OcrPool {
+        let (tx, rx) = sync_channel::<Job>(queue);
+        let rx = std::sync::Arc::new(Mutex::new(rx));
+        let pool = OcrPool {
+            tx: Mutex::new(Some(tx)),
+            error: Mutex::new(None),
+        };
+        for i in 0..workers.max(1) {
+            let (rx, tessdata, languages) = (rx.clone(), tessdata.clone(), languages.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("ocr-{i}"))
+                .spawn(move || worker(rx, tessdata, languages));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start an OCR thread");
+            }
+        }
+        pool
+    }
+
+    /// Queue `image` for OCR; the answer arrives on the returned channel.
+    pub fn submit(
+        &self,
+        image: GrayImage,
+        prepared: Prepared,
+    ) -> Result<oneshot::Receiver<Result<OcrText, String>>, Refused> {
+        if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(Refused::Unavailable(e));
+        }
+        let (reply, rx) = oneshot::channel();
+        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = guard.as_ref() else {
+            return Err(Refused::Unavailable("OCR is shut down".into()));
+        };
+        match tx.try_send(Job {
+            image,
+            prepared,
+            reply,
+        }) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(Refused::Busy),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(Refused::Unavailable("the OCR workers stopped".into()))
+            }
+        }
+    }
+
+    /// Check that an engine starts with these settings (at server start).
+    pub fn probe(tessdata: Option<&str>, languages: &str) -> Result<(), String> {
+        tesseract::Tesseract::new(tessdata, Some(languages))
+            .map(|_| ())
+            .map_err(|e| format!("Tesseract cannot start with `{languages}`: {e} (install tesseract-ocr-eng and tesseract-ocr-chi-sim, or set screenshot.tessdata)"))
+    }
+
+    pub fn set_unavailable(&self, why: String) {
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+}
+
+fn worker(
+    rx: std::sync::Arc<Mutex<std::sync::mpsc::Receiver<Job>>>,
+    tessdata: Option<String>,
+    languages: String,
+) {
+    let mut engine: Option<tesseract::Tesseract> = None;
+    loop {
+        let job = {
+            let r = rx.lock().unwrap_or_else(|p| p.into_inner());
+            match r.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            }
+        };
+        let t = match engine.take() {
+            Some(t) => Ok(t),
+            None => tesseract::Tesseract::new(tessdata.as_deref(), Some(&languages))
+                .map_err(|e| format!("Tesseract cannot start: {e}")),
+        };
+        let out = t.and_then(|t| recognize(t, &job.image, job.prepared));
+        let answer = match out {
+            Ok((t, text)) => {
+                engine = Some(t);
+                Ok(text)
+            }
+            Err(e) => Err(e),
+        };
+        let _ = job.reply.send(answer);
+    }
+}
+
+fn recognize(
+    t: tesseract::Tesseract,
+    img: &GrayImage,
+    p: Prepared,
+) -> Result<(tesseract::Tesseract, OcrText), String> {
+    let (w, h) = img.dimensions();
+    let mut t = t
+        .set_frame(img.as_raw(), w as i32, h as i32, 1, w as i32)
+        .map_err(|e| format!("OCR: {e}"))?
+        .set_source_resolution(96)
+        .recognize()
+        .map_err(|e| format!("OCR: {e}"))?;
+    let tsv = t.get_tsv_text(0).map_err(|e| format!("OCR: {e}"))?;
+    Ok((t, parse_tsv(&tsv, p.scale)))
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x3000..=0x303F | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xFF00..=0xFFEF)
+}
+
+/// Tesseract's TSV (level, page, block, par, line, word, left, top, width, height, conf, text)
+/// to lines; boxes scaled back by `1 / scale`. CJK words join without spaces.
+pub fn parse_tsv(tsv: &str, scale: f32) -> OcrText {
+    // (text, word confidences, box [x0, y0, x1, y1], (block, paragraph, line))
+    type Acc = (String, Vec<f32>, [u32; 4], (u32, u32, u32));
+    let mut lines: Vec<Acc> = Vec::new();
+    for row in tsv.lines().skip(1) {
+        let c: Vec<&str> = row.splitn(12, '\t').collect();
+        if c.len() < 12 || c[0] != "5" {
+            continue;
+        }
+        let word = c[11].trim();
+        if word.is_empty() {
+            continue;
+        }
+        let n = |i: usize| c[i].parse::<u32>().unwrap_or(0);
+        let key = (n(2), n(3), n(4));
+        let conf: f32 = c[10].parse().unwrap_or(-1.0);
+        let b = [n(6), n(7), n(6) + n(8), n(7) + n(9)];
+        match lines.last_mut() {
+            Some(l) if l.3 == key => {
+                let glue = !(l.0.chars().last().is_some_and(is_cjk)
+                    && word.chars().next().is_some_and(is_cjk));
+                if glue {
+                    l.0.push(' ');
+                }
+                l.0.push_str(word);
+                l.1.push(conf);
+                l.2 = [
+                    l.2[0].min(b[0]),
+                    l.2[1].min(b[1]),
+                    l.2[2].max(b[2]),
+                    l.2[3].max(b[3]),
+                ];
+            }
+            _ => lines.push((word.to_string(), vec![conf], b, key)),
+        }
+    }
+    let inv = 1.0 / scale.max(1e-6);
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .map(|(text, confs, b, _)| {
+            let valid: Vec<f32> = confs.into_iter().filter(|c| *c >= 0.0).collect();
+            let confidence = valid.iter().sum::<f32>() / valid.len().max(1) as f32;
+            let s = |v: u32| (v as f32 * inv).round() as u32;
+            Line {
+                text,
+                confidence,
+                bbox: [s(b[0]), s(b[1]), s(b[2] - b[0]), s(b[3] - b[1])],
+            }
+        })
+        .collect();
+    OcrText {
+        text: lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        lines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tsv_rows_become_lines_with_boxes_in_original_pixels() {
+        let tsv = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n\
+            1\t1\t0\t0\t0\t0\t0\t0\t800\t600\t-1\t\n\
+            5\t1\t1\t1\t1\t1\t20\t40\t100\t30\t95.5\tPayment\n\
+            5\t1\t1\t1\t1\t2\t130\t42\t80\t30\t90.5\tfailed\n\
+            5\t1\t2\t1\t1\t1\t20\t100\t60\t30\t88\t支付\n\
+            5\t1\t2\t1\t1\t2\t80\t100\t60\t30\t86\t失败\n";
+        let o = parse_tsv(tsv, 2.0);
+        assert_eq!(o.text, "Payment failed\n支付失败");
+        assert_eq!(o.lines[0].bbox, [10, 20, 95, 16]);
+        assert!((o.lines[0].confidence - 93.0).abs() < 1e-4);
+        assert_eq!(parse_tsv("", 1.0).lines.len(), 0);
+    }
+}
