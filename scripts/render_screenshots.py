@@ -9,7 +9,8 @@ Needs only the standard library and Pillow (`pip install pillow`), plus Debian's
 Writes PNG/JPEG images and DIR/labels.jsonl, one JSON object per image:
     {"file": "payment_failed_003.png", "fault": "payment_failed", "language": "en",
      "style": "dialog", "dark": false, "font": "DejaVu Sans", "font_px": 14, "scale": 2.0,
-     "photo": false, "jpeg_quality": null, "text": "...every string drawn, one per line..."}
+     "photo": false, "jpeg_quality": null, "message": "headline\nbody\ndetail",
+     "text": "...every string drawn, UI noise included, one line each..."}
 Negatives (about 15%) have "fault": null; textless ones have "language": null.
 
 The message texts below are written independently of the `examples` in models/faults.toml, so
@@ -439,7 +440,7 @@ def style_dialog(c, m):
 
 
 def browser(c, W, H, url, tab):
-    rng, px = c.rng, c.px * 0.9
+    px = c.px * 0.9
     img = Image.new("RGB", (W, H), c.bg)
     d = ImageDraw.Draw(img)
     chrome = tuple(max(0, v - 14) for v in c.panel) if not c.dark else (c.bg[0] + 10,) * 3
@@ -471,7 +472,7 @@ def style_web(c, m):
     path = rng.choice(["/checkout", "/account/login", "/orders", "/item/%d" % rng.randint(1000, 99999), "/"])
     img, d, top = browser(c, W, H, "https://" + m["vars"]["site"] + path, m["head"] or m["title"])
     big = re.match(r"^(\d{3})\s+(.*)$", m["head"])
-    if big or m["fault"] in ("network_error", "certificate_error", "not_found", "server_error", "permission_denied"):
+    if big or m["fault"] in ("network_error", "certificate_error", "not_found", "server_error", "permission_denied", "app_crash"):
         x0 = W * rng.uniform(0.12, 0.3)
         mw = min(W - x0 - px * 2, px * 40)
         y = top + H * rng.uniform(0.08, 0.18)
@@ -576,7 +577,7 @@ def style_crash(c, m):
         return style_web(c, m)
     if not c.mobile:
         return desktop_dialog(c, m, m["buttons"])
-    rng, px = c.rng, c.px  # Android-style alert over a dimmed app screen
+    px = c.px  # Android-style alert over a dimmed app screen
     W, H = phone_canvas(c)
     img = Image.new("RGB", (W, H), c.bg)
     d = ImageDraw.Draw(img)
@@ -751,7 +752,6 @@ def finish(img, rng, out, stem, rec):
         f = rng.uniform(0.6, 0.9)
         img = img.resize((int(img.size[0] * f), int(img.size[1] * f)), Image.Resampling.LANCZOS)
         rec["scale"] = round(rec["scale"] * f, 3)
-    rec["photo"] = rng.random() < 0.2
     if rec["photo"]:
         img = phone_photo(img, rng)
     q = rng.randint(30, 70) if rec["photo"] or rng.random() < 0.2 else None
@@ -782,15 +782,18 @@ def main():
     n_neg = round(len(jobs) * 0.15 / 0.85)
     kinds = list(NEGATIVES)
     jobs += [(None, i, "en" if i % 2 == 0 else "zh", kinds[i % len(kinds)]) for i in range(n_neg)]
-    records = []
-    for fault, i, lang, style in jobs:
-        dark = rng.random() < 0.3
+    def share(p):  # exact proportions, shuffled
+        flags = [k < round(p * len(jobs)) for k in range(len(jobs))]
+        rng.shuffle(flags)
+        return flags
+    darks, photos, records = share(0.3), share(0.2), []
+    for (fault, i, lang, style), dark, photo in zip(jobs, darks, photos):
         px = pick_px(rng)
         mobile = style in ("mobile", "toast", "chat", "settings") or (style == "crash" and rng.random() < 0.5)
         if fault:
             ok = [t for t in T[fault][lang] if not t.startswith("D:" if mobile else "M:")]
             m = parse(fault, rng.choice(ok or T[fault][lang]), rng, lang)
-        scale = rng.choice([1.0, 2.0, 2.0, 2.77]) if mobile else rng.choice([1.0, 1.0, 1.25, 1.5, 2.0])
+        scale = rng.choice([1.5, 2.0, 2.0, 2.77]) if mobile else rng.choice([1.0, 1.0, 1.25, 1.5, 2.0])
         if mobile:
             px = min(max(px, 13), 22)  # phone UIs rarely go below 13 logical px
         c = Ctx(rng, fonts, lang, dark, px, scale)
@@ -804,8 +807,9 @@ def main():
             if style in ("photo", "blank"):
                 lang = None
         rec = {"file": "", "fault": fault, "language": lang, "style": style, "dark": dark,
-               "font": c.family if c.truth else None, "font_px": px, "scale": scale}
+               "font": c.family if c.truth else None, "font_px": px, "scale": scale, "photo": photo}
         rec = finish(img.convert("RGB"), rng, a.out, stem, rec)
+        rec["message"] = "\n".join(x for x in (m["head"], m["body"], m["detail"]) if x) if fault else None
         rec["text"] = "\n".join(c.truth)
         records.append(rec)
     with open(os.path.join(a.out, "labels.jsonl"), "w", encoding="utf-8") as f:

@@ -8,7 +8,7 @@ use super::head::{sha256_hex, Head, Kind, TunedLayers};
 use super::train::TrainOptions;
 use crate::config::Config;
 use crate::models::branch::Branch;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -70,12 +70,13 @@ pub struct TrainArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
-    /// intent, emotion, or emotion-groups (rows labelled with one emotion group).
+    /// intent, emotion, emotion-groups (rows labelled with one emotion group), or screenshot
+    /// (`--data DIR` with `labels.jsonl` and the images; no head).
     #[arg(long)]
     pub task: String,
-    /// Head folder.
+    /// Head folder (not for `screenshot`).
     #[arg(long)]
-    pub head: PathBuf,
+    pub head: Option<PathBuf>,
     #[arg(long)]
     pub data: PathBuf,
     /// Gold label that marks out-of-scope examples (and the answer "out of scope").
@@ -259,7 +260,14 @@ pub fn head_encoder(config: Option<&Path>, head: &Head) -> Result<DatasetEncoder
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let head = Head::load(&a.head)?;
+    if a.task == "screenshot" {
+        return crate::vision::eval::run(&a.data, a.config.as_deref(), a.json);
+    }
+    let head_dir = a
+        .head
+        .as_deref()
+        .context("--head is required for this task")?;
+    let head = Head::load(head_dir)?;
     let groups = a.task == "emotion-groups";
     if !groups {
         let t = Task::parse(&a.task)?;

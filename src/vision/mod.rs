@@ -2,6 +2,7 @@
 //! pool), and matching against the fault catalog.
 
 pub mod catalog;
+pub mod eval;
 pub mod image_in;
 pub mod matcher;
 pub mod ocr;

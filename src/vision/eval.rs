@@ -1,0 +1,136 @@
+//! `triage eval --task screenshot --data DIR`: the whole screenshot path (decode, OCR, match)
+//! over labelled images: accuracy, unknown rate, confident wrong answers, a per-fault table and
+//! the latency per screenshot.
+
+use crate::config::Config;
+use crate::http::Slot;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Deserialize)]
+struct Row {
+    file: String,
+    fault: Option<String>,
+}
+
+#[derive(Default, serde::Serialize)]
+struct PerFault {
+    n: usize,
+    correct: usize,
+    unknown: usize,
+    wrong: usize,
+}
+
+pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
+    let labels = dir.join("labels.jsonl");
+    let text = std::fs::read_to_string(&labels)
+        .with_context(|| format!("cannot read {}", labels.display()))?;
+    let rows: Vec<Row> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("labels.jsonl line {}", i + 1))
+        })
+        .collect::<Result<_>>()?;
+    let mut cfg = Config::load(config, &Default::default())?;
+    let model = cfg.default_model.clone();
+    cfg.models.retain(|m| m.name == model);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let heads = crate::heads::registry::HeadRegistry::load(&cfg)?;
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+        let state = crate::AppState::new(cfg.clone(), metrics.clone(), heads);
+        let m = crate::engine::load_model(&cfg.models[0], &cfg, &cfg.home(), metrics, &state.heads)?;
+        state.set_slot(&model, Slot::Ready(m));
+        crate::server::start_vision(&state)?;
+        let mut table: BTreeMap<String, PerFault> = BTreeMap::new();
+        let (mut correct, mut unknown_pos, mut wrong_pos, mut false_pos) = (0, 0, 0, 0);
+        let (mut pos, mut neg) = (0, 0);
+        let mut ms = Vec::new();
+        let mut errors = Vec::new();
+        for r in &rows {
+            let bytes = std::fs::read(dir.join(&r.file)).with_context(|| format!("cannot read {}", r.file))?;
+            let t = Instant::now();
+            let got = match super::analyze(&state, bytes, None, None).await {
+                Ok(a) => a.fault.map(|f| f.id),
+                Err(e) => {
+                    errors.push(format!("{}: {e}", r.file));
+                    None
+                }
+            };
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            let key = r.fault.clone().unwrap_or_else(|| "(none)".into());
+            let e = table.entry(key).or_default();
+            e.n += 1;
+            match (&r.fault, &got) {
+                (Some(want), Some(g)) if want == g => {
+                    correct += 1;
+                    pos += 1;
+                    e.correct += 1;
+                }
+                (Some(_), None) => {
+                    pos += 1;
+                    unknown_pos += 1;
+                    e.unknown += 1;
+                }
+                (Some(_), Some(_)) => {
+                    pos += 1;
+                    wrong_pos += 1;
+                    e.wrong += 1;
+                }
+                (None, None) => {
+                    correct += 1;
+                    neg += 1;
+                    e.correct += 1;
+                }
+                (None, Some(_)) => {
+                    neg += 1;
+                    false_pos += 1;
+                    e.wrong += 1;
+                }
+            }
+            if !json && (got.as_deref() != r.fault.as_deref()) {
+                eprintln!("  {}: want {:?}, got {:?}", r.file, r.fault, got);
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        let q = |p: f64| ms.get(((ms.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+        let n = rows.len().max(1) as f64;
+        let report = serde_json::json!({
+            "images": rows.len(),
+            "accuracy": correct as f64 / n,
+            "positives": pos, "negatives": neg,
+            "positive_accuracy": (pos - unknown_pos - wrong_pos) as f64 / pos.max(1) as f64,
+            "unknown_rate": unknown_pos as f64 / pos.max(1) as f64,
+            "confident_wrong_on_positives": wrong_pos,
+            "confident_answers_on_negatives": false_pos,
+            "latency_ms_p50": q(0.5), "latency_ms_p90": q(0.9), "latency_ms_max": q(1.0),
+            "errors": errors,
+            "per_fault": table,
+        });
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "images {}  accuracy {:.3}  (positives {}: correct {:.3}, unknown {:.3}, wrong {}; negatives {}: confident answers {})",
+                rows.len(), correct as f64 / n, pos, report["positive_accuracy"].as_f64().unwrap_or(0.0),
+                report["unknown_rate"].as_f64().unwrap_or(0.0), wrong_pos, neg, false_pos
+            );
+            println!("latency per screenshot: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms", q(0.5), q(0.9), q(1.0));
+            println!("{:<20} {:>4} {:>8} {:>8} {:>6}", "fault", "n", "correct", "unknown", "wrong");
+            for (k, v) in &table {
+                println!("{k:<20} {:>4} {:>8} {:>8} {:>6}", v.n, v.correct, v.unknown, v.wrong);
+            }
+            for e in &errors {
+                println!("error: {e}");
+            }
+        }
+        Ok(())
+    })
+}
