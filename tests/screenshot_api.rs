@@ -104,7 +104,16 @@ fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
 async fn bad_screenshots_get_named_4xx() {
     let app = app(Config::default());
     let p = png(64, 48);
-    let cases: Vec<(&str, String, Vec<u8>, u16, &str, &str)> = vec![
+    // (case, content type, body, status, field, words in the error)
+    type Case = (
+        &'static str,
+        String,
+        Vec<u8>,
+        u16,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "text named .png",
             "image/png".into(),
