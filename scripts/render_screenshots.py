@@ -470,9 +470,11 @@ def style_web(c, m):
     rng, px = c.rng, c.px
     W, H = int(rng.choice([1024, 1280, 1366, 1440]) * c.s), int(rng.choice([700, 768, 800, 900]) * c.s)
     path = rng.choice(["/checkout", "/account/login", "/orders", "/item/%d" % rng.randint(1000, 99999), "/"])
-    img, d, top = browser(c, W, H, "https://" + m["vars"]["site"] + path, m["head"] or m["title"])
     big = re.match(r"^(\d{3})\s+(.*)$", m["head"])
-    if big or m["fault"] in ("network_error", "certificate_error", "not_found", "server_error", "permission_denied", "app_crash"):
+    error_page = big or m["fault"] in ("network_error", "certificate_error", "not_found", "server_error", "permission_denied", "app_crash")
+    tab = m["head"] if error_page else m["vars"]["app"] + " - " + PAGE_TITLES.get(m["fault"], PAGE_TITLES["login_failed"])[c.lang]
+    img, d, top = browser(c, W, H, "https://" + m["vars"]["site"] + path, tab)
+    if error_page:
         x0 = W * rng.uniform(0.12, 0.3)
         mw = min(W - x0 - px * 2, px * 40)
         y = top + H * rng.uniform(0.08, 0.18)
@@ -509,8 +511,8 @@ def style_web(c, m):
         y += banner_h + px * 2.5
         for label in FIELDS.get(m["fault"], FIELDS["login_failed"])[c.lang]:
             c.text(d, x0, y, label, px * 0.9, c.muted)
-            d.rectangle([x0, y + px * 1.4, x0 + pw, y + px * 3.6], outline=c.line, fill=c.panel)
-            y += px * 4.8
+            d.rectangle([x0, y + px * 1.7, x0 + pw, y + px * 3.9], outline=c.line, fill=c.panel)
+            y += px * 5
         c.button(d, x0, y, m["buttons"][0] if m["fault"] == "update_failed" else {"en": "Continue", "zh": "继续"}[c.lang], px, True, w=pw)
     return img
 
