@@ -54,11 +54,21 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
         let (mut pos, mut neg) = (0, 0);
         let mut ms = Vec::new();
         let mut errors = Vec::new();
+        let mut details = Vec::new();
         for r in &rows {
             let bytes = std::fs::read(dir.join(&r.file)).with_context(|| format!("cannot read {}", r.file))?;
             let t = Instant::now();
             let got = match super::analyze(&state, bytes, None, None).await {
-                Ok(a) => a.fault.map(|f| f.id),
+                Ok(a) => {
+                    let top = a.candidates.first();
+                    details.push(serde_json::json!({
+                        "file": r.file, "want": r.fault, "got": a.fault.as_ref().map(|f| &f.id),
+                        "top": top.map(|c| &c.id), "top_score": top.map(|c| c.score),
+                        "second_score": a.candidates.get(1).map(|c| c.score),
+                        "top_codes": a.top_evidence.0, "top_keywords": a.top_evidence.1,
+                    }));
+                    a.fault.map(|f| f.id)
+                }
                 Err(e) => {
                     errors.push(format!("{}: {e}", r.file));
                     None
@@ -113,6 +123,7 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
             "latency_ms_p50": q(0.5), "latency_ms_p90": q(0.9), "latency_ms_max": q(1.0),
             "errors": errors,
             "per_fault": table,
+            "rows": details,
         });
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -31,6 +31,9 @@ pub struct Ranking {
     pub best: Option<usize>,
     pub candidates: Vec<(usize, f32)>,
     pub evidence: Evidence,
+    /// Code matches and keyword hits of the top candidate (for evaluation).
+    pub top_codes: usize,
+    pub top_keywords: usize,
 }
 
 /// Thresholds (from `[screenshot]`).
@@ -56,6 +59,9 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
+/// (fault index, code matches, keyword hits, best similarity)
+type Row = (usize, usize, usize, f32);
+
 /// Rank the faults for `text` (OCR text and the customer's text). `queries` are embeddings of
 /// the text and of its lines; `examples[i]` the embeddings of fault i's examples.
 pub fn rank(
@@ -65,12 +71,15 @@ pub fn rank(
     examples: &[Vec<Vec<f32>>],
     th: Thresholds,
 ) -> Ranking {
+    // OCR wraps lines mid-phrase: match patterns and keywords on whitespace collapsed to spaces.
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = flat.as_str();
     let lower = text.to_lowercase();
     let mut evidence = Evidence {
         error_codes: Vec::new(),
         matched: Vec::new(),
     };
-    let mut rows: Vec<(usize, usize, usize, f32)> = Vec::new(); // (fault, codes, keywords, sim)
+    let mut rows: Vec<Row> = Vec::new();
     for (i, f) in catalog.faults.iter().enumerate() {
         let mut codes = 0;
         for r in &f.codes {
@@ -101,7 +110,7 @@ pub fn rank(
         rows.push((i, codes, kws, sim));
     }
     // Codes first, then similarity nudged by keywords.
-    let key = |r: &(usize, usize, usize, f32)| r.3 + 0.01 * r.2.min(3) as f32;
+    let key = |r: &Row| r.3 + 0.01 * r.2.min(3) as f32;
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(key(b).total_cmp(&key(a))));
     let best = rows.first().and_then(|&(i, codes, kws, sim)| {
         let sure = codes > 0 || sim >= th.similarity || (kws > 0 && sim >= th.with_keyword);
@@ -115,9 +124,12 @@ pub fn rank(
             (r.0, score)
         })
         .collect();
+    let top = rows.first().map_or((0, 0), |r| (r.1, r.2));
     Ranking {
         best,
         candidates,
         evidence,
+        top_codes: top.0,
+        top_keywords: top.1,
     }
 }

@@ -55,11 +55,11 @@ impl Default for ScreenshotConfig {
             animated_gif_first_frame: false,
             ocr_workers: 1,
             ocr_queue: 8,
-            ocr_timeout_ms: 30_000,
+            ocr_timeout_ms: 15_000,
             languages: "eng+chi_sim".into(),
             tessdata: None,
-            similarity: 0.88,
-            with_keyword: 0.85,
+            similarity: 0.91,
+            with_keyword: 0.89,
         }
     }
 }
@@ -169,6 +169,9 @@ pub struct Analysis {
     pub solution: Option<Solution>,
     pub route_hint: &'static str,
     pub timings_ms: Timings,
+    /// Code matches and keyword hits of the top candidate.
+    #[serde(skip)]
+    pub top_evidence: (usize, usize),
 }
 
 #[derive(Debug, Serialize)]
@@ -269,13 +272,7 @@ pub async fn analyze(
             .get_or_try_init(|| embed_examples(state, &loaded.catalog))
             .await?;
         let mut queries: Vec<String> = vec![all.chars().take(2000).collect()];
-        queries.extend(
-            text.lines
-                .iter()
-                .filter(|l| l.text.chars().filter(|c| c.is_alphanumeric()).count() >= 3)
-                .take(24)
-                .map(|l| l.text.clone()),
-        );
+        queries.extend(line_queries(&text.lines));
         if let Some(c) = &customer_text {
             queries.push(c.clone());
         }
@@ -307,6 +304,9 @@ pub async fn analyze(
         title: cat.faults[i].title(zh).to_string(),
         score: s,
     };
+    let top_evidence = ranking
+        .as_ref()
+        .map_or((0, 0), |r| (r.top_codes, r.top_keywords));
     let (fault, candidates, evidence, best) = match ranking {
         Some(r) => {
             let cands: Vec<matcher::Scored> =
@@ -351,7 +351,37 @@ pub async fn analyze(
             ocr: ocr_ms,
             matching: t2.elapsed().as_millis() as u64,
         },
+        top_evidence,
     })
+}
+
+/// Long enough to carry a message: 12+ Latin letters/digits or 5+ CJK characters.
+fn substantial(s: &str) -> bool {
+    let cjk = s
+        .chars()
+        .filter(|c| matches!(*c as u32, 0x4E00..=0x9FFF))
+        .count();
+    let alnum = s.chars().filter(|c| c.is_ascii_alphanumeric()).count();
+    cjk >= 5 || alnum >= 12
+}
+
+/// Queries besides the whole text: each substantial line, and each pair of neighbouring lines
+/// (OCR wraps messages), at most 32.
+fn line_queries(lines: &[ocr::Line]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if substantial(&l.text) {
+            out.push(l.text.clone());
+        }
+        if let Some(next) = lines.get(i + 1) {
+            let pair = format!("{} {}", l.text, next.text);
+            if substantial(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out.truncate(32);
+    out
 }
 
 async fn embed_examples(state: &Arc<AppState>, cat: &Catalog) -> AppResult<Vec<Vec<Vec<f32>>>> {

@@ -1,0 +1,97 @@
+//! `/v1/screenshot` on the real encoder and real Tesseract OCR, over screenshots rendered by
+//! `scripts/render_screenshots.py --seed 3 --n-per-fault 2` (committed in
+//! tests/fixtures/screenshots): known faults in English and Chinese with their evidence and
+//! solution, and unrelated images (a chat, a photo) answered `null` with route `agent`.
+
+mod common;
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use tower::ServiceExt;
+use triage::config::Config;
+use triage::http::Slot;
+
+fn real_app() -> Option<axum::Router> {
+    common::pack_model("multilingual-e5-small")?;
+    let mut cfg = Config::default();
+    cfg.models.retain(|m| m.name == "multilingual-e5-small");
+    let metrics = Arc::new(triage::metrics::Metrics::default());
+    let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
+    let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
+    let m = triage::engine::load_model(&cfg.models[0], &cfg, &cfg.home(), metrics, &state.heads)
+        .unwrap();
+    state.set_slot(&cfg.models[0].name, Slot::Ready(m));
+    triage::server::start_vision(&state).unwrap();
+    Some(triage::app(state))
+}
+
+async fn shot(app: &axum::Router, file: &str, ctype: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/tests/fixtures/screenshots/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(path).unwrap();
+    let req = Request::post("/v1/screenshot")
+        .header("content-type", ctype)
+        .body(Body::from(bytes))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let s = resp.status();
+    let b = resp.into_body().collect().await.unwrap().to_bytes();
+    let j: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(s.as_u16(), 200, "{file}: {j}");
+    j
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_faults_are_recognised_and_unrelated_images_are_not() {
+    let Some(app) = real_app() else { return };
+    for (file, ctype, want, lang) in [
+        (
+            "payment_failed_001.jpg",
+            "image/jpeg",
+            "payment_failed",
+            "en",
+        ),
+        (
+            "account_locked_001.png",
+            "image/png",
+            "account_locked",
+            "zh",
+        ),
+        ("update_failed_000.png", "image/png", "update_failed", "zh"),
+    ] {
+        let j = shot(&app, file, ctype).await;
+        assert_eq!(j["fault"]["id"], want, "{file}: {j}");
+        assert_eq!(j["solution"]["language"], lang, "{file}: {j}");
+        assert!(!j["solution"]["text"].as_str().unwrap().is_empty());
+        assert!(
+            !j["ocr"]["lines"].as_array().unwrap().is_empty(),
+            "{file}: {j}"
+        );
+        let line = &j["ocr"]["lines"][0];
+        assert!(
+            line["confidence"].as_f64().unwrap() > 0.0 && line["bbox"][2].as_u64().unwrap() > 0
+        );
+    }
+    // The dark-mode dialog was inverted before OCR, and its error code is evidence.
+    let j = shot(&app, "update_failed_000.png", "image/png").await;
+    assert_eq!(j["ocr"]["preprocessing"]["inverted"], true, "{j}");
+    let codes = j["evidence"]["error_codes"].as_array().unwrap();
+    assert!(
+        codes
+            .iter()
+            .any(|c| c["text"].as_str().unwrap().contains("0x80070002")),
+        "{j}"
+    );
+    for (file, ctype) in [
+        ("negative_000.png", "image/png"),
+        ("negative_003.jpg", "image/jpeg"),
+    ] {
+        let j = shot(&app, file, ctype).await;
+        assert!(j["fault"].is_null(), "{file}: {j}");
+        assert_eq!(j["route_hint"], "agent", "{file}");
+        assert!(j["solution"].is_null());
+    }
+}
