@@ -16,6 +16,9 @@ fn real_app() -> Option<axum::Router> {
     common::pack_model("multilingual-e5-small")?;
     let mut cfg = Config::default();
     cfg.models.retain(|m| m.name == "multilingual-e5-small");
+    let dir = std::env::temp_dir().join(format!("triage-shot-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    cfg.store.path = Some(dir.join("triage.sqlite"));
     let metrics = Arc::new(triage::metrics::Metrics::default());
     let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
     let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
@@ -23,6 +26,7 @@ fn real_app() -> Option<axum::Router> {
         .unwrap();
     state.set_slot(&cfg.models[0].name, Slot::Ready(m));
     triage::server::start_vision(&state).unwrap();
+    triage::server::open_store(&state).unwrap();
     Some(triage::app(state))
 }
 
@@ -93,5 +97,43 @@ async fn known_faults_are_recognised_and_unrelated_images_are_not() {
         assert!(j["fault"].is_null(), "{file}: {j}");
         assert_eq!(j["route_hint"], "agent", "{file}");
         assert!(j["solution"].is_null());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screenshot_attached_to_a_message_routes_it() {
+    use base64::Engine;
+    let Some(app) = real_app() else { return };
+    let path = format!(
+        "{}/tests/fixtures/screenshots/account_locked_001.png",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap());
+    let body = serde_json::json!({"conversation_id": "shot-1", "text": "我登录不了了，看截图", "screenshot": b64});
+    let (s, j) = common::post_json(&app, "/v1/triage", body).await;
+    assert_eq!(s.as_u16(), 200, "{j}");
+    assert_eq!(j["screenshot"]["fault"]["id"], "account_locked", "{j}");
+    assert_eq!(j["route"]["target"], "agent", "{j}");
+    let codes: Vec<&str> = j["route"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"screenshot.fault"), "{codes:?}");
+    let (_, c) = common::request(&app, "GET", "/v1/conversations/shot-1", String::new()).await;
+    assert_eq!(
+        c["turns"][0]["signals"]["screenshot"]["fault"], "account_locked",
+        "{c}"
+    );
+    for (shot, field) in [
+        ("%%%not base64", "screenshot"),
+        ("aGVsbG8gd29ybGQ=", "screenshot"),
+    ] {
+        let body =
+            serde_json::json!({"conversation_id": "shot-2", "text": "see", "screenshot": shot});
+        let (s, j) = common::post_json(&app, "/v1/triage", body).await;
+        assert!((400..500).contains(&s.as_u16()), "{j}");
+        assert_eq!(j["field"], field, "{j}");
     }
 }

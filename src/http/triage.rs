@@ -28,6 +28,10 @@ pub struct TriageRequest {
     /// Intent set (default: `intent.default_set`).
     #[serde(default)]
     pub intent_set: Option<String>,
+    /// An attached screenshot, base64 (standard alphabet); read as by `/v1/screenshot`, within
+    /// `limits.max_body_bytes` for the whole request.
+    #[serde(default)]
+    pub screenshot: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -49,6 +53,8 @@ pub struct TriageResponse {
     pub emotion: Option<EmotionResult>,
     pub route: Route,
     pub conversation: ConversationRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<crate::vision::Analysis>,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,6 +122,10 @@ pub async fn triage(
         .conversation_id
         .clone()
         .unwrap_or_else(new_conversation_id);
+    let shot = match &req.screenshot {
+        None => None,
+        Some(b64) => Some(attached(&state, b64, &req).await?),
+    };
 
     let sig = signals(&state, &req.text, req.intent_set.as_deref()).await?;
     let queue_lang = req
@@ -131,7 +141,18 @@ pub async fn triage(
     });
     let mut intent = serde_json::to_value(&sig.intent).unwrap_or_default();
     intent["intent_set"] = json!(sig.intent_set);
-    let stored = json!({"language": language, "intent": intent, "emotion": sig.emotion});
+    let shot_summary = shot.as_ref().map(|a| {
+        json!({
+            "fault": a.fault.as_ref().map(|f| &f.id),
+            "route_hint": a.route_hint,
+            "error_codes": a.evidence.error_codes,
+        })
+    });
+    let stored = json!({"language": language, "intent": intent, "emotion": sig.emotion, "screenshot": shot_summary});
+    let shot_fault = shot
+        .as_ref()
+        .and_then(|a| a.fault.as_ref().map(|f| f.id.clone()));
+    let shot_hint = shot.as_ref().map(|a| a.route_hint);
 
     let signal = IntentSignal {
         label: sig.intent.label.clone(),
@@ -158,6 +179,10 @@ pub async fn triage(
                 intent: Some(&signal),
                 emotion: groups.as_ref(),
                 tier: tier.as_deref(),
+                screenshot: shot_hint.map(|h| routing::ScreenshotSignal {
+                    fault: shot_fault.as_deref(),
+                    route_hint: h,
+                }),
             };
             routing::decide(&policy.routing, &thresholds, &s, history, n)
         };
@@ -203,7 +228,33 @@ pub async fn triage(
             event_id: appended.event_seq,
             webhooks_queued: appended.webhooks,
         },
+        screenshot: shot,
     }))
+}
+
+/// Read an attached screenshot; errors name the `screenshot` field.
+async fn attached(
+    state: &Arc<AppState>,
+    b64: &str,
+    req: &TriageRequest,
+) -> AppResult<crate::vision::Analysis> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| AppError::invalid("screenshot", format!("not valid base64: {e}")))?;
+    let lang = req.customer.as_ref().and_then(|c| c.language.clone());
+    crate::vision::analyze(state, bytes, Some(req.text.clone()), lang)
+        .await
+        .map_err(|e| match e {
+            AppError::Invalid {
+                status, message, ..
+            } => AppError::Invalid {
+                status,
+                field: "screenshot".into(),
+                message,
+            },
+            other => other,
+        })
 }
 
 /// The live event of a turn (the SSE `data:`), with the flags agents watch.

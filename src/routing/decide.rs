@@ -25,6 +25,17 @@ pub struct TurnSignals<'a> {
     /// Emotion group scores (see `heads::emotion::GROUPS`).
     pub emotion: Option<&'a BTreeMap<String, f32>>,
     pub tier: Option<&'a str>,
+    /// A screenshot sent with the message, as recognised.
+    pub screenshot: Option<ScreenshotSignal<'a>>,
+}
+
+/// What `/v1/screenshot` made of an attached screenshot.
+#[derive(Debug, Clone, Copy)]
+pub struct ScreenshotSignal<'a> {
+    /// The recognised fault, or `None` when no known fault matched.
+    pub fault: Option<&'a str>,
+    /// The catalog's hint for that fault: `bot` or `agent`.
+    pub route_hint: &'a str,
 }
 
 /// What the policy remembers of a turn, stored with it.
@@ -207,6 +218,32 @@ pub fn decide(
             let t = e.repeated_escalations_target;
             fire(&mut fired, t, 0, "emotion.repeated_escalation", detail);
         }
+    }
+
+    match signals.screenshot {
+        Some(ScreenshotSignal {
+            fault: Some(f),
+            route_hint,
+        }) => {
+            let (target, why) = if route_hint == "agent" {
+                (Target::Agent, "a person must act")
+            } else {
+                (Target::Bot, "the bot can offer the catalog's solution")
+            };
+            let detail = format!("the screenshot shows {f}: {why}");
+            fire(&mut fired, target, 0, "screenshot.fault", detail);
+        }
+        Some(_) => {
+            let detail = "the screenshot matches no known fault: a person looks".to_string();
+            fire(
+                &mut fired,
+                Target::Agent,
+                0,
+                "screenshot.unrecognised",
+                detail,
+            );
+        }
+        None => {}
     }
 
     if let Some((name, r)) = tier {

@@ -7,5 +7,7 @@ pub mod policy;
 #[cfg(test)]
 mod tests;
 
-pub use decide::{decide, Decision, IntentSignal, PastTurn, Reason, Route, TurnSignals};
+pub use decide::{
+    decide, Decision, IntentSignal, PastTurn, Reason, Route, ScreenshotSignal, TurnSignals,
+};
 pub use policy::{Policy, Target};

@@ -142,6 +142,7 @@ fn run(policy: &Policy, c: &Case) -> Decision {
         intent: Some(&intent),
         emotion: Some(&emotion),
         tier: c.tier,
+        screenshot: None,
     };
     decide(policy, &thresholds, &s, &history, history.len() as u32 + 1)
 }
@@ -233,4 +234,65 @@ fn malformed_policies_are_named() {
     let mut p = Policy::default();
     p.queues[2].groups = vec!["nope".into()];
     assert!(format!("{:#}", p.check().unwrap_err()).contains("unknown group `nope`"));
+}
+
+#[test]
+fn attached_screenshots_route_by_the_catalog_hint() {
+    let policy = Policy::default();
+    let thresholds = crate::heads::emotion::EscalationConfig::default().thresholds;
+    let intent = IntentSignal {
+        label: "payment_issue".into(),
+        score: 0.9,
+        out_of_scope: false,
+    };
+    let run = |shot: Option<ScreenshotSignal>| {
+        let s = TurnSignals {
+            text: "see attached",
+            language: "en",
+            intent: Some(&intent),
+            emotion: None,
+            tier: None,
+            screenshot: shot,
+        };
+        let d = decide(&policy, &thresholds, &s, &[], 1);
+        let codes: Vec<String> = d.route.reasons.iter().map(|r| r.code.clone()).collect();
+        (d.route.target, codes)
+    };
+    let locked = ScreenshotSignal {
+        fault: Some("account_locked"),
+        route_hint: "agent",
+    };
+    let (t, codes) = run(Some(locked));
+    assert_eq!(t, Target::Agent);
+    assert!(codes.contains(&"screenshot.fault".to_string()), "{codes:?}");
+    let unknown = ScreenshotSignal {
+        fault: None,
+        route_hint: "agent",
+    };
+    let (t, codes) = run(Some(unknown));
+    assert_eq!(t, Target::Agent);
+    assert!(
+        codes.contains(&"screenshot.unrecognised".to_string()),
+        "{codes:?}"
+    );
+    // A fault the customer can fix: the bot keeps it (payment_issue itself goes to agents by
+    // intent, so use a routine intent here).
+    let routine = IntentSignal {
+        label: "track_order".into(),
+        ..intent.clone()
+    };
+    let s = TurnSignals {
+        text: "see attached",
+        language: "en",
+        intent: Some(&routine),
+        emotion: None,
+        tier: None,
+        screenshot: Some(ScreenshotSignal {
+            fault: Some("network_error"),
+            route_hint: "bot",
+        }),
+    };
+    let d = decide(&policy, &thresholds, &s, &[], 1);
+    assert_eq!(d.route.target, Target::Bot);
+    assert_eq!(d.route.reasons[0].code, "screenshot.fault");
 }
