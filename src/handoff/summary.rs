@@ -43,19 +43,7 @@ fn clip(s: &str) -> String {
     out
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut d, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        d += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        d / (na.sqrt() * nb.sqrt())
-    }
-}
+use crate::intents::sim::cosine;
 
 /// Summarise `turns` (oldest first). `emb[i]` is the embedding of `turns[i]`; with `None` the
 /// summary falls back to the first and last customer turns (`mode: lead`). At most `max_turns`

@@ -29,6 +29,16 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Cosine similarity (0 when either vector is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (na, nb) = (dot(a, a), dot(b, b));
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot(a, b) / (na.sqrt() * nb.sqrt())
+    }
+}
+
 fn matrix(rows: &[Vec<f32>], d: usize) -> Result<Tensor> {
     let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
     Ok(Tensor::from_vec(flat, (rows.len(), d), &Device::Cpu)?)

@@ -45,19 +45,7 @@ pub struct Thresholds {
     pub with_keyword: f32,
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut d, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        d += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        d / (na.sqrt() * nb.sqrt())
-    }
-}
+use crate::intents::sim::cosine;
 
 /// (fault index, code matches, keyword hits, best similarity)
 type Row = (usize, usize, usize, f32);
