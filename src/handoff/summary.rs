@@ -2,6 +2,7 @@
 //! problem (first message), the most central other turns without repeats, and what is still open
 //! (the latest message). Turn embeddings come from the multilingual encoder.
 
+use crate::intents::sim::cosine;
 use serde::Serialize;
 
 /// A turn picked for the summary.
@@ -42,8 +43,6 @@ fn clip(s: &str) -> String {
     out.push('…');
     out
 }
-
-use crate::intents::sim::cosine;
 
 /// Summarise `turns` (oldest first). `emb[i]` is the embedding of `turns[i]`; with `None` the
 /// summary falls back to the first and last customer turns (`mode: lead`). At most `max_turns`

@@ -2,6 +2,7 @@
 //! then embedding similarity to each fault's example phrasings, with keywords as a tie-breaker.
 
 use super::catalog::Catalog;
+use crate::intents::sim::cosine;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -44,8 +45,6 @@ pub struct Thresholds {
     /// Similarity at which a fault with a keyword hit is recognised.
     pub with_keyword: f32,
 }
-
-use crate::intents::sim::cosine;
 
 /// (fault index, code matches, keyword hits, best similarity)
 type Row = (usize, usize, usize, f32);
