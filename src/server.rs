@@ -33,6 +33,19 @@ pub fn start_loading(cfg: Config, heads: HeadRegistry) -> Arc<AppState> {
     state
 }
 
+/// A state with every configured model loaded now (blocking): for offline commands and tests.
+pub fn loaded_state(cfg: Config) -> Result<Arc<AppState>> {
+    let heads = HeadRegistry::load(&cfg)?;
+    let metrics = Arc::new(Metrics::default());
+    let state = AppState::new(cfg, metrics.clone(), heads);
+    let home = state.config.home();
+    for mc in state.config.models.clone() {
+        let m = engine::load_model(&mc, &state.config, &home, metrics.clone(), &state.heads)?;
+        state.set_slot(&mc.name, Slot::Ready(m));
+    }
+    Ok(state)
+}
+
 pub async fn serve(cfg: Config) -> Result<()> {
     // Heads are small and checked before anything listens: a bad one stops the start.
     let heads = HeadRegistry::load(&cfg)?;

@@ -7,10 +7,8 @@ mod common;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
-use std::sync::Arc;
 use tower::ServiceExt;
 use triage::config::Config;
-use triage::http::Slot;
 
 fn real_app() -> Option<axum::Router> {
     common::pack_model("multilingual-e5-small")?;
@@ -19,12 +17,7 @@ fn real_app() -> Option<axum::Router> {
     let dir = std::env::temp_dir().join(format!("triage-shot-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     cfg.store.path = Some(dir.join("triage.sqlite"));
-    let metrics = Arc::new(triage::metrics::Metrics::default());
-    let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
-    let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
-    let m = triage::engine::load_model(&cfg.models[0], &cfg, &cfg.home(), metrics, &state.heads)
-        .unwrap();
-    state.set_slot(&cfg.models[0].name, Slot::Ready(m));
+    let state = triage::server::loaded_state(cfg).unwrap();
     triage::server::start_vision(&state).unwrap();
     triage::server::open_store(&state).unwrap();
     Some(triage::app(state))

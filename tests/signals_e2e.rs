@@ -3,22 +3,13 @@
 
 mod common;
 use axum::http::StatusCode;
-use std::sync::Arc;
 use triage::config::Config;
-use triage::http::Slot;
-use triage::metrics::Metrics;
 
 fn real_app() -> Option<axum::Router> {
     common::pack_model("multilingual-e5-small")?;
     let mut cfg = Config::default();
     cfg.models.retain(|m| m.name == "multilingual-e5-small");
-    let metrics = Arc::new(Metrics::default());
-    let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
-    let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
-    let m = triage::engine::load_model(&cfg.models[0], &cfg, &cfg.home(), metrics, &state.heads)
-        .unwrap();
-    state.set_slot(&cfg.models[0].name, Slot::Ready(m));
-    Some(triage::app(state))
+    Some(triage::app(triage::server::loaded_state(cfg).unwrap()))
 }
 
 async fn post(app: &axum::Router, uri: &str, body: serde_json::Value) -> serde_json::Value {

@@ -6,12 +6,9 @@
 mod common;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use triage::config::Config;
-use triage::http::Slot;
-use triage::metrics::Metrics;
 
 use common::hooks::{Receiver, REFUSE_FIRST, SECRET};
 
@@ -30,12 +27,7 @@ async fn start(hook: &str) -> Option<(axum::Router, String, std::path::PathBuf)>
     cfg.webhooks.initial_backoff_ms = 50;
     cfg.store.keepalive_secs = 1;
     cfg.validate().unwrap();
-    let metrics = Arc::new(Metrics::default());
-    let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
-    let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
-    let m = triage::engine::load_model(&cfg.models[0], &cfg, &cfg.home(), metrics, &state.heads)
-        .unwrap();
-    state.set_slot(&cfg.models[0].name, Slot::Ready(m));
+    let state = triage::server::loaded_state(cfg).unwrap();
     triage::server::open_store(&state).unwrap();
     let app = triage::app(state);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -110,7 +110,7 @@ pub async fn emotion(
     .await?;
     let results = x
         .iter()
-        .map(|v| super::triage::emotion_result(&head, &v[0], &state.heads.escalation))
+        .map(|v| emotion_result(&head, &v[0], &state.heads.escalation))
         .collect();
     Ok(Json(EmotionResponse { results }))
 }
@@ -138,4 +138,23 @@ pub async fn language(
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!("language task: {e}")))?;
     Ok(Json(LanguageResponse { results }))
+}
+
+/// The emotion answer of one embedding.
+pub fn emotion_result(
+    head: &crate::heads::head::Head,
+    x: &[f32],
+    cfg: &crate::heads::emotion::EscalationConfig,
+) -> EmotionResult {
+    let (probs, labels) = head.predict_labels(x);
+    let groups = crate::heads::emotion::group_scores(&head.meta.labels, &probs);
+    let (escalate, reasons) = crate::heads::emotion::escalation(&groups, cfg);
+    EmotionResult {
+        emotions: head.meta.labels.iter().cloned().zip(probs).collect(),
+        labels,
+        top_group: crate::heads::emotion::top_group(&groups),
+        groups,
+        escalate,
+        reasons,
+    }
 }

@@ -5,7 +5,6 @@ use super::json::JsonBody;
 use super::signals::EmotionResult;
 use super::AppState;
 use crate::error::{AppError, AppResult};
-use crate::heads::emotion;
 use crate::heads::predict::IntentPrediction;
 use crate::routing::{self, IntentSignal, Route, Target, TurnSignals};
 use crate::store::turns::{NewTurn, TurnRecord};
@@ -368,7 +367,11 @@ pub async fn signals(state: &Arc<AppState>, text: &str, set: Option<&str>) -> Ap
                     .and_then(|mut v| v.pop())
                     .unwrap_or_default()
             };
-            Some(emotion_result(&h, &x, &state.heads.escalation))
+            Some(super::signals::emotion_result(
+                &h,
+                &x,
+                &state.heads.escalation,
+            ))
         }
     };
     Ok(Signals {
@@ -377,23 +380,4 @@ pub async fn signals(state: &Arc<AppState>, text: &str, set: Option<&str>) -> Ap
         intent,
         emotion,
     })
-}
-
-/// The emotion answer of one embedding.
-pub fn emotion_result(
-    head: &crate::heads::head::Head,
-    x: &[f32],
-    cfg: &emotion::EscalationConfig,
-) -> EmotionResult {
-    let (probs, labels) = head.predict_labels(x);
-    let groups = emotion::group_scores(&head.meta.labels, &probs);
-    let (escalate, reasons) = emotion::escalation(&groups, cfg);
-    EmotionResult {
-        emotions: head.meta.labels.iter().cloned().zip(probs).collect(),
-        labels,
-        top_group: emotion::top_group(&groups),
-        groups,
-        escalate,
-        reasons,
-    }
 }

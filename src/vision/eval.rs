@@ -3,7 +3,6 @@
 //! the latency per screenshot.
 
 use crate::config::Config;
-use crate::http::Slot;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -43,11 +42,7 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let heads = crate::heads::registry::HeadRegistry::load(&cfg)?;
-        let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
-        let state = crate::AppState::new(cfg.clone(), metrics.clone(), heads);
-        let m = crate::engine::load_model(&cfg.models[0], &cfg, &cfg.home(), metrics, &state.heads)?;
-        state.set_slot(&model, Slot::Ready(m));
+        let state = crate::server::loaded_state(cfg)?;
         crate::server::start_vision(&state)?;
         let mut table: BTreeMap<String, PerFault> = BTreeMap::new();
         let (mut correct, mut unknown_pos, mut wrong_pos, mut false_pos) = (0, 0, 0, 0);

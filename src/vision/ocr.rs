@@ -38,7 +38,7 @@ pub enum Refused {
 }
 
 pub struct OcrPool {
-    tx: Mutex<Option<SyncSender<Job>>>,
+    tx: SyncSender<Job>,
     error: Mutex<Option<String>>,
 }
 
@@ -55,7 +55,7 @@ impl OcrPool {
         let (tx, rx) = sync_channel::<Job>(queue);
         let rx = std::sync::Arc::new(Mutex::new(rx));
         let pool = OcrPool {
-            tx: Mutex::new(Some(tx)),
+            tx,
             error: Mutex::new(None),
         };
         for i in 0..workers.max(1) {
@@ -80,11 +80,7 @@ impl OcrPool {
             return Err(Refused::Unavailable(e));
         }
         let (reply, rx) = oneshot::channel();
-        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(tx) = guard.as_ref() else {
-            return Err(Refused::Unavailable("OCR is shut down".into()));
-        };
-        match tx.try_send(Job {
+        match self.tx.try_send(Job {
             image,
             prepared,
             reply,
