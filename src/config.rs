@@ -27,6 +27,9 @@ pub struct Config {
     pub store: crate::store::StoreConfig,
     pub webhooks: crate::webhook::WebhookConfig,
     pub screenshot: crate::vision::ScreenshotConfig,
+    pub summarize: crate::summarize::SummarizeConfig,
+    pub translate: crate::translate::TranslateConfig,
+    pub batch: crate::batch::BatchConfig,
 }
 
 /// A trained head: `builtin:NAME` (shipped in the binary) or a folder with head.json +
@@ -191,6 +194,9 @@ impl Default for Config {
             store: Default::default(),
             webhooks: Default::default(),
             screenshot: Default::default(),
+            summarize: Default::default(),
+            translate: Default::default(),
+            batch: Default::default(),
             models: vec![
                 ModelConfig {
                     name: "multilingual-e5-small".into(),
@@ -326,6 +332,9 @@ impl Config {
         self.store.check()?;
         self.webhooks.check()?;
         self.screenshot.check()?;
+        self.summarize.check()?;
+        self.translate.check()?;
+        self.batch.check()?;
         self.discovery.check()?;
         if !self.models.iter().any(|m| m.name == self.default_model) {
             bail!(

@@ -1,5 +1,6 @@
 //! triage: an on-premise inference server for customer-service triage (library root).
 
+pub mod batch;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -11,8 +12,11 @@ pub mod lang;
 pub mod metrics;
 pub mod models;
 pub mod routing;
+pub mod seq2seq;
 pub mod server;
 pub mod store;
+pub mod summarize;
+pub mod translate;
 pub mod vision;
 pub mod webhook;
 

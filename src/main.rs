@@ -50,6 +50,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: triage::intents::eval::IntentsCmd,
     },
+    /// Batch summarization of JSONL conversations (resumable), and synthetic test data.
+    Batch {
+        #[command(subcommand)]
+        cmd: triage::batch::cli::BatchCmd,
+    },
     /// Embed texts once and print JSON (one vector per line).
     Embed {
         #[arg(long, env = "TRIAGE_CONFIG")]
@@ -79,6 +84,14 @@ enum ModelsCmd {
         /// tokenizer.json to copy beside the weights.
         #[arg(long)]
         tokenizer: Option<PathBuf>,
+    },
+    /// Download a model from the Hugging Face hub into its cache (HF_HOME) and check it loads:
+    /// `hf:org/name[@revision]`, e.g. `hf:Helsinki-NLP/opus-mt-zh-en` or `hf:google/flan-t5-base`.
+    Fetch {
+        source: String,
+        /// An encoder (`config.json` + `tokenizer.json`) instead of a seq2seq model.
+        #[arg(long)]
+        encoder: bool,
     },
     /// Print the configured models and whether each is installed.
     List {
@@ -126,6 +139,7 @@ fn main() -> Result<()> {
         Cmd::Train(a) => triage::heads::commands::train(a),
         Cmd::Eval(a) => triage::heads::commands::eval(a),
         Cmd::Intents { cmd } => triage::intents::eval::run(cmd),
+        Cmd::Batch { cmd } => triage::batch::cli::run(cmd),
         Cmd::Embed {
             config,
             model,
@@ -168,6 +182,20 @@ fn models(cmd: ModelsCmd) -> Result<()> {
                 c.entries.len(),
                 out.display()
             );
+            Ok(())
+        }
+        ModelsCmd::Fetch { source, encoder } => {
+            let src = triage::models::source::Source::parse(&source)?;
+            let home = triage::config::default_home();
+            let dir = if encoder {
+                src.resolve(&home)?
+            } else {
+                let dir = src.resolve_seq2seq(&home)?;
+                let m = triage::seq2seq::Seq2Seq::load(&dir, &candle_core::Device::Cpu)?;
+                eprintln!("{source}: a {} model", m.kind());
+                dir
+            };
+            println!("{}", dir.display());
             Ok(())
         }
         ModelsCmd::List { config } => {

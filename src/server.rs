@@ -57,6 +57,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let state = start_loading(cfg, heads);
     state.intents.load(&state.config, &state.heads)?;
     open_store(&state)?;
+    crate::http::batch::start(&state)?;
     start_vision(&state)?;
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())

@@ -204,7 +204,10 @@ async fn scripted_conversations_are_routed_stored_streamed_and_handed_off() {
     assert_eq!(h["transcript"].as_array().unwrap().len(), 2);
     assert_eq!(h["summary"]["mode"], "extractive");
     assert!(
-        h["summary"]["text"].as_str().unwrap().contains("A12-99812"),
+        h["summary"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("A12-99812"),
         "{h}"
     );
     let order = h["entities"]

@@ -3,6 +3,5 @@
 
 pub mod entities;
 pub mod package;
-pub mod summary;
 
 pub use package::{build, Package};

@@ -1,11 +1,11 @@
 //! Building the handoff package of a conversation from the store (as of a turn).
 
 use super::entities::{self, Entity};
-use super::summary::{self, Summary};
 use crate::error::{AppError, AppResult};
 use crate::http::AppState;
 use crate::routing::Route;
 use crate::store::turns::TurnRecord;
+use crate::summarize::{self, Summary};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -82,7 +82,7 @@ pub async fn build(state: &Arc<AppState>, id: &str, upto: Option<u32>) -> AppRes
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("handoff task: {e}")))??
     };
-    let texts: Vec<String> = turns.iter().map(|t| t.text.clone()).collect();
+    let texts = summarize::sentence_texts(&summary_turns(&turns));
     // The summary uses the encoder when it is ready; a lead summary otherwise.
     let emb = if texts.is_empty() {
         None
@@ -92,24 +92,42 @@ pub async fn build(state: &Arc<AppState>, id: &str, upto: Option<u32>) -> AppRes
             .ok()
             .map(|r| r.1)
     };
-    Ok(assemble(&info.id, info.customer, &turns, emb.as_deref()))
+    let max_words = state.config.summarize.max_words;
+    Ok(assemble(
+        &info.id,
+        info.customer,
+        &turns,
+        emb.as_deref(),
+        max_words,
+    ))
 }
 
-/// The package from stored turns and (optionally) their embeddings: pure, for tests.
+fn summary_turns(turns: &[TurnRecord]) -> Vec<summarize::Turn> {
+    turns
+        .iter()
+        .map(|t| summarize::Turn {
+            role: t.role.clone(),
+            text: t.text.clone(),
+        })
+        .collect()
+}
+
+/// The package from stored turns and (optionally) the embeddings of their sentences
+/// (`summarize::sentence_texts` order): pure, for tests.
 pub fn assemble(
     id: &str,
     customer: Option<Value>,
     turns: &[TurnRecord],
     emb: Option<&[Vec<f32>]>,
+    max_words: usize,
 ) -> Package {
-    let inputs: Vec<summary::Input> = turns
-        .iter()
-        .map(|t| summary::Input {
-            turn: t.turn,
-            role: &t.role,
-            text: &t.text,
-        })
-        .collect();
+    let mut summary = summarize::assemble(&summary_turns(turns), emb, max_words);
+    // Key turns by their number in the conversation, not their place in this window.
+    for k in &mut summary.key_turns {
+        if let Some(t) = turns.get(k.turn.wrapping_sub(1)) {
+            k.turn = t.turn as usize;
+        }
+    }
     let mut entities: Vec<Found> = Vec::new();
     let mut languages: Vec<LanguageCount> = Vec::new();
     let (mut intents, mut emotions) = (Vec::new(), Vec::new());
@@ -168,7 +186,7 @@ pub fn assemble(
         generated_at_ms: crate::store::now_ms(),
         as_of_turn: last.map_or(0, |t| t.turn),
         customer,
-        summary: summary::summarize(&inputs, emb, 4),
+        summary,
         intent: IntentPart {
             current: intents.last().cloned(),
             history: intents,

@@ -70,8 +70,9 @@ pub struct TrainArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
-    /// intent, emotion, emotion-groups (rows labelled with one emotion group), or screenshot
-    /// (`--data DIR` with `labels.jsonl` and the images; no head).
+    /// intent, emotion, emotion-groups (rows labelled with one emotion group), screenshot
+    /// (`--data DIR` with `labels.jsonl` and the images; no head) or summarize (`--data FILE`,
+    /// DialogSum / TweetSumm JSONL; no head).
     #[arg(long)]
     pub task: String,
     /// Head folder (not for `screenshot`).
@@ -85,6 +86,12 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// `summarize`: word budget of the extractive summary (default: summarize.max_words).
+    #[arg(long)]
+    pub max_words: Option<usize>,
+    /// `summarize`: only the first N conversations.
+    #[arg(long)]
+    pub limit: Option<usize>,
     #[arg(long, env = "TRIAGE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -262,6 +269,15 @@ pub fn head_encoder(config: Option<&Path>, head: &Head) -> Result<DatasetEncoder
 pub fn eval(a: EvalArgs) -> Result<()> {
     if a.task == "screenshot" {
         return crate::vision::eval::run(&a.data, a.config.as_deref(), a.json);
+    }
+    if a.task == "summarize" {
+        return crate::summarize::eval::run(
+            &a.data,
+            a.config.as_deref(),
+            a.json,
+            a.max_words,
+            a.limit,
+        );
     }
     let head_dir = a
         .head

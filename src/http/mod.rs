@@ -1,5 +1,6 @@
 //! HTTP layer: shared state, the router, request metrics and the JSON fallbacks.
 
+pub mod batch;
 pub mod conversations;
 pub mod embed;
 pub mod events;
@@ -8,6 +9,8 @@ pub mod json;
 pub mod meta;
 pub mod screenshot;
 pub mod signals;
+pub mod summarize;
+pub mod translate;
 pub mod triage;
 
 use crate::config::Config;
@@ -51,6 +54,8 @@ pub struct AppState {
     vision: std::sync::OnceLock<Arc<crate::vision::Vision>>,
     /// Wakes the webhook worker when a delivery is queued.
     pub webhook_wake: tokio::sync::Notify,
+    /// Translation and abstractive-summarization models (loaded on first use).
+    pub seq2seq: Arc<crate::translate::Seq2SeqModels>,
 }
 
 impl AppState {
@@ -61,7 +66,16 @@ impl AppState {
             .iter()
             .map(|m| (m.name.clone(), Slot::Loading))
             .collect();
+        let device = crate::engine::device::parse_device(&config.server.device)
+            .and_then(crate::engine::device::open)
+            .unwrap_or(candle_core::Device::Cpu);
+        let seq2seq = Arc::new(crate::translate::Seq2SeqModels::new(
+            config.home(),
+            device,
+            config.batching.retry_after_secs,
+        ));
         Arc::new(AppState {
+            seq2seq,
             intents: crate::intents::Intents::new(&config),
             config: Arc::new(config),
             metrics,
@@ -158,6 +172,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/emotion", post(signals::emotion))
         .route("/v1/language", post(signals::language))
         .route("/v1/triage", post(triage::triage))
+        .route("/v1/translate", post(translate::translate))
+        .route("/v1/summarize", post(summarize::summarize))
         .route("/v1/queues", get(conversations::queues))
         .route("/v1/conversations", get(conversations::list))
         .route("/v1/conversations/{id}", get(conversations::get_one))
@@ -197,6 +213,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .merge(batch::routes())
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }

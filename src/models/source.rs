@@ -41,6 +41,24 @@ impl Source {
 
     /// Resolve to a local folder holding `config.json`, `tokenizer.json` and the weights.
     pub fn resolve(&self, home: &Path) -> Result<PathBuf> {
+        self.resolve_files(home, &Files::ENCODER)
+    }
+
+    /// Resolve a seq2seq model (Marian, T5): `config.json`, the weights, and `tokenizer.json`
+    /// or Marian's `source.spm` + `vocab.json`.
+    pub fn resolve_seq2seq(&self, home: &Path) -> Result<PathBuf> {
+        let dir = self.resolve_files(home, &Files::SEQ2SEQ)?;
+        let spm = dir.join("source.spm").exists() && dir.join("vocab.json").exists();
+        if !dir.join("tokenizer.json").exists() && !spm {
+            bail!(
+                "{} has neither tokenizer.json nor source.spm + vocab.json",
+                dir.display()
+            );
+        }
+        Ok(dir)
+    }
+
+    fn resolve_files(&self, home: &Path, files: &Files) -> Result<PathBuf> {
         let dir = match self {
             Source::Pack(name) => {
                 let dir = home.join("models").join(name);
@@ -59,9 +77,9 @@ impl Source {
                 }
                 p.clone()
             }
-            Source::Hub { repo, revision } => fetch_hub(repo, revision)?,
+            Source::Hub { repo, revision } => fetch_hub(repo, revision, files)?,
         };
-        for f in ["config.json", "tokenizer.json"] {
+        for f in files.required {
             if !dir.join(f).exists() {
                 bail!("{} has no {f}", dir.display());
             }
@@ -69,6 +87,31 @@ impl Source {
         weight_files(&dir)?;
         Ok(dir)
     }
+}
+
+/// Which files a model folder needs, and which it may have.
+pub struct Files {
+    required: &'static [&'static str],
+    optional: &'static [&'static str],
+}
+
+impl Files {
+    const ENCODER: Files = Files {
+        required: &["config.json", "tokenizer.json"],
+        optional: &[],
+    };
+    const SEQ2SEQ: Files = Files {
+        required: &["config.json"],
+        optional: &[
+            "generation_config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+            "source.spm",
+            "target.spm",
+            "vocab.json",
+        ],
+    };
 }
 
 /// The safetensors files of a folder: `model.safetensors` or the shards of its index.
@@ -107,24 +150,22 @@ fn offline() -> bool {
 
 /// The snapshot folder of `repo@revision` in the hub cache, if it holds a complete model.
 /// `revision` may be a branch/tag (followed through `refs/`) or a commit hash.
-fn cached_snapshot(cache: &Path, repo: &str, revision: &str) -> Option<PathBuf> {
+fn cached_snapshot(cache: &Path, repo: &str, revision: &str, files: &Files) -> Option<PathBuf> {
     let repo_dir = cache.join(format!("models--{}", repo.replace('/', "--")));
     let commit = std::fs::read_to_string(repo_dir.join("refs").join(revision))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| revision.to_string());
     let snap = repo_dir.join("snapshots").join(commit);
-    let complete = ["config.json", "tokenizer.json"]
-        .iter()
-        .all(|f| snap.join(f).exists())
-        && weight_files(&snap).is_ok();
+    let complete =
+        files.required.iter().all(|f| snap.join(f).exists()) && weight_files(&snap).is_ok();
     complete.then_some(snap)
 }
 
 /// Fetch (or find in the hub cache) the files of `repo@revision`; returns the snapshot folder.
-fn fetch_hub(repo: &str, revision: &str) -> Result<PathBuf> {
+fn fetch_hub(repo: &str, revision: &str, files: &Files) -> Result<PathBuf> {
     use hf_hub::{Cache, Repo, RepoType};
     let cache = Cache::from_env();
-    if let Some(dir) = cached_snapshot(cache.path(), repo, revision) {
+    if let Some(dir) = cached_snapshot(cache.path(), repo, revision, files) {
         return Ok(dir);
     }
     if offline() {
@@ -147,7 +188,13 @@ fn fetch_hub(repo: &str, revision: &str) -> Result<PathBuf> {
             .with_context(|| format!("downloading {f} of hf:{repo}@{revision}"))
     };
     let config = get("config.json")?;
-    get("tokenizer.json")?;
+    for f in files.required {
+        get(f)?;
+    }
+    for f in files.optional {
+        // Absent in many repositories: only what exists is fetched.
+        let _ = r.get(f);
+    }
     if get("model.safetensors").is_err() {
         let index = get("model.safetensors.index.json")?;
         let dir = parent_of(&index)?;

@@ -1,0 +1,361 @@
+//! HTTP batch jobs, kept on disk: `<dir>/<job_id>/{input,output,rejects}.jsonl` and `job.json`
+//! (its state). One runner thread takes queued jobs one at a time through the engine; queued and
+//! running jobs found at start are run again (the engine resumes where the output stops).
+
+use super::run::{run, RunOptions, Stats};
+use super::spool::sync_write;
+use super::{BatchConfig, EncoderSummarizer, Summarizer};
+use crate::http::AppState;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+/// `job.json`: written at every change of state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub state: JobState,
+    pub created_ms: i64,
+    #[serde(default)]
+    pub finished_ms: Option<i64>,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub total_bytes: u64,
+    /// Counts of the last run (final once done).
+    #[serde(default)]
+    pub stats: Stats,
+}
+
+/// What `GET /v1/batch/{job_id}` answers. `written` counts every line of the output, including
+/// those written before a restart.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub job_id: String,
+    pub state: JobState,
+    pub read: u64,
+    pub written: u64,
+    pub rejected: u64,
+    pub total_bytes: u64,
+    pub bytes_done: u64,
+    pub created_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub const INPUT: &str = "input.jsonl";
+pub const OUTPUT: &str = "output.jsonl";
+pub const REJECTS: &str = "rejects.jsonl";
+const RECORD: &str = "job.json";
+
+/// A job id: lowercase hex, as `new_id` makes them (time first, so they sort by age).
+pub fn valid_id(id: &str) -> bool {
+    (1..=40).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn new_id() -> String {
+    format!(
+        "{:012x}{:08x}",
+        crate::store::now_ms(),
+        rand::random::<u32>()
+    )
+}
+
+pub struct Jobs {
+    dir: PathBuf,
+    cfg: BatchConfig,
+    records: Mutex<HashMap<String, JobRecord>>,
+    queue: Mutex<VecDeque<String>>,
+    wake: Condvar,
+    stop: Arc<AtomicBool>,
+    summarizer: Arc<dyn Summarizer>,
+    runner: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One `Jobs` per jobs folder in this process.
+static REGISTRY: Mutex<Vec<Arc<Jobs>>> = Mutex::new(Vec::new());
+
+/// The jobs folder configured for `state`.
+pub fn jobs_dir(state: &AppState) -> PathBuf {
+    let c = &state.config;
+    c.batch.resolved_dir(&c.store.resolved_path(&c.home()))
+}
+
+/// The jobs of `state`'s folder, started (with the `EncoderSummarizer`) on first use; call at
+/// server start so that unfinished jobs resume. Needs a tokio runtime.
+pub fn for_state(state: &Arc<AppState>) -> Result<Arc<Jobs>> {
+    let dir = jobs_dir(state);
+    let mut reg = lock(&REGISTRY);
+    if let Some(j) = reg.iter().find(|j| j.dir == dir && !j.stopped()) {
+        return Ok(j.clone());
+    }
+    let rt = tokio::runtime::Handle::try_current().context("batch jobs need a tokio runtime")?;
+    let per_pass = state.config.batching.max_batch_size;
+    let s = Arc::new(EncoderSummarizer::new(state.clone(), rt).yielding(per_pass));
+    install(&mut reg, dir, state, s)
+}
+
+/// Start the jobs of `state`'s folder with `summarizer`, replacing (and waiting for) any
+/// runner started before on that folder.
+pub fn start_with(state: &Arc<AppState>, summarizer: Arc<dyn Summarizer>) -> Result<Arc<Jobs>> {
+    install(&mut lock(&REGISTRY), jobs_dir(state), state, summarizer)
+}
+
+fn install(
+    reg: &mut Vec<Arc<Jobs>>,
+    dir: PathBuf,
+    state: &AppState,
+    summarizer: Arc<dyn Summarizer>,
+) -> Result<Arc<Jobs>> {
+    if let Some(i) = reg.iter().position(|j| j.dir == dir) {
+        reg.remove(i).shutdown_and_wait();
+    }
+    let jobs = Jobs::open(dir, state.config.batch.clone(), summarizer)?;
+    reg.push(jobs.clone());
+    Ok(jobs)
+}
+
+/// Sets the flag when dropped: a task holding it dies with its runtime.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Jobs {
+    /// Load the jobs in `dir` (dropping unfinished uploads), queue the unfinished ones, start
+    /// the runner. The runner stops when the current tokio runtime shuts down.
+    fn open(dir: PathBuf, cfg: BatchConfig, summarizer: Arc<dyn Summarizer>) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut records = HashMap::new();
+        let mut todo = Vec::new();
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            let id = e.file_name().to_string_lossy().to_string();
+            if !valid_id(&id) || !e.path().is_dir() {
+                continue;
+            }
+            match std::fs::read(e.path().join(RECORD)) {
+                Ok(b) => {
+                    let mut r: JobRecord = serde_json::from_slice(&b)
+                        .with_context(|| format!("{}", e.path().join(RECORD).display()))?;
+                    if matches!(r.state, JobState::Queued | JobState::Running) {
+                        // Waits for the runner again (its output so far is kept).
+                        r.state = JobState::Queued;
+                        todo.push(id.clone());
+                    }
+                    records.insert(id, r);
+                }
+                // No record: an upload that never finished (nothing was accepted).
+                Err(_) => std::fs::remove_dir_all(e.path())?,
+            }
+        }
+        todo.sort();
+        if !todo.is_empty() {
+            tracing::info!(jobs = todo.len(), "batch: resuming unfinished jobs");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let guard = StopOnDrop(stop.clone());
+        let rt =
+            tokio::runtime::Handle::try_current().context("batch jobs need a tokio runtime")?;
+        rt.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        });
+        let jobs = Arc::new(Jobs {
+            dir,
+            cfg,
+            records: Mutex::new(records),
+            queue: Mutex::new(todo.into()),
+            wake: Condvar::new(),
+            stop,
+            summarizer,
+            runner: Mutex::new(None),
+        });
+        let j = jobs.clone();
+        let h = std::thread::Builder::new()
+            .name("batch-jobs".into())
+            .spawn(move || j.runner())
+            .context("spawning the batch runner")?;
+        *lock(&jobs.runner) = Some(h);
+        Ok(jobs)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &BatchConfig {
+        &self.cfg
+    }
+
+    /// Stop the runner after its current batch; a running job stays `running` on disk and
+    /// resumes at the next start.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake.notify_all();
+    }
+
+    /// `shutdown`, then wait until the runner has finished its current batch.
+    pub fn shutdown_and_wait(&self) {
+        self.shutdown();
+        if let Some(h) = lock(&self.runner).take() {
+            let _ = h.join();
+        }
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// A fresh job folder (no record yet: it is not a job until `enqueue`).
+    pub fn new_job_dir(&self) -> Result<(String, PathBuf)> {
+        let id = new_id();
+        let d = self.dir.join(&id);
+        std::fs::create_dir(&d).with_context(|| format!("creating {}", d.display()))?;
+        Ok((id, d))
+    }
+
+    /// Accept an uploaded job (its input is already durable): record it, queue it.
+    pub fn enqueue(&self, id: &str, total_bytes: u64) -> Result<()> {
+        let r = JobRecord {
+            state: JobState::Queued,
+            created_ms: crate::store::now_ms(),
+            finished_ms: None,
+            error: None,
+            total_bytes,
+            stats: Stats::default(),
+        };
+        self.save(id, &r)?;
+        lock(&self.records).insert(id.to_string(), r);
+        lock(&self.queue).push_back(id.to_string());
+        self.wake.notify_all();
+        Ok(())
+    }
+
+    pub fn status(&self, id: &str) -> Option<JobStatus> {
+        let r = lock(&self.records).get(id)?.clone();
+        let s = &r.stats;
+        Some(JobStatus {
+            job_id: id.to_string(),
+            state: r.state,
+            read: s.read,
+            written: s.written + s.skipped,
+            rejected: s.rejected,
+            total_bytes: r.total_bytes,
+            bytes_done: if r.state == JobState::Done {
+                r.total_bytes
+            } else {
+                s.bytes_done
+            },
+            created_ms: r.created_ms,
+            finished_ms: r.finished_ms,
+            error: r.error,
+        })
+    }
+
+    /// The path of one of a job's files.
+    pub fn file(&self, id: &str, name: &str) -> PathBuf {
+        self.dir.join(id).join(name)
+    }
+
+    fn save(&self, id: &str, r: &JobRecord) -> Result<()> {
+        sync_write(&self.file(id, RECORD), &serde_json::to_vec_pretty(r)?)
+    }
+
+    /// Change a job's record in memory and on disk.
+    fn update(&self, id: &str, f: impl FnOnce(&mut JobRecord)) {
+        let r = {
+            let mut recs = lock(&self.records);
+            let Some(r) = recs.get_mut(id) else { return };
+            f(r);
+            r.clone()
+        };
+        if let Err(e) = self.save(id, &r) {
+            tracing::error!(job = id, error = %format!("{e:#}"), "batch: cannot save the job state");
+        }
+    }
+
+    fn next(&self) -> Option<String> {
+        let mut q = lock(&self.queue);
+        loop {
+            if self.stopped() {
+                return None;
+            }
+            if let Some(id) = q.pop_front() {
+                return Some(id);
+            }
+            q = self
+                .wake
+                .wait_timeout(q, Duration::from_millis(500))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn runner(&self) {
+        while let Some(id) = self.next() {
+            self.update(&id, |r| {
+                r.state = JobState::Running;
+                r.stats = Stats::default();
+            });
+            let opts = RunOptions {
+                input: self.file(&id, INPUT),
+                output: self.file(&id, OUTPUT),
+                rejects: self.file(&id, REJECTS),
+                batch_size: self.cfg.batch_size,
+                max_line_bytes: self.cfg.max_line_bytes,
+            };
+            tracing::info!(job = %id, "batch: job started");
+            let mut live = |s: &Stats| {
+                if let Some(r) = lock(&self.records).get_mut(&id) {
+                    r.stats = s.clone();
+                }
+            };
+            let res = run(&opts, self.summarizer.as_ref(), &self.stop, &mut live);
+            if self.stopped() {
+                // Shutting down: left `running`, resumed at the next start.
+                return;
+            }
+            let now = crate::store::now_ms();
+            match res {
+                Ok(s) => {
+                    tracing::info!(job = %id, written = s.written, rejected = s.rejected, secs = s.elapsed_secs, "batch: job done");
+                    self.update(&id, |r| {
+                        r.state = JobState::Done;
+                        r.stats = s;
+                        r.finished_ms = Some(now);
+                    })
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    tracing::error!(job = %id, error = %msg, "batch: job failed");
+                    self.update(&id, |r| {
+                        r.state = JobState::Failed;
+                        r.error = Some(msg);
+                        r.finished_ms = Some(now);
+                    })
+                }
+            }
+        }
+    }
+}

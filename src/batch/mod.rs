@@ -1,0 +1,39 @@
+//! Batch summarization: a resumable, crash-safe, streaming engine over JSONL conversations,
+//! generic over how a summary is made (`Summarizer`), with a CLI and HTTP jobs on top.
+
+pub mod cli;
+pub mod config;
+pub mod encoder;
+pub use crate::http::batch as http;
+pub mod input;
+pub mod jobs;
+pub mod jsonl;
+pub mod run;
+pub mod spool;
+pub mod synth;
+
+pub use config::BatchConfig;
+pub use encoder::EncoderSummarizer;
+pub use run::{run, RunOptions, Stats};
+
+use serde::{Deserialize, Serialize};
+
+/// One turn of a conversation: `role` is `customer`, `agent` or `bot`.
+pub use crate::summarize::Turn;
+
+/// One conversation to summarise; `id` is unique within an input file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: String,
+    pub turns: Vec<Turn>,
+}
+
+/// Makes summaries. The engine hands it a batch of valid conversations and expects one JSON
+/// object per conversation, in order; the engine adds the `id`. An error stops the run (what
+/// was written stays written: the next run resumes after it).
+pub trait Summarizer: Send + Sync {
+    fn summarize_batch(&self, convs: &[Conversation]) -> anyhow::Result<Vec<serde_json::Value>>;
+}
+
+/// The roles a turn may have.
+pub const ROLES: [&str; 3] = ["customer", "agent", "bot"];

@@ -1,0 +1,255 @@
+//! Building blocks shared by the Marian and T5 models: multi-head attention with a KV cache,
+//! padding-mask biases, Hugging Face activation names and weight-file discovery.
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use candle_nn::{Linear, Module, VarBuilder};
+use std::path::{Path, PathBuf};
+
+/// Decoder state carried across generation steps. Row `r` of every tensor belongs to the same
+/// hypothesis (batch row, or batch row × beam).
+pub struct KvCache {
+    /// Per decoder layer: self-attention keys/values `(rows, heads, t, head_dim)`, grown each step.
+    pub self_kv: Vec<Option<(Tensor, Tensor)>>,
+    /// Per decoder layer: cross-attention keys/values `(rows, heads, src_len, head_dim)`, computed once.
+    pub cross_kv: Vec<(Tensor, Tensor)>,
+    /// Additive padding bias over the encoder positions, `(rows, 1, 1, src_len)`.
+    pub enc_bias: Tensor,
+    /// Decoder tokens fed so far (the position of the next one).
+    pub len: usize,
+}
+
+impl KvCache {
+    pub fn rows(&self) -> Result<usize> {
+        Ok(self.enc_bias.dim(0)?)
+    }
+
+    /// Keep/reorder rows: `self_rows` picks the self-attention rows (beam reordering) and
+    /// `cross_rows` the encoder-side rows (dropping finished rows, expanding to beams).
+    pub fn select(&mut self, self_rows: &[u32], cross_rows: Option<&[u32]>) -> Result<()> {
+        let dev = self.enc_bias.device().clone();
+        let idx = Tensor::new(self_rows, &dev)?;
+        for kv in self.self_kv.iter_mut().flatten() {
+            *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
+        }
+        if let Some(rows) = cross_rows {
+            let idx = Tensor::new(rows, &dev)?;
+            for kv in self.cross_kv.iter_mut() {
+                *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
+            }
+            self.enc_bias = self.enc_bias.index_select(&idx, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// `(b, 1, 1, s)` additive bias: 0 where `mask` is 1, `f32::MIN` (as HF's eager path) where 0.
+pub fn padding_bias(mask: &[Vec<u8>], device: &Device) -> Result<Tensor> {
+    let b = mask.len();
+    let s = mask.first().map_or(0, Vec::len);
+    let v: Vec<f32> = mask
+        .iter()
+        .flat_map(|r| r.iter().map(|&m| if m == 0 { f32::MIN } else { 0.0 }))
+        .collect();
+    Ok(Tensor::from_vec(v, (b, 1, 1, s), device)?)
+}
+
+/// Activation functions by their Hugging Face (`ACT2FN`) names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    Relu,
+    GeluErf,
+    GeluTanh,
+    Silu,
+    QuickGelu,
+    Tanh,
+    Sigmoid,
+}
+
+impl Act {
+    pub fn from_hf(name: &str) -> Result<Act> {
+        Ok(match name {
+            "relu" => Act::Relu,
+            "gelu" => Act::GeluErf,
+            "gelu_new" | "gelu_fast" | "gelu_pytorch_tanh" => Act::GeluTanh,
+            "swish" | "silu" => Act::Silu,
+            "quick_gelu" => Act::QuickGelu,
+            "tanh" => Act::Tanh,
+            "sigmoid" => Act::Sigmoid,
+            other => bail!("unsupported activation function {other:?}"),
+        })
+    }
+
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Act::Relu => x.relu()?,
+            Act::GeluErf => x.gelu_erf()?,
+            Act::GeluTanh => x.gelu()?,
+            Act::Silu => x.silu()?,
+            Act::QuickGelu => (x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?,
+            Act::Tanh => x.tanh()?,
+            Act::Sigmoid => candle_nn::ops::sigmoid(x)?,
+        })
+    }
+}
+
+/// Multi-head attention (`q`, `k`, `v`, `o` projections) as used by both models.
+pub struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    heads: usize,
+    head_dim: usize,
+    /// Multiplies `q·k` (Marian: head_dim^-0.5; T5: none).
+    scale: Option<f64>,
+}
+
+pub struct AttentionNames<'a> {
+    pub q: &'a str,
+    pub k: &'a str,
+    pub v: &'a str,
+    pub o: &'a str,
+}
+
+impl Attention {
+    #[allow(clippy::too_many_arguments)]
+    pub fn load(
+        vb: VarBuilder,
+        names: &AttentionNames,
+        d_model: usize,
+        heads: usize,
+        head_dim: usize,
+        bias: bool,
+        scale: Option<f64>,
+    ) -> Result<Attention> {
+        let inner = heads * head_dim;
+        let lin = |name: &str, i: usize, o: usize| -> Result<Linear> {
+            let vb = vb.pp(name);
+            Ok(if bias {
+                candle_nn::linear(i, o, vb)?
+            } else {
+                candle_nn::linear_no_bias(i, o, vb)?
+            })
+        };
+        Ok(Attention {
+            q: lin(names.q, d_model, inner)?,
+            k: lin(names.k, d_model, inner)?,
+            v: lin(names.v, d_model, inner)?,
+            o: lin(names.o, inner, d_model)?,
+            heads,
+            head_dim,
+            scale,
+        })
+    }
+
+    /// `(b, t, d)` -> `(b, heads, t, head_dim)`.
+    fn split(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        Ok(x.reshape((b, t, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    /// Keys and values of `x` (encoder output for cross-attention, or new decoder positions).
+    pub fn project_kv(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.split(&self.k.forward(x)?)?,
+            self.split(&self.v.forward(x)?)?,
+        ))
+    }
+
+    /// Attention of queries from `x` over `k`/`v`; `bias` broadcasts onto `(b, heads, tq, tk)`.
+    pub fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, bias: &[&Tensor]) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let q = self.split(&self.q.forward(x)?)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(s) = self.scale {
+            scores = (scores * s)?;
+        }
+        for bias in bias {
+            scores = scores.broadcast_add(bias)?;
+        }
+        let p = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = p
+            .matmul(v)?
+            .transpose(1, 2)?
+            .reshape((b, t, self.heads * self.head_dim))?;
+        Ok(self.o.forward(&out)?)
+    }
+
+    /// Self-attention over the whole sequence (encoder).
+    pub fn full(&self, x: &Tensor, bias: &[&Tensor]) -> Result<Tensor> {
+        let (k, v) = self.project_kv(x)?;
+        self.attend(x, &k, &v, bias)
+    }
+
+    /// One decoder step of self-attention: appends this position's keys/values to `cache`.
+    pub fn step(
+        &self,
+        x: &Tensor,
+        cache: &mut Option<(Tensor, Tensor)>,
+        bias: &[&Tensor],
+    ) -> Result<Tensor> {
+        let (k, v) = self.project_kv(x)?;
+        let (k, v) = match cache.take() {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            None => (k, v),
+        };
+        let out = self.attend(x, &k, &v, bias)?;
+        *cache = Some((k, v));
+        Ok(out)
+    }
+}
+
+/// Last-position logits `(b, 1, v)` or `(b, v)` as `(b, v)` f32.
+pub fn last_logits(x: &Tensor) -> Result<Tensor> {
+    let x = if x.rank() == 3 {
+        x.narrow(1, x.dim(1)? - 1, 1)?.squeeze(1)?
+    } else {
+        x.clone()
+    };
+    Ok(x.to_dtype(candle_core::DType::F32)?)
+}
+
+/// `model.safetensors`, or every `*.safetensors` in `dir` (sharded checkpoints), sorted.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "no model.safetensors (or *.safetensors) in {}; convert pytorch_model.bin first",
+            dir.display()
+        );
+    }
+    Ok(files)
+}
+
+/// Row-wise maximum index (first one on ties, like `torch.argmax`).
+pub fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0usize;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// `log_softmax` of one row in f32, computed like torch: `(x - max) - ln(sum(exp(x - max)))`.
+pub fn log_softmax(v: &mut [f32]) {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = v.iter().map(|&x| (x - max).exp()).sum();
+    let lse = sum.ln();
+    for x in v.iter_mut() {
+        *x = (*x - max) - lse;
+    }
+}

@@ -1,0 +1,439 @@
+//! SentencePiece `.model` files turned into a `tokenizers::Tokenizer` (Marian folders that ship
+//! `source.spm` + `vocab.json` but no `tokenizer.json`), with a small hand-written protobuf reader.
+//!
+//! The result reproduces Python's `MarianTokenizer` (sentencepiece + `vocab.json`):
+//! * the normalizer is the model's own `precompiled_charsmap` followed by SentencePiece's
+//!   `remove_extra_whitespaces` (trim, collapse runs of spaces), the pre-tokenizer is `Metaspace`
+//!   (`▁`, prefix space), the model is `Unigram` with the source pieces' scores;
+//! * ids are Marian's `vocab.json` ids: the Unigram vocabulary is laid out in `vocab.json` order.
+//!   Entries of `vocab.json` that are not source pieces (target-only pieces) get an unmatchable
+//!   placeholder string (so the source segmentation is unchanged) that the decoder strips again;
+//!   source pieces missing from `vocab.json` get ids past the end and, like unknown spans, are
+//!   mapped through `vocab.json` by their surface by [`MarianSpm::encode`] (that is what Python
+//!   does: `vocab.get(piece, unk)`);
+//! * `</s>` is appended; `</s>`, `<unk>`, `<pad>` and `>>xx<<` language codes are special tokens.
+
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+use tokenizers::models::unigram::Unigram;
+use tokenizers::normalizers::{Precompiled, Replace, Sequence as NormalizerSequence};
+use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, Tokenizer};
+
+/// Kind of a SentencePiece piece (`ModelProto.SentencePiece.Type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PieceType {
+    Normal,
+    Unknown,
+    Control,
+    UserDefined,
+    Unused,
+    Byte,
+}
+
+#[derive(Clone, Debug)]
+pub struct Piece {
+    pub piece: String,
+    pub score: f32,
+    pub kind: PieceType,
+}
+
+/// The parts of a SentencePiece `ModelProto` a tokenizer needs.
+#[derive(Clone, Debug)]
+pub struct SpmModel {
+    pub pieces: Vec<Piece>,
+    /// 1 unigram, 2 bpe, 3 word, 4 char.
+    pub model_type: u64,
+    pub unk_id: usize,
+    pub byte_fallback: bool,
+    pub treat_whitespace_as_suffix: bool,
+    pub normalizer_name: String,
+    pub precompiled_charsmap: Vec<u8>,
+    pub add_dummy_prefix: bool,
+    pub remove_extra_whitespaces: bool,
+    pub escape_whitespaces: bool,
+}
+
+/// Minimal protobuf wire-format reader (varint, fixed32/64, length-delimited).
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+enum Value<'a> {
+    Varint(u64),
+    Fixed32(u32),
+    Fixed64,
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let Some(&b) = self.buf.get(self.pos) else {
+                bail!("truncated varint at byte {}", self.pos)
+            };
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        bail!("varint too long at byte {}", self.pos)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let Some(end) = end else {
+            bail!("field of {n} bytes at byte {} runs past the end", self.pos)
+        };
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    /// Next `(field number, value)`, or None at the end.
+    fn next_field(&mut self) -> Result<Option<(u64, Value<'a>)>> {
+        if self.pos >= self.buf.len() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let value = match key & 7 {
+            0 => Value::Varint(self.varint()?),
+            1 => {
+                self.take(8)?;
+                Value::Fixed64
+            }
+            2 => {
+                let n = usize::try_from(self.varint()?)?;
+                Value::Bytes(self.take(n)?)
+            }
+            5 => {
+                let b = self.take(4)?;
+                Value::Fixed32(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            }
+            w => bail!("unsupported protobuf wire type {w}"),
+        };
+        Ok(Some((key >> 3, value)))
+    }
+}
+
+fn as_str(b: &[u8]) -> Result<String> {
+    Ok(std::str::from_utf8(b)
+        .context("piece is not UTF-8")?
+        .to_string())
+}
+
+fn parse_piece(b: &[u8]) -> Result<Piece> {
+    let mut p = Piece {
+        piece: String::new(),
+        score: 0.0,
+        kind: PieceType::Normal,
+    };
+    let mut r = Reader::new(b);
+    while let Some((field, v)) = r.next_field()? {
+        match (field, v) {
+            (1, Value::Bytes(s)) => p.piece = as_str(s)?,
+            (2, Value::Fixed32(f)) => p.score = f32::from_bits(f),
+            (3, Value::Varint(t)) => {
+                p.kind = match t {
+                    1 => PieceType::Normal,
+                    2 => PieceType::Unknown,
+                    3 => PieceType::Control,
+                    4 => PieceType::UserDefined,
+                    5 => PieceType::Unused,
+                    6 => PieceType::Byte,
+                    t => bail!("unknown piece type {t}"),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+/// Parse a serialized SentencePiece `ModelProto`.
+pub fn parse_model(bytes: &[u8]) -> Result<SpmModel> {
+    let mut m = SpmModel {
+        pieces: Vec::new(),
+        model_type: 1,
+        unk_id: 0,
+        byte_fallback: false,
+        treat_whitespace_as_suffix: false,
+        normalizer_name: String::new(),
+        precompiled_charsmap: Vec::new(),
+        add_dummy_prefix: true,
+        remove_extra_whitespaces: true,
+        escape_whitespaces: true,
+    };
+    let mut r = Reader::new(bytes);
+    while let Some((field, v)) = r.next_field()? {
+        match (field, v) {
+            (1, Value::Bytes(b)) => m.pieces.push(parse_piece(b)?),
+            (2, Value::Bytes(b)) => {
+                let mut t = Reader::new(b);
+                while let Some((f, v)) = t.next_field()? {
+                    match (f, v) {
+                        (3, Value::Varint(x)) => m.model_type = x,
+                        (24, Value::Varint(x)) => m.treat_whitespace_as_suffix = x != 0,
+                        (35, Value::Varint(x)) => m.byte_fallback = x != 0,
+                        (40, Value::Varint(x)) => m.unk_id = usize::try_from(x)?,
+                        _ => {}
+                    }
+                }
+            }
+            (3, Value::Bytes(b)) => {
+                let mut t = Reader::new(b);
+                while let Some((f, v)) = t.next_field()? {
+                    match (f, v) {
+                        (1, Value::Bytes(s)) => m.normalizer_name = as_str(s)?,
+                        (2, Value::Bytes(s)) => m.precompiled_charsmap = s.to_vec(),
+                        (3, Value::Varint(x)) => m.add_dummy_prefix = x != 0,
+                        (4, Value::Varint(x)) => m.remove_extra_whitespaces = x != 0,
+                        (5, Value::Varint(x)) => m.escape_whitespaces = x != 0,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if m.pieces.is_empty() {
+        bail!("no pieces: not a SentencePiece model");
+    }
+    Ok(m)
+}
+
+/// Prefix that no normalized input contains: marks `vocab.json` entries the source model lacks.
+const PLACEHOLDER: &str = "\u{F8FF}\u{F8FF}not-a-source-piece\u{F8FF}";
+
+/// Marian tokenizer built from `source.spm` + `vocab.json`.
+pub struct MarianSpm {
+    pub tokenizer: Tokenizer,
+    vocab: HashMap<String, u32>,
+    unk: u32,
+    n_vocab: u32,
+}
+
+fn is_language_code(s: &str) -> bool {
+    s.len() > 4 && s.starts_with(">>") && s.ends_with("<<")
+}
+
+impl MarianSpm {
+    /// Build from `dir/source.spm` and `dir/vocab.json`.
+    pub fn load(dir: &Path) -> Result<MarianSpm> {
+        let tc = dir.join("tokenizer_config.json");
+        if let Ok(text) = std::fs::read_to_string(&tc) {
+            let v: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("parsing {}", tc.display()))?;
+            if v.get("separate_vocabs")
+                .and_then(serde_json::Value::as_bool)
+                == Some(true)
+            {
+                bail!(
+                    "Marian tokenizers with separate source/target vocabularies are not supported"
+                );
+            }
+        }
+        let spm_path = dir.join("source.spm");
+        let bytes =
+            std::fs::read(&spm_path).with_context(|| format!("reading {}", spm_path.display()))?;
+        let model =
+            parse_model(&bytes).with_context(|| format!("parsing {}", spm_path.display()))?;
+        let vocab_path = dir.join("vocab.json");
+        let text = std::fs::read_to_string(&vocab_path)
+            .with_context(|| format!("reading {}", vocab_path.display()))?;
+        let vocab: HashMap<String, u32> = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", vocab_path.display()))?;
+        Self::build(&model, vocab)
+    }
+
+    pub fn build(model: &SpmModel, vocab: HashMap<String, u32>) -> Result<MarianSpm> {
+        if model.model_type != 1 {
+            bail!(
+                "only unigram SentencePiece models are supported (model_type {})",
+                model.model_type
+            );
+        }
+        if model.treat_whitespace_as_suffix {
+            bail!("treat_whitespace_as_suffix SentencePiece models are not supported");
+        }
+        let Some(&unk) = vocab.get("<unk>") else {
+            bail!("vocab.json has no <unk>")
+        };
+        let Some(&eos) = vocab.get("</s>") else {
+            bail!("vocab.json has no </s>")
+        };
+        let n_vocab = vocab.values().max().map_or(0, |&m| m + 1);
+        let n = n_vocab as usize;
+        let mut entries: Vec<Option<(String, f64)>> = vec![None; n];
+        let mut specials = Vec::new();
+        let mut user_defined = Vec::new();
+        let source: HashMap<&str, &Piece> =
+            model.pieces.iter().map(|p| (p.piece.as_str(), p)).collect();
+        for (piece, &id) in &vocab {
+            let entry = match source.get(piece.as_str()) {
+                Some(p) if p.kind == PieceType::Normal => (piece.clone(), f64::from(p.score)),
+                _ if piece == "</s>" || piece == "<unk>" || piece == "<pad>" => {
+                    specials.push(piece.clone());
+                    (piece.clone(), 0.0)
+                }
+                _ if is_language_code(piece) => {
+                    specials.push(piece.clone());
+                    (piece.clone(), 0.0)
+                }
+                Some(p) if p.kind == PieceType::UserDefined => {
+                    user_defined.push(piece.clone());
+                    (piece.clone(), 0.0)
+                }
+                _ => (format!("{PLACEHOLDER}{piece}"), 0.0),
+            };
+            entries[id as usize] = Some(entry);
+        }
+        let mut vocab_scores: Vec<(String, f64)> = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| e.unwrap_or_else(|| (format!("{PLACEHOLDER}#{i}"), 0.0)))
+            .collect();
+        // Source pieces that vocab.json lacks still take part in the segmentation.
+        for p in &model.pieces {
+            if p.kind == PieceType::Normal && !vocab.contains_key(&p.piece) {
+                vocab_scores.push((p.piece.clone(), f64::from(p.score)));
+            }
+        }
+        let unigram = Unigram::from(vocab_scores, Some(unk as usize), model.byte_fallback)
+            .map_err(|e| anyhow::anyhow!("building the unigram model: {e}"))?;
+        let mut tokenizer = Tokenizer::new(unigram);
+
+        let mut norms: Vec<NormalizerWrapper> = Vec::new();
+        if !model.precompiled_charsmap.is_empty() {
+            let pre = Precompiled::from(&model.precompiled_charsmap)
+                .map_err(|e| anyhow::anyhow!("precompiled_charsmap: {e}"))?;
+            norms.push(pre.into());
+        }
+        if model.remove_extra_whitespaces {
+            norms.push(replace_regex("^ +| +$", "")?.into());
+            norms.push(replace_regex(" {2,}", " ")?.into());
+        }
+        tokenizer
+            .with_normalizer(Some(NormalizerSequence::new(norms)))
+            .map_err(|e| anyhow::anyhow!("normalizer: {e}"))?;
+        let prepend = if model.add_dummy_prefix {
+            PrependScheme::Always
+        } else {
+            PrependScheme::Never
+        };
+        tokenizer.with_pre_tokenizer(Some(Metaspace::new('▁', prepend, true)));
+        let strip: DecoderWrapper = Replace::new(PLACEHOLDER, "")
+            .map_err(|e| anyhow::anyhow!("decoder: {e}"))?
+            .into();
+        let meta: DecoderWrapper = Metaspace::new('▁', prepend, true).into();
+        tokenizer.with_decoder(Some(DecoderSequence::new(vec![strip, meta])));
+        let post = TemplateProcessing::builder()
+            .try_single("$A </s>")
+            .map_err(|e| anyhow::anyhow!("post-processor: {e}"))?
+            .special_tokens(vec![("</s>", eos)])
+            .build()
+            .map_err(|e| anyhow::anyhow!("post-processor: {e}"))?;
+        tokenizer.with_post_processor(Some(post));
+        specials.sort_by_key(|s| vocab.get(s).copied().unwrap_or(u32::MAX));
+        tokenizer
+            .add_special_tokens(
+                specials
+                    .iter()
+                    .map(|s| AddedToken::from(s.clone(), true).normalized(false)),
+            )
+            .map_err(|e| anyhow::anyhow!("special tokens: {e}"))?;
+        if !user_defined.is_empty() {
+            tokenizer
+                .add_tokens(
+                    user_defined
+                        .iter()
+                        .map(|s| AddedToken::from(s.clone(), false).normalized(false)),
+                )
+                .map_err(|e| anyhow::anyhow!("user-defined pieces: {e}"))?;
+        }
+        Ok(MarianSpm {
+            tokenizer,
+            vocab,
+            unk,
+            n_vocab,
+        })
+    }
+
+    /// Marian ids of `text` with `</s>` appended.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+        Ok(enc
+            .get_ids()
+            .iter()
+            .zip(enc.get_tokens())
+            .map(|(&id, tok)| {
+                if id == self.unk || id >= self.n_vocab {
+                    // Python looks the sentencepiece piece (an unknown span's surface) up in vocab.json.
+                    self.vocab.get(tok).copied().unwrap_or(self.unk)
+                } else {
+                    id
+                }
+            })
+            .collect())
+    }
+
+    /// Text of `ids`, trimmed like `MarianTokenizer.convert_tokens_to_string`.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        let text = self
+            .tokenizer
+            .decode(ids, skip_special_tokens)
+            .map_err(|e| anyhow::anyhow!("decoding: {e}"))?;
+        Ok(text.trim().to_string())
+    }
+}
+
+fn replace_regex(pattern: &str, content: &str) -> Result<Replace> {
+    Replace::new(
+        tokenizers::normalizers::replace::ReplacePattern::Regex(pattern.to_string()),
+        content,
+    )
+    .map_err(|e| anyhow::anyhow!("normalizer regex {pattern:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_rejects_truncated_input() {
+        // field 1, length-delimited, claims 10 bytes but has 2
+        assert!(parse_model(&[0x0a, 10, 1, 2]).is_err());
+        assert!(parse_model(&[]).is_err());
+        assert!(parse_model(&[0x80]).is_err());
+    }
+
+    #[test]
+    fn parses_a_piece() {
+        // pieces { piece: "ab" score: 1.5 type: NORMAL }
+        let score = 1.5f32.to_le_bytes();
+        let mut piece = vec![0x0a, 2, b'a', b'b', 0x15];
+        piece.extend_from_slice(&score);
+        piece.extend_from_slice(&[0x18, 1]);
+        let mut model = vec![0x0a, piece.len() as u8];
+        model.extend_from_slice(&piece);
+        let m = parse_model(&model).unwrap();
+        assert_eq!(m.pieces.len(), 1);
+        assert_eq!(m.pieces[0].piece, "ab");
+        assert_eq!(m.pieces[0].score, 1.5);
+        assert_eq!(m.pieces[0].kind, PieceType::Normal);
+        assert!(m.add_dummy_prefix && m.remove_extra_whitespaces);
+    }
+}

@@ -1,0 +1,169 @@
+//! Conversation summaries: extractive on the multilingual encoder (works with the default
+//! pack), abstractive with a T5-family model when one is configured; ROUGE evaluation.
+
+pub mod eval;
+pub mod extractive;
+pub mod rouge;
+pub mod sentences;
+
+use crate::handoff::entities::{self, Entity};
+use crate::http::AppState;
+use anyhow::ensure;
+use serde::{Deserialize, Serialize};
+
+/// `[summarize]` in the config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SummarizeConfig {
+    /// Word budget of an extractive summary when a request gives none.
+    pub max_words: usize,
+    /// Most turns one conversation may have.
+    pub max_turns: usize,
+    /// Abstractive model (T5 family): a local Hugging Face folder or a hub id. None: requests
+    /// for `mode: abstractive` get 503 saying how to install one.
+    pub model: Option<String>,
+    /// Text put before the conversation for the abstractive model.
+    pub prefix: String,
+    pub num_beams: usize,
+    pub max_new_tokens: usize,
+    pub no_repeat_ngram_size: usize,
+    pub length_penalty: f64,
+}
+
+impl Default for SummarizeConfig {
+    fn default() -> Self {
+        SummarizeConfig {
+            max_words: 40,
+            max_turns: 500,
+            model: None,
+            prefix: "summarize: ".into(),
+            num_beams: 4,
+            max_new_tokens: 96,
+            no_repeat_ngram_size: 3,
+            length_penalty: 1.0,
+        }
+    }
+}
+
+impl SummarizeConfig {
+    pub fn check(&self) -> anyhow::Result<()> {
+        ensure!(
+            (5..=2000).contains(&self.max_words),
+            "config: summarize.max_words must be 5..=2000"
+        );
+        ensure!(
+            self.max_turns >= 1,
+            "config: summarize.max_turns must be >= 1"
+        );
+        ensure!(
+            (1..=16).contains(&self.num_beams),
+            "config: summarize.num_beams must be 1..=16"
+        );
+        ensure!(
+            (1..=1024).contains(&self.max_new_tokens),
+            "config: summarize.max_new_tokens must be 1..=1024"
+        );
+        Ok(())
+    }
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Turn {
+    pub role: String,
+    pub text: String,
+}
+
+/// The structured summary for a person taking over.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub summary: String,
+    pub key_turns: Vec<extractive::KeyTurn>,
+    pub open_question: Option<String>,
+    pub entities: Vec<Entity>,
+    /// `extractive`, `abstractive`, or `lead` (the encoder was not ready: first sentences).
+    pub mode: &'static str,
+}
+
+/// Entities of the whole conversation, each value once.
+pub fn conversation_entities(turns: &[Turn]) -> Vec<Entity> {
+    let mut out: Vec<Entity> = Vec::new();
+    for t in turns {
+        for e in entities::extract(&t.text) {
+            if !out.iter().any(|f| f.kind == e.kind && f.value == e.value) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// The summary from sentence embeddings (`None`: the lead fallback). Pure: for tests and batch.
+pub fn assemble(turns: &[Turn], emb: Option<&[Vec<f32>]>, max_words: usize) -> Summary {
+    let units = extractive::units(turns);
+    let (chosen, mode) = match emb {
+        Some(e) if e.len() == units.len() => (
+            extractive::choose(turns, &units, e, max_words),
+            "extractive",
+        ),
+        _ => (extractive::lead(&units, 3), "lead"),
+    };
+    Summary {
+        summary: extractive::render(turns, &units, &chosen),
+        key_turns: extractive::key_turns(turns, &units, &chosen),
+        open_question: extractive::open_question(turns),
+        entities: conversation_entities(turns),
+        mode,
+    }
+}
+
+/// The texts to embed for `turns` (one per sentence, in `assemble`'s order).
+pub fn sentence_texts(turns: &[Turn]) -> Vec<String> {
+    extractive::units(turns)
+        .into_iter()
+        .map(|u| u.text)
+        .collect()
+}
+
+/// Extractive summary with the default encoder (one batched pass over all sentences); the lead
+/// fallback when the encoder is not ready.
+pub async fn extractive_summary(state: &AppState, turns: &[Turn], max_words: usize) -> Summary {
+    let texts = sentence_texts(turns);
+    let emb = if texts.is_empty() {
+        None
+    } else {
+        crate::http::embed::encode(state, None, texts)
+            .await
+            .ok()
+            .map(|r| r.1)
+    };
+    assemble(turns, emb.as_deref(), max_words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lead_fallback_and_entities() {
+        let t = vec![
+            Turn {
+                role: "customer".into(),
+                text: "我的订单A12-99812还没到。已经等了一周了！".into(),
+            },
+            Turn {
+                role: "agent".into(),
+                text: "我帮您查一下。".into(),
+            },
+        ];
+        let s = assemble(&t, None, 60);
+        assert_eq!(s.mode, "lead");
+        assert!(
+            s.summary.starts_with("Customer: 我的订单A12-99812还没到。"),
+            "{}",
+            s.summary
+        );
+        assert!(s.entities.iter().any(|e| e.kind == "order_number"));
+        assert_eq!(sentence_texts(&t).len(), 3);
+    }
+}

@@ -1,0 +1,295 @@
+//! One screenshot end to end: decode, preprocess, OCR (a second pass with another page layout
+//! when the first reads text but matches no fault), match against the catalog, answer.
+
+use super::catalog::Catalog;
+use super::ocr::{self, Layout, OcrText};
+use super::{matcher, preprocess, Analysis, Loaded, OcrPart, Solution, Timings, Vision};
+use crate::error::{AppError, AppResult};
+use crate::http::AppState;
+use image::GrayImage;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn cjk_share(s: &str) -> f32 {
+    let (mut cjk, mut letters) = (0usize, 0usize);
+    for c in s.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        if matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF) {
+            cjk += 1;
+        }
+    }
+    cjk as f32 / letters.max(1) as f32
+}
+
+/// Run one OCR pass within `budget`; `None` when it did not finish in time.
+async fn ocr_pass(
+    state: &AppState,
+    vision: &Vision,
+    image: GrayImage,
+    prepared: preprocess::Prepared,
+    layout: Layout,
+    budget: Duration,
+) -> AppResult<Option<OcrText>> {
+    let cfg = &state.config.screenshot;
+    let rx = vision
+        .ocr
+        .submit(image, prepared, layout)
+        .map_err(|r| match r {
+            ocr::Refused::Busy => AppError::Overloaded {
+                retry_after: state.config.batching.retry_after_secs,
+                message: format!(
+                    "{} screenshots are waiting for OCR (screenshot.ocr_queue)",
+                    cfg.ocr_queue
+                ),
+            },
+            ocr::Refused::Unavailable(m) => AppError::Unavailable { message: m },
+        })?;
+    match tokio::time::timeout(budget, rx).await {
+        Err(_) => Ok(None),
+        Ok(Err(_)) => Err(AppError::Internal(anyhow::anyhow!(
+            "the OCR worker stopped"
+        ))),
+        Ok(Ok(Err(e))) => {
+            vision.ocr.set_unavailable(e.clone());
+            Err(AppError::Unavailable { message: e })
+        }
+        Ok(Ok(Ok(t))) => Ok(Some(t)),
+    }
+}
+
+/// Rank the catalog's faults for the OCR text plus the customer's text (None: too little text).
+async fn rank(
+    state: &Arc<AppState>,
+    loaded: &Loaded,
+    text: &OcrText,
+    customer_text: Option<&str>,
+) -> AppResult<Option<matcher::Ranking>> {
+    let cfg = &state.config.screenshot;
+    let mut all = text.text.clone();
+    if let Some(c) = customer_text {
+        all.push('\n');
+        all.push_str(c);
+    }
+    if all.chars().filter(|c| c.is_alphanumeric()).count() < 3 {
+        return Ok(None);
+    }
+    let examples = loaded
+        .examples
+        .get_or_try_init(|| embed_examples(state, &loaded.catalog))
+        .await?;
+    let mut queries: Vec<String> = vec![all.chars().take(2000).collect()];
+    queries.extend(line_queries(&text.lines));
+    if let Some(c) = customer_text {
+        queries.push(c.to_string());
+    }
+    let (_, q, _) = crate::http::embed::encode(state, None, queries).await?;
+    let th = matcher::Thresholds {
+        similarity: cfg.similarity,
+        with_keyword: cfg.with_keyword,
+    };
+    Ok(Some(matcher::rank(&loaded.catalog, &all, &q, examples, th)))
+}
+
+/// Read a screenshot and say which known fault it shows (or that it does not know).
+pub async fn analyze(
+    state: &Arc<AppState>,
+    bytes: Vec<u8>,
+    customer_text: Option<String>,
+    language: Option<String>,
+) -> AppResult<Analysis> {
+    let vision = state.vision()?;
+    let cfg = state.config.screenshot.clone();
+    let t0 = Instant::now();
+    let c2 = cfg.clone();
+    let (gray, prepared) = tokio::task::spawn_blocking(move || {
+        super::image_in::decode(&bytes, &c2).map(|img| preprocess::prepare(&img))
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("decode task: {e}")))??;
+    let decode_ms = t0.elapsed().as_millis() as u64;
+
+    let t1 = Instant::now();
+    let limit = Duration::from_millis(cfg.ocr_timeout_ms);
+    let Some(mut text) =
+        ocr_pass(state, &vision, gray.clone(), prepared, Layout::Auto, limit).await?
+    else {
+        return Err(AppError::invalid(
+            "image",
+            format!(
+                "OCR took longer than {} ms (screenshot.ocr_timeout_ms)",
+                cfg.ocr_timeout_ms
+            ),
+        ));
+    };
+    let loaded = vision.current();
+    let mut layout = "auto";
+    let t2 = Instant::now();
+    let mut ranking = rank(state, &loaded, &text, customer_text.as_deref()).await?;
+    let mut matching = t2.elapsed();
+    // Auto layout can split a dialog into fragments; when it read text but matched nothing,
+    // read the image as one block within what is left of the time limit (a miss keeps pass 1).
+    let unmatched = ranking.as_ref().is_none_or(|r| r.best.is_none());
+    let readable = text.lines.iter().filter(|l| substantial(&l.text)).count() >= 1;
+    if unmatched && readable {
+        let left = limit.saturating_sub(t1.elapsed());
+        if let Some(t) = ocr_pass(state, &vision, gray, prepared, Layout::Block, left).await? {
+            let t3 = Instant::now();
+            let r = rank(state, &loaded, &t, customer_text.as_deref()).await?;
+            matching += t3.elapsed();
+            if r.as_ref().is_some_and(|r| r.best.is_some()) {
+                (text, ranking, layout) = (t, r, "block");
+            }
+        }
+    }
+    let ocr_ms = (t1.elapsed() - matching).as_millis() as u64;
+    answer(
+        state,
+        &loaded,
+        text,
+        customer_text.as_deref(),
+        language,
+        ranking,
+        OcrMeta {
+            prepared,
+            layout,
+            timings: Timings {
+                decode: decode_ms,
+                ocr: ocr_ms,
+                matching: matching.as_millis() as u64,
+            },
+        },
+    )
+}
+
+struct OcrMeta {
+    prepared: preprocess::Prepared,
+    layout: &'static str,
+    timings: Timings,
+}
+
+/// The answer from the OCR text and the ranking.
+fn answer(
+    state: &AppState,
+    loaded: &Loaded,
+    text: OcrText,
+    customer_text: Option<&str>,
+    language: Option<String>,
+    ranking: Option<matcher::Ranking>,
+    meta: OcrMeta,
+) -> AppResult<Analysis> {
+    let mut languages: Vec<String> = Vec::new();
+    for l in &text.lines {
+        if l.text.chars().filter(|c| c.is_alphabetic()).count() >= 4 {
+            let d = state.lang.detect(&l.text);
+            if d.language != "und" && !languages.contains(&d.language) {
+                languages.push(d.language);
+            }
+        }
+    }
+    let zh = match language.as_deref() {
+        Some(l) => l.to_lowercase().starts_with("zh"),
+        None => {
+            let mut all = text.text.clone();
+            if let Some(c) = customer_text {
+                all.push_str(c);
+            }
+            cjk_share(&all) >= 0.3
+        }
+    };
+    let cat = &loaded.catalog;
+    let scored = |i: usize, s: f32| matcher::Scored {
+        id: cat.faults[i].spec.id.clone(),
+        title: cat.faults[i].title(zh).to_string(),
+        score: s,
+    };
+    let top_evidence = ranking
+        .as_ref()
+        .map_or((0, 0), |r| (r.top_codes, r.top_keywords));
+    let (fault, candidates, evidence, best) = match ranking {
+        Some(r) => {
+            let cands: Vec<matcher::Scored> =
+                r.candidates.iter().map(|&(i, s)| scored(i, s)).collect();
+            let fault = r.best.and_then(|b| {
+                cands
+                    .iter()
+                    .find(|c| c.id == cat.faults[b].spec.id)
+                    .cloned()
+            });
+            (fault, cands, r.evidence, r.best)
+        }
+        None => (
+            None,
+            Vec::new(),
+            matcher::Evidence {
+                error_codes: Vec::new(),
+                matched: Vec::new(),
+            },
+            None,
+        ),
+    };
+    let solution = best.map(|b| Solution {
+        text: cat.faults[b].solution(zh).to_string(),
+        language: if zh { "zh" } else { "en" },
+    });
+    let route_hint = best.map_or("agent", |b| cat.faults[b].spec.route_hint.as_str());
+    Ok(Analysis {
+        fault,
+        candidates,
+        ocr: OcrPart {
+            text: text.text,
+            lines: text.lines,
+            languages,
+            preprocessing: meta.prepared,
+            layout: meta.layout,
+        },
+        evidence,
+        solution,
+        route_hint,
+        timings_ms: meta.timings,
+        top_evidence,
+    })
+}
+
+/// Long enough to carry a message: 12+ Latin letters/digits or 5+ CJK characters.
+fn substantial(s: &str) -> bool {
+    let cjk = s
+        .chars()
+        .filter(|c| matches!(*c as u32, 0x4E00..=0x9FFF))
+        .count();
+    let alnum = s.chars().filter(|c| c.is_ascii_alphanumeric()).count();
+    cjk >= 5 || alnum >= 12
+}
+
+/// Queries besides the whole text: each substantial line, and each pair of neighbouring lines
+/// (OCR wraps messages), at most 32.
+fn line_queries(lines: &[ocr::Line]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if substantial(&l.text) {
+            out.push(l.text.clone());
+        }
+        if let Some(next) = lines.get(i + 1) {
+            let pair = format!("{} {}", l.text, next.text);
+            if substantial(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out.truncate(32);
+    out
+}
+
+async fn embed_examples(state: &Arc<AppState>, cat: &Catalog) -> AppResult<Vec<Vec<Vec<f32>>>> {
+    let texts: Vec<String> = cat
+        .faults
+        .iter()
+        .flat_map(|f| f.spec.examples.iter().cloned())
+        .collect();
+    let (_, mut e, _) = crate::http::embed::encode(state, None, texts).await?;
+    let mut out = Vec::new();
+    for f in &cat.faults {
+        let rest = e.split_off(f.spec.examples.len().min(e.len()));
+        out.push(std::mem::replace(&mut e, rest));
+    }
+    Ok(out)
+}
