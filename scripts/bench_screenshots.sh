@@ -15,3 +15,17 @@ target/release/triage models setup
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 "$venv/bin/python" scripts/render_screenshots.py --out "$out" --seed "$seed" --n-per-fault "$n"
 target/release/triage eval --task screenshot --data "$out"
+# Baseline in the same run: the tesseract CLI alone (OCR only, no preprocessing, no matching)
+# on the same images, one OMP thread as the server's OCR workers use.
+python3 - "$out" <<'PY'
+import glob, os, statistics, subprocess, sys, time
+ms = []
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.png")) + glob.glob(os.path.join(sys.argv[1], "*.jpg"))):
+    t = time.perf_counter()
+    subprocess.run(["tesseract", f, "-", "-l", "eng+chi_sim"], capture_output=True,
+                   env=dict(os.environ, OMP_THREAD_LIMIT="1"))
+    ms.append((time.perf_counter() - t) * 1000)
+ms.sort()
+print(f"baseline tesseract CLI (OCR only) on {len(ms)} images: p50 {statistics.median(ms):.0f} ms, "
+      f"p90 {ms[int(0.9 * (len(ms) - 1))]:.0f} ms, max {ms[-1]:.0f} ms")
+PY

@@ -28,7 +28,10 @@ async fn shot(app: &axum::Router, file: &str, ctype: &str) -> serde_json::Value 
         "{}/tests/fixtures/screenshots/{file}",
         env!("CARGO_MANIFEST_DIR")
     );
-    let bytes = std::fs::read(path).unwrap();
+    send(app, file, ctype, std::fs::read(path).unwrap()).await
+}
+
+async fn send(app: &axum::Router, file: &str, ctype: &str, bytes: Vec<u8>) -> serde_json::Value {
     let req = Request::post("/v1/screenshot")
         .header("content-type", ctype)
         .body(Body::from(bytes))
@@ -91,6 +94,21 @@ async fn known_faults_are_recognised_and_unrelated_images_are_not() {
         assert_eq!(j["route_hint"], "agent", "{file}");
         assert!(j["solution"].is_null());
     }
+    // A photo of pure noise: read with Tesseract's one-block layout this took 15-30 s of LSTM
+    // on hundreds of garbage "lines" (and timed out); with the auto layout it is quick and empty.
+    let mut x: u32 = 12345;
+    let noise = image::GrayImage::from_fn(1600, 1200, |_, _| {
+        x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+        image::Luma([(x >> 24) as u8])
+    });
+    let mut png = Vec::new();
+    noise
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let j = send(&app, "noise", "image/png", png).await;
+    assert!(j["fault"].is_null(), "noise: {j}");
+    assert_eq!(j["route_hint"], "agent");
+    assert_eq!(j["ocr"]["layout"], "auto");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
