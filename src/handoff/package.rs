@@ -82,24 +82,14 @@ pub async fn build(state: &Arc<AppState>, id: &str, upto: Option<u32>) -> AppRes
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("handoff task: {e}")))??
     };
-    let texts = summarize::sentence_texts(&summary_turns(&turns));
     // The summary uses the encoder when it is ready; a lead summary otherwise.
-    let emb = if texts.is_empty() {
-        None
-    } else {
-        crate::http::embed::encode(state, None, texts)
-            .await
-            .ok()
-            .map(|r| r.1)
-    };
-    let max_words = state.config.summarize.max_words;
-    Ok(assemble(
-        &info.id,
-        info.customer,
-        &turns,
-        emb.as_deref(),
-        max_words,
-    ))
+    let summary = summarize::extractive_summary(
+        state,
+        &summary_turns(&turns),
+        state.config.summarize.max_words,
+    )
+    .await;
+    Ok(assemble(&info.id, info.customer, &turns, summary))
 }
 
 fn summary_turns(turns: &[TurnRecord]) -> Vec<summarize::Turn> {
@@ -112,16 +102,13 @@ fn summary_turns(turns: &[TurnRecord]) -> Vec<summarize::Turn> {
         .collect()
 }
 
-/// The package from stored turns and (optionally) the embeddings of their sentences
-/// (`summarize::sentence_texts` order): pure, for tests.
+/// The package from stored turns and their summary: pure, for tests.
 pub fn assemble(
     id: &str,
     customer: Option<Value>,
     turns: &[TurnRecord],
-    emb: Option<&[Vec<f32>]>,
-    max_words: usize,
+    mut summary: Summary,
 ) -> Package {
-    let mut summary = summarize::assemble(&summary_turns(turns), emb, max_words);
     // Key turns by their number in the conversation, not their place in this window.
     for k in &mut summary.key_turns {
         if let Some(t) = turns.get(k.turn.wrapping_sub(1)) {

@@ -20,6 +20,16 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// A fresh cache for a decoder whose layers' cross-attention keys/values are `cross_kv`.
+    pub fn new(cross_kv: Vec<(Tensor, Tensor)>, enc_bias: &Tensor) -> KvCache {
+        KvCache {
+            self_kv: vec![None; cross_kv.len()],
+            cross_kv,
+            enc_bias: enc_bias.clone(),
+            len: 0,
+        }
+    }
+
     pub fn rows(&self) -> Result<usize> {
         Ok(self.enc_bias.dim(0)?)
     }

@@ -252,12 +252,7 @@ impl Marian {
             .iter()
             .map(|l| l.cross.project_kv(enc))
             .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache {
-            self_kv: vec![None; self.decoder.len()],
-            cross_kv,
-            enc_bias: bias.clone(),
-            len: 0,
-        })
+        Ok(KvCache::new(cross_kv, bias))
     }
 
     /// Feed one token per row; returns next-token logits `(rows, vocab)` in f32.
