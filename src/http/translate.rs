@@ -114,9 +114,9 @@ pub async fn translate(
         let mut used = Vec::new();
         for pair in plan {
             let model = state.seq2seq.get(&pair.model, "translation").await?;
+            // The model's own settings (generation_config.json), beams and length capped by ours.
             let mut opts = GenerateOptions {
                 num_beams: cfg.num_beams,
-                max_new_tokens: cfg.max_new_tokens,
                 ..model.default_options()
             };
             opts.max_new_tokens = opts.max_new_tokens.min(cfg.max_new_tokens);
