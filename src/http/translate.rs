@@ -69,13 +69,13 @@ pub async fn translate(
     }
     check_texts(&req.texts, &state, "texts")?;
     let target = base(&req.target);
-    let supported = cfg.supported();
+    // The supported-pairs list is built only for the error.
     let unsupported = |s: &str, field: &str| {
         AppError::invalid(
             field,
             format!(
                 "no model translates {s} to {target}; supported pairs: {}",
-                supported.join(", ")
+                cfg.supported().join(", ")
             ),
         )
     };
