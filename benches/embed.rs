@@ -2,7 +2,7 @@
 //! in the same JSONL schema as scripts/bench_torch.py; scripts/bench.sh runs both side by side.
 //!
 //!     cargo bench --bench embed -- --model-dir DIR --texts FILE [--prefix "query: "]
-//!         [--min-seconds 5] [--min-iters 3]
+//!         [--min-seconds 5] [--min-iters 3] [--precision f32|bf16|auto|candle]
 //! Threads: RAYON_NUM_THREADS (candle's CPU pool), set by scripts/bench.sh.
 
 use std::time::Instant;
@@ -37,7 +37,20 @@ fn main() -> anyhow::Result<()> {
     let prefix = arg(&args, "--prefix").unwrap_or_default();
     let min_secs: f64 = arg(&args, "--min-seconds").map_or(5.0, |s| s.parse().unwrap_or(5.0));
     let min_iters: usize = arg(&args, "--min-iters").map_or(3, |s| s.parse().unwrap_or(3));
-    let emb = Embedder::load(&dir, &candle_core::Device::Cpu)?;
+    let precision = arg(&args, "--precision").unwrap_or_else(|| "f32".into());
+    let fast = match precision.as_str() {
+        "candle" => None,
+        p => Some(triage::models::fast::Precision::parse(p)?),
+    };
+    let emb = Embedder::load_with(&dir, &candle_core::Device::Cpu, fast)?;
+    let system = format!(
+        "triage-{}",
+        if fast.is_some() {
+            emb.precision()
+        } else {
+            "candle"
+        }
+    );
     let max = triage::engine::token_limit(None, &dir, emb.config().max_tokens());
     let prep = TextPrep::load(&dir, &prefix, max)?;
     let call = |batch: &[String]| -> anyhow::Result<usize> {
@@ -73,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         let total: f64 = lat.iter().sum();
         lat.sort_by(|a, b| a.total_cmp(b));
         let line = serde_json::json!({
-            "system": "triage",
+            "system": system,
             "case": name,
             "batch": batch.len(),
             "tokens": tokens as f64 / batch.len() as f64,

@@ -30,6 +30,8 @@ pub struct Config {
     pub summarize: crate::summarize::SummarizeConfig,
     pub translate: crate::translate::TranslateConfig,
     pub batch: crate::batch::BatchConfig,
+    /// API keys, their scopes and rate limits (plus `TRIAGE_API_KEYS`); none = auth off.
+    pub auth: crate::keys::AuthConfig,
 }
 
 /// A trained head: `builtin:NAME` (shipped in the binary) or a folder with head.json +
@@ -94,6 +96,25 @@ pub struct ServerConfig {
     pub home: Option<PathBuf>,
     /// CPU threads for inference (0 = all cores).
     pub threads: usize,
+    /// Arithmetic of the encoders on the CPU: `auto` (bf16 where the CPU has AVX-512 BF16,
+    /// else f32), `f32` or `bf16`.
+    pub precision: String,
+    /// Longest graceful shutdown after SIGTERM/SIGINT (drain requests, park batch jobs, flush
+    /// the store); past it the process exits non-zero.
+    pub shutdown_timeout_secs: u64,
+    /// Serve HTTPS with this certificate and key (PEM); none: plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: PEM files, relative to the config file's folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,6 +128,16 @@ pub struct LimitsConfig {
     pub max_text_chars: usize,
     /// What to do with a text longer than the model's token limit: `truncate` or `reject`.
     pub overlong: Overlong,
+    /// Requests per second each API key may make on average (token bucket); 0 = no limit.
+    pub rate_per_key_per_sec: f64,
+    /// Requests a key may make at once beyond its rate (the bucket size).
+    pub rate_burst: u32,
+    /// API requests handled at once (all but /health, /ready, /metrics); more get 429 at once.
+    pub max_concurrent_requests: usize,
+    /// Longest wait for the model: a request not started by then gets 503 (never an unbounded queue).
+    pub queue_wait_ms: u64,
+    /// Seconds given in `Retry-After` with 429 and 503 answers.
+    pub retry_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,10 +154,6 @@ pub struct BatchingConfig {
     pub max_batch_tokens: usize,
     /// Most sequences in one forward pass.
     pub max_batch_size: usize,
-    /// Most requests admitted per model at once (running or waiting); more get 429.
-    pub max_concurrent_requests: usize,
-    /// Seconds a client is told to wait (`Retry-After`) when the server is full.
-    pub retry_after_secs: u64,
 }
 
 /// One model to serve.
@@ -152,6 +179,9 @@ impl Default for ServerConfig {
             device: "cpu".into(),
             home: None,
             threads: 0,
+            precision: "auto".into(),
+            shutdown_timeout_secs: 30,
+            tls: None,
         }
     }
 }
@@ -163,6 +193,11 @@ impl Default for LimitsConfig {
             max_texts: 256,
             max_text_chars: 20_000,
             overlong: Overlong::Truncate,
+            rate_per_key_per_sec: 100.0,
+            rate_burst: 200,
+            max_concurrent_requests: 128,
+            queue_wait_ms: 2000,
+            retry_after_secs: 1,
         }
     }
 }
@@ -172,8 +207,6 @@ impl Default for BatchingConfig {
         BatchingConfig {
             max_batch_tokens: 16_384,
             max_batch_size: 64,
-            max_concurrent_requests: 128,
-            retry_after_secs: 1,
         }
     }
 }
@@ -197,6 +230,7 @@ impl Default for Config {
             summarize: Default::default(),
             translate: Default::default(),
             batch: Default::default(),
+            auth: Default::default(),
             models: vec![
                 ModelConfig {
                     name: "multilingual-e5-small".into(),
@@ -247,6 +281,11 @@ impl Config {
         if let Some(t) = ov.threads {
             cfg.server.threads = t;
         }
+        match std::env::var(crate::keys::ENV_VAR) {
+            Ok(v) => cfg.auth.merge_env(&v)?,
+            Err(std::env::VarError::NotPresent) => {}
+            Err(e) => bail!("env {}: {e}", crate::keys::ENV_VAR),
+        }
         if let Some(f) = cfg.routing_file.clone() {
             let f = match path.and_then(Path::parent) {
                 Some(dir) if f.is_relative() => dir.join(f),
@@ -254,6 +293,13 @@ impl Config {
             };
             cfg.routing = crate::routing::Policy::from_file(&f)?;
             cfg.routing_file = Some(f);
+        }
+        if let (Some(tls), Some(dir)) = (cfg.server.tls.as_mut(), path.and_then(Path::parent)) {
+            for f in [&mut tls.cert, &mut tls.key] {
+                if f.is_relative() {
+                    *f = dir.join(&*f);
+                }
+            }
         }
         cfg.validate()?;
         Ok(cfg)
@@ -267,6 +313,8 @@ impl Config {
 
     /// Check every value; the error names the key at fault.
     pub fn validate(&self) -> Result<()> {
+        crate::models::fast::Precision::parse(&self.server.precision)
+            .map_err(|e| anyhow::anyhow!("config: server.precision: {e}"))?;
         let l = &self.limits;
         let b = &self.batching;
         for (key, v) in [
@@ -275,10 +323,7 @@ impl Config {
             ("limits.max_text_chars", l.max_text_chars),
             ("batching.max_batch_tokens", b.max_batch_tokens),
             ("batching.max_batch_size", b.max_batch_size),
-            (
-                "batching.max_concurrent_requests",
-                b.max_concurrent_requests,
-            ),
+            ("limits.max_concurrent_requests", l.max_concurrent_requests),
         ] {
             if v == 0 {
                 bail!("config: {key} must be greater than 0");
@@ -287,6 +332,7 @@ impl Config {
         if b.max_batch_tokens < 512 {
             bail!("config: batching.max_batch_tokens must be at least 512 (one full sequence)");
         }
+        self.check_overload()?;
         crate::engine::device::parse_device(&self.server.device)
             .with_context(|| "config: server.device")?;
         if self.models.is_empty() {
@@ -336,6 +382,9 @@ impl Config {
         self.translate.check()?;
         self.batch.check()?;
         self.discovery.check()?;
+        crate::keys::check_rate(Some(l.rate_per_key_per_sec), Some(l.rate_burst))
+            .context("config: limits.rate_per_key_per_sec / limits.rate_burst")?;
+        self.auth.check()?;
         if !self.models.iter().any(|m| m.name == self.default_model) {
             bail!(
                 "config: default_model `{}` is not one of the configured models",
@@ -356,6 +405,30 @@ impl Config {
     /// The model pack folder.
     pub fn home(&self) -> PathBuf {
         self.server.home.clone().unwrap_or_else(default_home)
+    }
+}
+
+impl Config {
+    /// The overload, shutdown and TLS keys.
+    fn check_overload(&self) -> Result<()> {
+        let (l, s) = (&self.limits, &self.server);
+        if !(10..=600_000).contains(&l.queue_wait_ms) {
+            bail!("config: limits.queue_wait_ms must be within 10..=600000");
+        }
+        if !(1..=3600).contains(&l.retry_after_secs) {
+            bail!("config: limits.retry_after_secs must be within 1..=3600");
+        }
+        if !(1..=3600).contains(&s.shutdown_timeout_secs) {
+            bail!("config: server.shutdown_timeout_secs must be within 1..=3600");
+        }
+        if let Some(t) = &s.tls {
+            for (key, f) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)] {
+                if !f.is_file() {
+                    bail!("config: {key}: no file {}", f.display());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -388,6 +461,15 @@ mod tests {
         let d = Config::default();
         assert_eq!(cfg.limits.max_texts, d.limits.max_texts);
         assert_eq!(cfg.limits.max_body_bytes, d.limits.max_body_bytes);
+        assert_eq!(
+            cfg.limits.max_concurrent_requests,
+            d.limits.max_concurrent_requests
+        );
+        assert_eq!(cfg.limits.queue_wait_ms, d.limits.queue_wait_ms);
+        assert_eq!(
+            cfg.server.shutdown_timeout_secs,
+            d.server.shutdown_timeout_secs
+        );
         assert_eq!(cfg.batching.max_batch_tokens, d.batching.max_batch_tokens);
         assert_eq!(cfg.models.len(), d.models.len());
         assert_eq!(cfg.server.bind, d.server.bind);
@@ -415,6 +497,21 @@ mod tests {
         c.limits.max_texts = 0;
         let msg = format!("{:#}", c.validate().unwrap_err());
         assert!(msg.contains("limits.max_texts"), "{msg}");
+    }
+
+    #[test]
+    fn overload_and_tls_keys_are_checked() {
+        let mut c = Config::default();
+        c.limits.queue_wait_ms = 0;
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("limits.queue_wait_ms"));
+        let mut c = Config::default();
+        c.server.shutdown_timeout_secs = 0;
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("shutdown_timeout_secs"));
+        let c = Config::from_toml("[server.tls]\ncert = \"/nope/c.pem\"\nkey = \"/nope/k.pem\"\n")
+            .unwrap();
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("server.tls.cert"));
+        // The admission keys live in [limits] only.
+        assert!(Config::from_toml("[batching]\nmax_concurrent_requests = 4\n").is_err());
     }
 
     #[test]

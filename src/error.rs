@@ -20,6 +20,27 @@ pub enum AppError {
     /// Too many requests are waiting: try again after `retry_after` seconds.
     #[error("server is at capacity: {message}")]
     Overloaded { retry_after: u64, message: String },
+    /// Admitted, but the model did not start on it within `limits.queue_wait_ms` (503).
+    #[error(
+        "waited {waited_ms} ms for model `{model}`, over limits.queue_wait_ms: try again later"
+    )]
+    QueueTimeout {
+        retry_after: u64,
+        waited_ms: u64,
+        model: String,
+    },
+    /// The server is shutting down and takes no new work (503).
+    #[error("the server is shutting down: try again later")]
+    ShuttingDown { retry_after: u64 },
+    /// No API key, or an unknown one (401 with `WWW-Authenticate: Bearer`).
+    #[error("{message}")]
+    Unauthorized { message: String },
+    /// The API key lacks the scope the endpoint needs (403).
+    #[error("this API key lacks the `{scope}` scope this endpoint needs")]
+    Forbidden { scope: &'static str },
+    /// The API key is over its rate limit: try again after `retry_after` seconds.
+    #[error("this API key is over its rate limit: retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
     /// The server cannot answer yet (models loading, model not installed).
     #[error("{message}")]
     Unavailable { message: String },
@@ -68,7 +89,12 @@ impl AppError {
             AppError::Invalid { status, .. } => *status,
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable { .. }
+            | AppError::QueueTimeout { .. }
+            | AppError::ShuttingDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,6 +108,11 @@ impl AppError {
             AppError::Invalid { .. } => "invalid",
             AppError::NotFound { .. } => "not_found",
             AppError::Overloaded { .. } => "overloaded",
+            AppError::QueueTimeout { .. } => "queue_timeout",
+            AppError::ShuttingDown { .. } => "shutting_down",
+            AppError::Unauthorized { .. } => "unauthorized",
+            AppError::Forbidden { .. } => "forbidden",
+            AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable { .. } => "unavailable",
             AppError::Internal(_) => "internal",
         }
@@ -103,6 +134,8 @@ impl IntoResponse for AppError {
             AppError::Invalid { field, .. } | AppError::NotFound { field, .. } => {
                 Some(field.as_str())
             }
+            AppError::Unauthorized { .. } | AppError::Forbidden { .. } => Some("authorization"),
+            AppError::RateLimited { .. } => Some("rate"),
             _ => None,
         };
         let error = match &self {
@@ -119,10 +152,20 @@ impl IntoResponse for AppError {
             field,
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        if let AppError::Overloaded { retry_after, .. } = &self {
+        if let AppError::Overloaded { retry_after, .. }
+        | AppError::RateLimited { retry_after }
+        | AppError::QueueTimeout { retry_after, .. }
+        | AppError::ShuttingDown { retry_after } = &self
+        {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if let AppError::Unauthorized { .. } = &self {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"triage\""),
+            );
         }
         resp
     }

@@ -55,6 +55,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: triage::batch::cli::BatchCmd,
     },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
     /// Embed texts once and print JSON (one vector per line).
     Embed {
         #[arg(long, env = "TRIAGE_CONFIG")]
@@ -63,6 +68,19 @@ enum Cmd {
         #[arg(long)]
         model: Option<String>,
         texts: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Print a fresh random API key (once) and the config / TRIAGE_API_KEYS entry with its hash.
+    New {
+        /// The key's id (letters, digits, `_`, `-`, `.`): names it in logs and errors.
+        #[arg(long)]
+        id: String,
+        /// Comma-separated scopes: inference, admin (admin implies inference).
+        #[arg(long, default_value = "inference")]
+        scopes: String,
     },
 }
 
@@ -129,17 +147,31 @@ fn main() -> Result<()> {
                 threads,
             };
             let cfg = Config::load(config.as_deref(), &ov)?;
+            if cfg.auth.enabled() {
+                tracing::info!(keys = cfg.auth.keys.len(), "API-key authentication on");
+            } else {
+                tracing::warn!("no API keys configured: authentication is off, every endpoint is open (see `triage keys new`)");
+            }
             set_threads(cfg.server.threads);
-            tokio::runtime::Builder::new_multi_thread()
+            let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .build()?
-                .block_on(triage::server::serve(cfg))
+                .build()?;
+            let served = rt.block_on(triage::server::serve(cfg));
+            // Blocking tasks still running (a model load, an OCR call) must not hold the exit.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            served
         }
         Cmd::Models { cmd } => models(cmd),
         Cmd::Train(a) => triage::heads::commands::train(a),
         Cmd::Eval(a) => triage::heads::commands::eval(a),
         Cmd::Intents { cmd } => triage::intents::eval::run(cmd),
         Cmd::Batch { cmd } => triage::batch::cli::run(cmd),
+        Cmd::Keys {
+            cmd: KeysCmd::New { id, scopes },
+        } => {
+            print!("{}", triage::keys::new_key_text(&id, &scopes)?);
+            Ok(())
+        }
         Cmd::Embed {
             config,
             model,
@@ -218,7 +250,7 @@ fn embed_once(config: Option<PathBuf>, model: Option<String>, texts: Vec<String>
     let name = model.unwrap_or_else(|| cfg.default_model.clone());
     let spec = triage::engine::device::parse_device(&cfg.server.device)?;
     let dev = triage::engine::device::open(spec)?;
-    let m = triage::engine::open_model(cfg.model(&name)?, &cfg.home(), &dev)?;
+    let m = triage::engine::open_model(cfg.model(&name)?, &cfg.home(), &dev, &cfg.server.precision)?;
     let (prep, emb, max) = (&m.prep, &m.embedder, m.max_length);
     let mut ids = Vec::new();
     for t in &texts {

@@ -1,4 +1,9 @@
-//! `triage serve`: load models in the background, bind, serve until SIGINT/SIGTERM.
+//! `triage serve`: load models in the background, bind (HTTP, or HTTPS with `[server.tls]`),
+//! serve until SIGINT/SIGTERM, then shut down gracefully within `server.shutdown_timeout_secs`.
+
+mod listener;
+mod shutdown;
+mod tracker;
 
 use crate::config::Config;
 use crate::engine;
@@ -47,27 +52,86 @@ pub fn loaded_state(cfg: Config) -> Result<Arc<AppState>> {
 }
 
 pub async fn serve(cfg: Config) -> Result<()> {
-    // Heads are small and checked before anything listens: a bad one stops the start.
+    let mut signals = shutdown::Signals::new()?;
+    // Heads and TLS files are checked before anything listens: a bad one stops the start.
     let heads = HeadRegistry::load(&cfg)?;
+    let tls = cfg
+        .server
+        .tls
+        .as_ref()
+        .map(listener::acceptor)
+        .transpose()?;
     let bind = cfg.server.bind.clone();
-    let listener = tokio::net::TcpListener::bind(&bind)
+    let tcp = tokio::net::TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %tcp.local_addr()?, scheme, "listening");
     let state = start_loading(cfg, heads);
     state.intents.load(&state.config, &state.heads)?;
-    open_store(&state)?;
+    let webhooks = open_store_worker(&state)?;
     crate::http::batch::start(&state)?;
     start_vision(&state)?;
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("stopped");
-    Ok(())
+
+    let drain = listener::Drain {
+        tracker: tracker::Tracker::new(),
+        answer: listener::refusal(state.config.limits.retry_after_secs).await,
+    };
+    let app = http::router(state.clone());
+    let st = state.clone();
+    let stopping = async move { st.stopping().await };
+    let mut http = match tls {
+        None => {
+            let l = listener::Plain::new(tcp, drain.clone());
+            tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopping).await })
+        }
+        Some(acceptor) => {
+            let l = listener::Tls::new(tcp, acceptor, drain.clone())?;
+            tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stopping).await })
+        }
+    };
+    let signal = tokio::select! {
+        r = &mut http => {
+            r.map_err(|e| anyhow::anyhow!("server task: {e}"))??;
+            anyhow::bail!("the server stopped by itself");
+        }
+        s = signals.recv() => s,
+    };
+    let secs = state.config.server.shutdown_timeout_secs;
+    tracing::info!(
+        signal,
+        timeout_secs = secs,
+        "shutting down: draining in-flight requests"
+    );
+    state.shutdown.send_replace(true);
+    let running = shutdown::Running {
+        http,
+        tracker: drain.tracker,
+        webhooks,
+    };
+    let deadline = std::time::Duration::from_secs(secs);
+    tokio::select! {
+        r = tokio::time::timeout(deadline, shutdown::drain(state.clone(), running)) => match r {
+            Ok(r) => r.map(|()| tracing::info!("stopped")),
+            Err(_) => {
+                tracing::error!(timeout_secs = secs, "shutdown deadline passed with work still running (server.shutdown_timeout_secs): exiting non-zero");
+                anyhow::bail!("shutdown took longer than server.shutdown_timeout_secs ({secs} s)")
+            }
+        },
+        s = signals.recv() => {
+            tracing::error!(signal = s, "second signal during shutdown: exiting non-zero");
+            anyhow::bail!("interrupted by {s} during shutdown")
+        }
+    }
 }
 
 /// Open the conversation store, enforce retention now and hourly, start the webhook worker.
 pub fn open_store(state: &Arc<AppState>) -> Result<()> {
+    open_store_worker(state).map(|_| ())
+}
+
+/// `open_store`, returning the webhook worker (it returns at graceful shutdown).
+fn open_store_worker(state: &Arc<AppState>) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let cfg = &state.config;
     let path = cfg.store.resolved_path(&cfg.home());
     let store = Arc::new(crate::store::Store::open(&path, cfg.store.clone())?);
@@ -98,10 +162,12 @@ pub fn open_store(state: &Arc<AppState>) -> Result<()> {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
     });
-    if !cfg.webhooks.urls.is_empty() {
-        tokio::spawn(crate::webhook::worker::run(state.clone()));
+    if cfg.webhooks.urls.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    Ok(Some(tokio::spawn(crate::webhook::worker::run(
+        state.clone(),
+    ))))
 }
 
 /// Check the fault catalog (a malformed one stops the start) and start the OCR pool; a missing
@@ -115,23 +181,4 @@ pub fn start_vision(state: &Arc<AppState>) -> Result<()> {
     }
     state.set_vision(Arc::new(v));
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: draining in-flight requests");
 }

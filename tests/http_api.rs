@@ -1,4 +1,5 @@
-//! HTTP-layer tests through `app()` with a mock backend: validation, errors, 429, meta routes.
+//! HTTP-layer tests through `app()` with a mock backend: validation, errors, 429, 503 queue
+//! timeout, meta routes.
 //! (Real-model tests live in tests/parity.rs and tests/embed_e2e.rs.)
 
 use axum::body::Body;
@@ -67,7 +68,7 @@ fn config(max_concurrent: usize, overlong: Overlong) -> Config {
     cfg.limits.max_text_chars = 100;
     cfg.limits.max_body_bytes = 256 * 1024;
     cfg.limits.overlong = overlong;
-    cfg.batching.max_concurrent_requests = max_concurrent;
+    cfg.limits.max_concurrent_requests = max_concurrent;
     cfg.validate().unwrap();
     cfg
 }
@@ -328,6 +329,32 @@ async fn full_queue_gives_429_with_retry_after() {
     let (s, _) = slow.await.unwrap();
     assert_eq!(s, StatusCode::OK);
     // Capacity comes back once the first request is answered.
+    let (s, _) = embed(&app, r#"{"texts": ["third"]}"#).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn waiting_past_the_queue_wait_gives_503_with_retry_after() {
+    let mut cfg = config(8, Overlong::Truncate);
+    cfg.limits.queue_wait_ms = 100;
+    let app = app_with(cfg, Duration::from_millis(400), true);
+    let slow = {
+        let app = app.clone();
+        tokio::spawn(async move { embed(&app, r#"{"texts": ["first"]}"#).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Admitted, but the model is busy past the queue wait: shed without running.
+    let (s, j, h) = call(
+        &app,
+        "POST",
+        "/v1/embed",
+        br#"{"texts": ["second"]}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{j}");
+    assert_eq!(h.get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
+    assert_eq!(j["kind"], "queue_timeout");
+    assert_eq!(slow.await.unwrap().0, StatusCode::OK);
     let (s, _) = embed(&app, r#"{"texts": ["third"]}"#).await;
     assert_eq!(s, StatusCode::OK);
 }

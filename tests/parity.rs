@@ -164,8 +164,8 @@ fn branch_path_equals_the_plain_encoder() {
             .unwrap();
         assert!(d < 0.01 * 4.5 / 127.0 + 1e-6, "{k}: round trip error {d}");
     }
-    let exact = l.emb.add_branch(branch);
-    let rounded = l.emb.add_branch(f16_branch);
+    let exact = l.emb.add_branch(branch).unwrap();
+    let rounded = l.emb.add_branch(f16_branch).unwrap();
     let refs: Vec<&[u32]> = l.ids.iter().map(|v| v.as_slice()).collect();
     let plain = l.emb.embed_batch(&refs).unwrap();
     let wants: Vec<Vec<usize>> = (0..refs.len())

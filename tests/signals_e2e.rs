@@ -98,7 +98,7 @@ async fn tuned_heads_are_served_through_their_own_layers() {
     let branch =
         triage::models::branch::Branch::from_bytes(layers, emb.model(), t.first, t.count, &Cpu)
             .unwrap();
-    let bi = emb.add_branch(branch);
+    let bi = emb.add_branch(branch).unwrap();
     let prefix = Config::default().models[0].prefix.clone();
     let prep = TextPrep::load(&dir, &prefix, 512).unwrap();
     let texts = [

@@ -87,7 +87,7 @@ async fn kill_9_loses_nothing_acknowledged_and_webhooks_arrive_once() {
     std::fs::write(
         &cfg,
         format!(
-            "[store]\npath = {:?}\nmax_subscribers = 40\n\n[webhooks]\nurls = [{:?}]\nsecret = {SECRET:?}\ninitial_backoff_ms = 100\nmax_backoff_secs = 1\n",
+            "[limits]\nqueue_wait_ms = 60000\n\n[store]\npath = {:?}\nmax_subscribers = 40\n\n[webhooks]\nurls = [{:?}]\nsecret = {SECRET:?}\ninitial_backoff_ms = 100\nmax_backoff_secs = 1\n",
             d.join("triage.sqlite"),
             rx.url
         ),

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a batch waits for a loading model or a full queue before it fails.
+/// How long a batch waits for a loading model or a full queue before it fails (shutdown ends
+/// the wait at once: the job resumes at the next start).
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
 pub struct EncoderSummarizer {
@@ -58,8 +59,12 @@ impl EncoderSummarizer {
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
         let started = Instant::now();
         let wait = |e: AppError| -> Result<Duration> {
+            if self.state.shutting_down() {
+                return Err(anyhow!("encoder: the server is shutting down"));
+            }
             let waiting = match &e {
-                AppError::Overloaded { retry_after, .. } => Some((*retry_after).max(1)),
+                AppError::Overloaded { retry_after, .. }
+                | AppError::QueueTimeout { retry_after, .. } => Some((*retry_after).max(1)),
                 AppError::Unavailable { .. } => self.loading().then_some(1),
                 _ => None,
             };

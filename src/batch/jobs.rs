@@ -103,13 +103,29 @@ pub fn jobs_dir(state: &AppState) -> PathBuf {
 pub fn for_state(state: &Arc<AppState>) -> Result<Arc<Jobs>> {
     let dir = jobs_dir(state);
     let mut reg = lock(&REGISTRY);
-    if let Some(j) = reg.iter().find(|j| j.dir == dir && !j.stopped()) {
+    // While shutting down, a stopped runner is kept: no new runner starts.
+    let keep = |j: &Arc<Jobs>| j.dir == dir && (!j.stopped() || state.shutting_down());
+    if let Some(j) = reg.iter().find(|j| keep(j)) {
         return Ok(j.clone());
     }
     let rt = tokio::runtime::Handle::try_current().context("batch jobs need a tokio runtime")?;
     let per_pass = state.config.batching.max_batch_size;
     let s = Arc::new(EncoderSummarizer::new(state.clone(), rt).yielding(per_pass));
     install(&mut reg, dir, state, s)
+}
+
+/// Graceful shutdown: stop the runner of `state`'s folder after its current batch (the output
+/// so far is durable) and wait for it; the running job stays `running` on disk and resumes at
+/// the next start. Blocking; a no-op when no runner was started.
+/// The stopped runner stays registered: jobs uploaded while requests drain are queued on disk
+/// and run at the next start.
+pub fn stop(state: &AppState) {
+    let dir = jobs_dir(state);
+    let jobs = lock(&REGISTRY).iter().find(|j| j.dir == dir).cloned();
+    if let Some(j) = jobs {
+        j.shutdown_and_wait();
+        tracing::info!("batch: runner stopped at a resumable point");
+    }
 }
 
 /// Start the jobs of `state`'s folder with `summarizer`, replacing (and waiting for) any

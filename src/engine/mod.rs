@@ -1,4 +1,6 @@
-//! Inference engine: model handles (tokenizer + queue + worker thread), loading, admission control.
+//! Inference engine: model handles (tokenizer + queue + worker thread), loading, and the queue
+//! wait bound: a job the worker has not started within `limits.queue_wait_ms` of the request's
+//! admission (`ADMITTED`, set by the HTTP layer; else the call) is shed with 503.
 
 pub mod batcher;
 pub mod device;
@@ -16,7 +18,14 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+tokio::task_local! {
+    /// When the HTTP request now being handled was admitted: its queue wait counts from here,
+    /// so time spent before the model (tokenizing, language detection) counts too.
+    pub static ADMITTED: Instant;
+}
 
 /// What `/v1/models` says about a model.
 #[derive(Debug, Clone, Serialize)]
@@ -48,8 +57,10 @@ pub struct EmbedModel {
     /// Fine-tuned branches by key (the sha256 of their layers) -> backend branch index.
     branches: HashMap<String, usize>,
     tok: Arc<dyn Tokenize>,
-    tx: mpsc::UnboundedSender<worker::Job>,
-    permits: Arc<Semaphore>,
+    /// Bounded in practice: HTTP admission (`limits.max_concurrent_requests`) caps the jobs
+    /// that can be waiting, and the worker sheds those past their deadline.
+    tx: std::sync::mpsc::Sender<worker::Job>,
+    queue_wait: Duration,
     retry_after: u64,
 }
 
@@ -74,7 +85,7 @@ impl EmbedModel {
         cfg: &Config,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = std::sync::mpsc::channel();
         let wcfg = worker::WorkerConfig {
             model: info.name.clone(),
             max_batch_tokens: cfg.batching.max_batch_tokens,
@@ -89,8 +100,8 @@ impl EmbedModel {
             branches,
             tok,
             tx,
-            permits: Arc::new(Semaphore::new(cfg.batching.max_concurrent_requests)),
-            retry_after: cfg.batching.retry_after_secs,
+            queue_wait: Duration::from_millis(cfg.limits.queue_wait_ms),
+            retry_after: cfg.limits.retry_after_secs,
         }))
     }
 
@@ -124,7 +135,7 @@ impl EmbedModel {
             .collect()
     }
 
-    /// Embed token sequences with the plain encoder; 429 when too many requests are admitted.
+    /// Embed token sequences with the plain encoder; 503 when not started within the queue wait.
     pub async fn embed(&self, seqs: Vec<Vec<u32>>) -> AppResult<Vec<Vec<f32>>> {
         let out = self.embed_branches(seqs, vec![0]).await?;
         Ok(out.into_iter().map(|mut v| v.remove(0)).collect())
@@ -143,33 +154,36 @@ impl EmbedModel {
         }
     }
 
-    /// One trunk pass per sequence; per sequence, one embedding for each of `branches`.
+    /// One trunk pass per sequence; per sequence, one embedding for each of `branches`. The
+    /// job is shed (503 `queue_timeout`) when the worker has not started it within the queue
+    /// wait; a dropped caller's job is dropped unrun.
     pub async fn embed_branches(
         &self,
         seqs: Vec<Vec<u32>>,
         branches: Vec<usize>,
     ) -> AppResult<worker::Embeddings> {
-        let permit =
-            self.permits
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| AppError::Overloaded {
-                    retry_after: self.retry_after,
-                    message: format!("too many requests queued for model `{}`", self.info.name),
-                })?;
         let (reply, rx) = oneshot::channel();
+        let queued = ADMITTED.try_with(|t| *t).unwrap_or_else(|_| Instant::now());
         let job = worker::Job {
             seqs,
             branches,
             reply,
-            permit: Some(permit),
+            since: queued,
+            deadline: Some(queued + self.queue_wait),
         };
         self.tx.send(job).map_err(|_| AppError::Unavailable {
             message: "model worker has stopped".into(),
         })?;
         match rx.await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(AppError::Internal(anyhow::anyhow!("inference: {e}"))),
+            Ok(Err(worker::JobError::Shed)) => Err(AppError::QueueTimeout {
+                retry_after: self.retry_after,
+                waited_ms: queued.elapsed().as_millis() as u64,
+                model: self.info.name.clone(),
+            }),
+            Ok(Err(worker::JobError::Failed(e))) => {
+                Err(AppError::Internal(anyhow::anyhow!("inference: {e}")))
+            }
             Err(_) => Err(AppError::Unavailable {
                 message: "model worker has stopped".into(),
             }),
@@ -203,9 +217,16 @@ pub struct OpenModel {
 }
 
 /// Resolve a configured model's source and load it (blocking: reads the weights).
-pub fn open_model(mc: &ModelConfig, home: &Path, dev: &candle_core::Device) -> Result<OpenModel> {
+/// `precision`: `server.precision` (the CPU fast path's arithmetic).
+pub fn open_model(
+    mc: &ModelConfig,
+    home: &Path,
+    dev: &candle_core::Device,
+    precision: &str,
+) -> Result<OpenModel> {
     let dir = Source::parse(&mc.source)?.resolve(home)?;
-    let embedder = Embedder::load(&dir, dev)?;
+    let p = crate::models::fast::Precision::parse(precision)?;
+    let embedder = Embedder::load_with(&dir, dev, Some(p))?;
     let max_length = token_limit(mc.max_length, &dir, embedder.config().max_tokens());
     let prep = TextPrep::load(&dir, &mc.prefix, max_length)?;
     Ok(OpenModel {
@@ -227,14 +248,14 @@ pub fn load_model(
 ) -> Result<Arc<EmbedModel>> {
     let spec = device::parse_device(&cfg.server.device)?;
     let dev = device::open(spec)?;
-    let mut m = open_model(mc, home, &dev)?;
+    let mut m = open_model(mc, home, &dev, &cfg.server.precision)?;
     let mut branches = HashMap::new();
     for h in heads.all().filter(|h| h.meta.encoder == mc.name) {
         if let (Some(t), Some(bytes)) = (&h.meta.tuned_layers, &h.layers) {
             if !branches.contains_key(&t.sha256) {
                 let b = Branch::from_bytes(bytes, m.embedder.model(), t.first, t.count, &dev)
                     .with_context(|| format!("fine-tuned layers of head `{}`", h.meta.name))?;
-                branches.insert(t.sha256.clone(), m.embedder.add_branch(b));
+                branches.insert(t.sha256.clone(), m.embedder.add_branch(b)?);
             }
         }
     }
@@ -244,7 +265,7 @@ pub fn load_model(
         source: mc.source.clone(),
         dim: m.embedder.config().hidden_size,
         device: device::describe(spec),
-        dtype: "f32".into(),
+        dtype: m.embedder.precision().into(),
         max_length: m.max_length,
         prefix: mc.prefix.clone(),
     };

@@ -1,24 +1,53 @@
 //! The model worker thread: owns one backend, drains the queue into padded batches, replies.
+//! Before each batch it sheds jobs past their deadline that it has not started, and drops jobs
+//! whose caller is gone, so an overload costs no inference for answers nobody gets in time.
+//! When it has had nothing to do for 1 s, and again at 5 s (by then the requests it answered
+//! are gone too), it hands freed memory back to the OS (`malloc_trim`), so the resident size
+//! returns to its baseline once a load peak has passed.
 
 use super::batcher::{take_batch, Item};
 use crate::metrics::{Metrics, LATENCY_BUCKETS, SIZE_BUCKETS, TOKEN_BUCKETS};
 use crate::models::encoder::Backend;
 use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Idle waits after each of which freed memory is returned to the OS.
+const TRIM_AFTER: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(4)];
+
+/// Return the allocator's free memory to the OS (glibc keeps freed arena pages resident).
+fn trim_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// Per sequence, one embedding per requested branch.
 pub type Embeddings = Vec<Vec<Vec<f32>>>;
-pub type Reply = oneshot::Sender<Result<Embeddings, String>>;
+pub type Reply = oneshot::Sender<Result<Embeddings, JobError>>;
+
+/// Why a job got no embeddings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobError {
+    /// Not started before its deadline.
+    Shed,
+    /// The forward pass failed (the message is for the log).
+    Failed(String),
+}
 
 /// One request's sequences and the branches (0: the plain encoder; `i`: a head's fine-tuned top
-/// layers) it wants for each. The permit is released when the job is answered.
+/// layers) it wants for each; shed when not started by `deadline` (None: never). `since`: when
+/// its wait began (the request's admission).
 pub struct Job {
     pub seqs: Vec<Vec<u32>>,
     pub branches: Vec<usize>,
     pub reply: Reply,
-    pub permit: Option<OwnedSemaphorePermit>,
+    pub since: Instant,
+    pub deadline: Option<Instant>,
 }
 
 struct Pending {
@@ -26,16 +55,45 @@ struct Pending {
     results: Vec<Option<Vec<Vec<f32>>>>,
     left: usize,
     reply: Reply,
-    _permit: Option<OwnedSemaphorePermit>,
+    since: Instant,
+    deadline: Option<Instant>,
 }
 
 impl Pending {
-    /// Release the admission permit first, then reply: a client that sends its next request
-    /// as soon as it has the answer must find the capacity free.
-    fn answer(self, result: Result<Embeddings, String>) {
-        drop(self._permit);
+    fn answer(self, result: Result<Embeddings, JobError>) {
         let _ = self.reply.send(result);
     }
+
+    /// No sequence of it has been through a forward pass yet.
+    fn unstarted(&self) -> bool {
+        self.left == self.results.len()
+    }
+}
+
+/// Drop the queued sequences of jobs whose caller is gone, and shed (answer `Shed`) the jobs
+/// not started by their deadline. Returns how many were shed.
+fn shed(queue: &mut VecDeque<Item>, jobs: &mut HashMap<u64, Pending>, now: Instant) -> usize {
+    let gone: std::collections::HashSet<u64> = jobs
+        .iter()
+        .filter(|(_, p)| {
+            p.reply.is_closed() || (p.unstarted() && p.deadline.is_some_and(|d| now > d))
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    if gone.is_empty() {
+        return 0;
+    }
+    queue.retain(|i| !gone.contains(&i.job));
+    let mut n = 0;
+    for id in gone {
+        if let Some(p) = jobs.remove(&id) {
+            if !p.reply.is_closed() {
+                n += 1;
+                p.answer(Err(JobError::Shed));
+            }
+        }
+    }
+    n
 }
 
 pub struct WorkerConfig {
@@ -44,10 +102,25 @@ pub struct WorkerConfig {
     pub max_batch_size: usize,
 }
 
+/// Wait for the next job (None: every sender is gone); when `dirty`, trim memory at each idle
+/// step of `TRIM_AFTER`.
+fn idle_recv(rx: &Receiver<Job>, dirty: bool) -> Option<Job> {
+    if dirty {
+        for wait in TRIM_AFTER {
+            match rx.recv_timeout(wait) {
+                Ok(job) => return Some(job),
+                Err(RecvTimeoutError::Timeout) => trim_memory(),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+    rx.recv().ok()
+}
+
 /// Run until every sender is dropped. Errors of a batch fail only the jobs in that batch.
 pub fn run(
     mut backend: Box<dyn Backend>,
-    mut rx: mpsc::UnboundedReceiver<Job>,
+    rx: Receiver<Job>,
     cfg: WorkerConfig,
     metrics: Arc<Metrics>,
 ) {
@@ -77,19 +150,30 @@ pub fn run(
                 results: vec![None; n],
                 left: n,
                 reply: job.reply,
-                _permit: job.permit,
+                since: job.since,
+                deadline: job.deadline,
             },
         );
     };
+    let mut dirty = false;
     loop {
         if queue.is_empty() {
-            match rx.blocking_recv() {
+            match idle_recv(&rx, std::mem::take(&mut dirty)) {
                 Some(job) => admit(job, &mut queue, &mut jobs),
                 None => return,
             }
         }
         while let Ok(job) = rx.try_recv() {
             admit(job, &mut queue, &mut jobs);
+        }
+        let dropped = shed(&mut queue, &mut jobs, Instant::now());
+        if dropped > 0 {
+            metrics.inc(
+                "triage_shed_total",
+                "Requests answered 503 for waiting over limits.queue_wait_ms.",
+                &[("model", model)],
+                dropped as f64,
+            );
         }
         let batch = take_batch(&mut queue, cfg.max_batch_tokens, cfg.max_batch_size);
         metrics.set(
@@ -125,6 +209,19 @@ pub fn run(
             real as f64,
         );
         let started = Instant::now();
+        let mut first: Vec<u64> = batch.iter().map(|i| i.job).collect();
+        first.dedup();
+        for p in first.iter().filter_map(|id| jobs.get(id)) {
+            if p.unstarted() {
+                metrics.observe(
+                    "triage_queue_wait_seconds",
+                    "From a request's admission to the first forward pass over it.",
+                    LATENCY_BUCKETS,
+                    &l,
+                    (started - p.since).as_secs_f64(),
+                );
+            }
+        }
         let seqs: Vec<&[u32]> = batch.iter().map(|i| i.ids.as_slice()).collect();
         let wants: Vec<&[usize]> = batch
             .iter()
@@ -135,6 +232,7 @@ pub fn run(
             })
             .collect();
         let out = backend.embed_branches(&seqs, &wants);
+        dirty = true;
         metrics.observe(
             "triage_inference_seconds",
             "Time of one forward pass.",
@@ -172,10 +270,78 @@ pub fn run(
                 queue.retain(|i| !failed.contains(&i.job));
                 for id in failed {
                     if let Some(p) = jobs.remove(&id) {
-                        p.answer(Err(msg.clone()));
+                        p.answer(Err(JobError::Failed(msg.clone())));
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn pending(
+        n: usize,
+        deadline: Option<Instant>,
+    ) -> (Pending, oneshot::Receiver<Result<Embeddings, JobError>>) {
+        let (reply, rx) = oneshot::channel();
+        let p = Pending {
+            branches: vec![0],
+            results: vec![None; n],
+            left: n,
+            reply,
+            since: Instant::now(),
+            deadline,
+        };
+        (p, rx)
+    }
+
+    fn item(job: u64, index: usize) -> Item {
+        Item {
+            job,
+            index,
+            ids: vec![1, 2],
+        }
+    }
+
+    #[test]
+    fn sheds_only_unstarted_jobs_past_their_deadline_and_drops_abandoned_ones() {
+        let now = Instant::now();
+        let past = Some(now - Duration::from_millis(1));
+        let mut jobs = HashMap::new();
+        let (late, mut late_rx) = pending(2, past);
+        let (mut started, mut started_rx) = pending(2, past);
+        started.results[0] = Some(vec![vec![1.0]]);
+        started.left = 1;
+        let (fresh, mut fresh_rx) = pending(1, Some(now + Duration::from_secs(5)));
+        let (unbounded, _unbounded_rx) = pending(1, None);
+        let (abandoned, abandoned_rx) = pending(1, Some(now + Duration::from_secs(5)));
+        drop(abandoned_rx);
+        for (id, p) in [late, started, fresh, unbounded, abandoned]
+            .into_iter()
+            .enumerate()
+        {
+            jobs.insert(id as u64, p);
+        }
+        let mut queue: VecDeque<Item> = [
+            item(0, 0),
+            item(0, 1),
+            item(1, 1),
+            item(2, 0),
+            item(3, 0),
+            item(4, 0),
+        ]
+        .into();
+        assert_eq!(shed(&mut queue, &mut jobs, now), 1);
+        assert_eq!(late_rx.try_recv(), Ok(Err(JobError::Shed)));
+        assert!(started_rx.try_recv().is_err() && fresh_rx.try_recv().is_err());
+        let left: Vec<u64> = queue.iter().map(|i| i.job).collect();
+        assert_eq!(left, vec![1, 2, 3]);
+        let mut ids: Vec<u64> = jobs.keys().copied().collect();
+        ids.sort();
+        assert_eq!(ids, vec![1, 2, 3]);
     }
 }

@@ -100,7 +100,12 @@ pub struct EvalArgs {
 fn encoder(config: Option<&Path>, model: &str) -> Result<DatasetEncoder> {
     let cfg = Config::load(config, &Default::default())?;
     let mc = cfg.model(model)?;
-    let m = crate::engine::open_model(mc, &cfg.home(), &candle_core::Device::Cpu)?;
+    let m = crate::engine::open_model(
+        mc,
+        &cfg.home(),
+        &candle_core::Device::Cpu,
+        &cfg.server.precision,
+    )?;
     Ok(DatasetEncoder::new(
         &mc.name,
         &mc.prefix,
@@ -162,7 +167,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ..t
         };
         let b = Branch::from_bytes(&bytes, base, t.first, t.count, &candle_core::Device::Cpu)?;
-        enc = enc.with_branch(b, &t.sha256);
+        enc = enc.with_branch(b, &t.sha256)?;
         if let Some(v) = prev.meta.training.get("tuned_layers") {
             head_training_tuned = Some(v.clone());
         }
@@ -249,7 +254,7 @@ fn finetune_layers(
         tuned.count,
         &candle_core::Device::Cpu,
     )?;
-    let enc = enc.with_branch(served, &tuned.sha256);
+    let enc = enc.with_branch(served, &tuned.sha256)?;
     Ok((enc, bytes, tuned))
 }
 
@@ -260,7 +265,7 @@ pub fn head_encoder(config: Option<&Path>, head: &Head) -> Result<DatasetEncoder
         (Some(t), Some(bytes)) => {
             let base = enc.embedder().model();
             let b = Branch::from_bytes(bytes, base, t.first, t.count, &candle_core::Device::Cpu)?;
-            Ok(enc.with_branch(b, &t.sha256))
+            enc.with_branch(b, &t.sha256)
         }
         _ => Ok(enc),
     }

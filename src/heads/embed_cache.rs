@@ -46,7 +46,10 @@ impl DatasetEncoder {
         // The model's identity: its recorded file sums when installed from the pack, else its path.
         let id = std::fs::read_to_string(dir.join("pack.json"))
             .unwrap_or_else(|_| dir.display().to_string());
-        let key = format!("{id}\0{prefix}\0{max_len}");
+        let mut key = format!("{id}\0{prefix}\0{max_len}");
+        if emb.precision() != "f32" {
+            key.push_str(&format!("\0{}", emb.precision()));
+        }
         DatasetEncoder {
             name: name.into(),
             prefix: prefix.into(),
@@ -69,11 +72,11 @@ impl DatasetEncoder {
 
     /// Embed through fine-tuned top layers from now on; `id` (e.g. a hash of their weights)
     /// keeps their cached embeddings apart from the plain encoder's.
-    pub fn with_branch(mut self, b: crate::models::branch::Branch, id: &str) -> Self {
+    pub fn with_branch(mut self, b: crate::models::branch::Branch, id: &str) -> Result<Self> {
         let first = b.first;
-        self.emb.add_branch(b);
+        self.emb.add_branch(b)?;
         self.branch = Some((id.to_string(), first));
-        self
+        Ok(self)
     }
 
     fn cache_file(&self, texts: &[String], what: &str) -> PathBuf {

@@ -138,14 +138,18 @@ impl Head {
         let n = m.labels.len();
         ensure!(n >= 2, "a head needs at least two labels");
         let first = if m.hidden > 0 { m.hidden } else { n };
+        // Sizes come from head.json: a product that overflows matches no weights.
         ensure!(
-            w.w1.len() == first * m.dim && w.b1.len() == first,
+            first.checked_mul(m.dim) == Some(w.w1.len()) && w.b1.len() == first,
             "w1/b1 shape"
         );
         match (&w.w2, m.hidden) {
             (None, 0) => {}
             (Some((w2, b2)), h) if h > 0 => {
-                ensure!(w2.len() == n * h && b2.len() == n, "w2/b2 shape")
+                ensure!(
+                    n.checked_mul(h) == Some(w2.len()) && b2.len() == n,
+                    "w2/b2 shape"
+                )
             }
             _ => bail!("hidden size and weights disagree"),
         }

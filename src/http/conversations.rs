@@ -107,6 +107,16 @@ pub struct Reply {
     pub text: String,
 }
 
+impl Reply {
+    /// The checks that run before the store (pure: the fuzz targets call it).
+    pub fn check(&self, limits: &crate::config::LimitsConfig) -> AppResult<()> {
+        if self.role != "bot" && self.role != "agent" {
+            return Err(AppError::invalid("role", "must be `bot` or `agent`"));
+        }
+        super::embed::check_text_within(&self.text, limits, "text")
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ReplyStored {
     pub conversation_id: String,
@@ -121,10 +131,7 @@ pub async fn reply(
     super::json::JsonBody(r): super::json::JsonBody<Reply>,
 ) -> AppResult<(axum::http::StatusCode, Json<ReplyStored>)> {
     check_conversation_id(&id)?;
-    if r.role != "bot" && r.role != "agent" {
-        return Err(AppError::invalid("role", "must be `bot` or `agent`"));
-    }
-    super::embed::check_text(&r.text, &state, "text")?;
+    r.check(&state.config.limits)?;
     let store = state.store()?;
     let conv = id.clone();
     let turn = blocking(move || store.append_reply(&conv, &r.role, &r.text)).await?;

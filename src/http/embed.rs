@@ -2,6 +2,7 @@
 
 use super::json::JsonBody;
 use super::AppState;
+use crate::config::LimitsConfig;
 use crate::engine::EmbedModel;
 use crate::error::{AppError, AppResult};
 use axum::extract::State;
@@ -35,7 +36,11 @@ pub struct Usage {
 
 /// Check the texts of a request against the configured limits; `field` names the list.
 pub fn check_texts(texts: &[String], state: &AppState, field: &str) -> AppResult<()> {
-    let l = &state.config.limits;
+    check_texts_within(texts, &state.config.limits, field)
+}
+
+/// [`check_texts`] against explicit limits (a pure function: the fuzz targets call it).
+pub fn check_texts_within(texts: &[String], l: &LimitsConfig, field: &str) -> AppResult<()> {
     if texts.is_empty() {
         return Err(AppError::invalid(field, "must hold at least one text"));
     }
@@ -50,18 +55,23 @@ pub fn check_texts(texts: &[String], state: &AppState, field: &str) -> AppResult
         ));
     }
     for (i, t) in texts.iter().enumerate() {
-        check_text(t, state, &format!("{field}[{i}]"))?;
+        check_text_within(t, l, &format!("{field}[{i}]"))?;
     }
     Ok(())
 }
 
 /// Check one text: not blank, not over `limits.max_text_chars`.
 pub fn check_text(t: &str, state: &AppState, field: &str) -> AppResult<()> {
+    check_text_within(t, &state.config.limits, field)
+}
+
+/// [`check_text`] against explicit limits (a pure function: the fuzz targets call it).
+pub fn check_text_within(t: &str, l: &LimitsConfig, field: &str) -> AppResult<()> {
     if t.trim().is_empty() {
         return Err(AppError::invalid(field, "text is empty"));
     }
     let n = t.chars().count();
-    let max = state.config.limits.max_text_chars;
+    let max = l.max_text_chars;
     if n > max {
         return Err(AppError::too_large(
             field,

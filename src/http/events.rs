@@ -1,5 +1,6 @@
 //! Live flags for agents: Server-Sent Events read from the store after a sequence number, so
 //! `Last-Event-ID` resumes exactly and a client that never reads holds at most one batch.
+//! Streams end when graceful shutdown begins (clients reconnect with `Last-Event-ID`).
 
 use super::triage::check_conversation_id;
 use super::AppState;
@@ -91,6 +92,7 @@ struct Cursor {
     rx: tokio::sync::watch::Receiver<i64>,
     last: i64,
     buf: VecDeque<StoredEvent>,
+    stop: tokio::sync::watch::Receiver<bool>,
     _slot: Slot,
 }
 
@@ -135,6 +137,7 @@ fn open(
         rx,
         last,
         buf: VecDeque::new(),
+        stop: state.shutdown.subscribe(),
         _slot: slot,
     };
     let stream = stream::unfold(cursor, next_event);
@@ -144,6 +147,9 @@ fn open(
 
 async fn next_event(mut c: Cursor) -> Option<(Result<Event, Infallible>, Cursor)> {
     loop {
+        if *c.stop.borrow() {
+            return None;
+        }
         if let Some(e) = c.buf.pop_front() {
             c.last = e.seq;
             let ev = Event::default()
@@ -160,7 +166,12 @@ async fn next_event(mut c: Cursor) -> Option<(Result<Event, Infallible>, Cursor)
             .ok()?;
         match batch {
             Ok(b) if !b.is_empty() => c.buf.extend(b),
-            Ok(_) => c.rx.changed().await.ok()?,
+            Ok(_) => {
+                tokio::select! {
+                    r = c.rx.changed() => r.ok()?,
+                    _ = c.stop.wait_for(|s| *s) => return None,
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "event stream: store read failed");
                 return None;

@@ -29,6 +29,14 @@ pub struct PutIntent {
     pub description: Option<String>,
 }
 
+impl PutIntent {
+    /// The description and example checks (pure: the fuzz targets call it); the examples trimmed.
+    pub fn check(&self, cfg: &crate::intents::config::FewShotConfig) -> AppResult<Vec<String>> {
+        check_description(&self.description)?;
+        check_examples("examples", &self.examples, cfg)
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct IntentView {
     pub name: String,
@@ -92,6 +100,7 @@ pub async fn put(
     check_name("name", &name)?;
     let set = req
         .intent_set
+        .clone()
         .unwrap_or_else(|| state.heads.default_intent.clone());
     check_name("intent_set", &set)?;
     if let Some(h) = state.heads.intents.get(&set) {
@@ -102,8 +111,7 @@ pub async fn put(
             ));
         }
     }
-    check_description(&req.description)?;
-    let examples = check_examples("examples", &req.examples, &state.intents.fewshot)?;
+    let examples = req.check(&state.intents.fewshot)?;
     if state
         .intents
         .get(&name)

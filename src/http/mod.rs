@@ -1,5 +1,7 @@
 //! HTTP layer: shared state, the router, request metrics and the JSON fallbacks.
 
+pub mod admission;
+pub mod auth;
 pub mod batch;
 pub mod conversations;
 pub mod embed;
@@ -56,6 +58,8 @@ pub struct AppState {
     pub webhook_wake: tokio::sync::Notify,
     /// Translation and abstractive-summarization models (loaded on first use).
     pub seq2seq: Arc<crate::translate::Seq2SeqModels>,
+    /// Turns true when graceful shutdown begins: SSE streams end, background workers stop.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -72,7 +76,7 @@ impl AppState {
         let seq2seq = Arc::new(crate::translate::Seq2SeqModels::new(
             config.home(),
             device,
-            config.batching.retry_after_secs,
+            config.limits.retry_after_secs,
         ));
         Arc::new(AppState {
             seq2seq,
@@ -87,6 +91,7 @@ impl AppState {
             events: tokio::sync::watch::channel(0).0,
             subscribers: Arc::default(),
             webhook_wake: tokio::sync::Notify::new(),
+            shutdown: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -97,6 +102,17 @@ impl AppState {
         self.store
             .set(store)
             .map_err(|_| anyhow::anyhow!("the store is already open"))
+    }
+
+    /// True once graceful shutdown has begun.
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Resolves when graceful shutdown begins (at once if it has).
+    pub async fn stopping(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     /// Attach the screenshot service (once).
@@ -162,6 +178,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.limits.max_body_bytes;
     // Room for the multipart framing and the text fields around the largest image.
     let shot_limit = state.config.screenshot.max_bytes + (1 << 20);
+    let gate = Arc::new(admission::Gate::new(&state.config.limits));
+    let guard = Arc::new(auth::Guard::new(&state.config.auth, &state.config.limits));
     Router::new()
         .route("/health", get(meta::health))
         .route("/ready", get(meta::ready))
@@ -214,6 +232,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .merge(batch::routes())
+        .layer(middleware::from_fn_with_state(gate, admission::admit))
+        .layer(middleware::from_fn_with_state(guard, auth::require))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }

@@ -1,7 +1,7 @@
 //! `POST /v1/summarize`: a conversation's structured summary, extractive on the encoder (the
 //! default) or abstractive with the configured T5-family model.
 
-use super::embed::check_text;
+use super::embed::check_text_within;
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -24,37 +24,44 @@ pub struct SummarizeRequest {
 /// is kept when it is longer.
 const MAX_INPUT_TOKENS: usize = 512;
 
+impl SummarizeRequest {
+    /// The checks that run before any model (pure: the fuzz targets call it); the word budget.
+    pub fn check(&self, cfg: &crate::config::Config) -> AppResult<usize> {
+        let (turns, max_turns) = (&self.conversation, cfg.summarize.max_turns);
+        if turns.is_empty() {
+            return Err(AppError::invalid("conversation", "give at least one turn"));
+        }
+        if turns.len() > max_turns {
+            return Err(AppError::too_large(
+                "conversation",
+                format!(
+                    "{} turns, over the limit of {max_turns} (summarize.max_turns)",
+                    turns.len()
+                ),
+            ));
+        }
+        for (i, t) in turns.iter().enumerate() {
+            if !matches!(t.role.as_str(), "customer" | "agent" | "bot") {
+                return Err(AppError::invalid(
+                    format!("conversation[{i}].role"),
+                    format!("unknown role `{}`: use customer, agent or bot", t.role),
+                ));
+            }
+            check_text_within(&t.text, &cfg.limits, &format!("conversation[{i}].text"))?;
+        }
+        let max_words = self.max_words.unwrap_or(cfg.summarize.max_words);
+        if !(5..=2000).contains(&max_words) {
+            return Err(AppError::invalid("max_words", "must be within 5..=2000"));
+        }
+        Ok(max_words)
+    }
+}
+
 pub async fn summarize(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<SummarizeRequest>,
 ) -> AppResult<Json<Summary>> {
-    let cfg = &state.config.summarize;
-    if req.conversation.is_empty() {
-        return Err(AppError::invalid("conversation", "give at least one turn"));
-    }
-    if req.conversation.len() > cfg.max_turns {
-        return Err(AppError::too_large(
-            "conversation",
-            format!(
-                "{} turns, over the limit of {} (summarize.max_turns)",
-                req.conversation.len(),
-                cfg.max_turns
-            ),
-        ));
-    }
-    for (i, t) in req.conversation.iter().enumerate() {
-        if !matches!(t.role.as_str(), "customer" | "agent" | "bot") {
-            return Err(AppError::invalid(
-                format!("conversation[{i}].role"),
-                format!("unknown role `{}`: use customer, agent or bot", t.role),
-            ));
-        }
-        check_text(&t.text, &state, &format!("conversation[{i}].text"))?;
-    }
-    let max_words = req.max_words.unwrap_or(cfg.max_words);
-    if !(5..=2000).contains(&max_words) {
-        return Err(AppError::invalid("max_words", "must be within 5..=2000"));
-    }
+    let max_words = req.check(&state.config)?;
     match req.mode.as_deref().unwrap_or("extractive") {
         "extractive" => Ok(Json(
             summarize::extractive_summary(&state, &req.conversation, max_words).await,

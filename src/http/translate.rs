@@ -1,7 +1,7 @@
 //! `POST /v1/translate`: texts from a source language (or `auto`) to a target language through
 //! the configured Marian models, pivoting through English when needed.
 
-use super::embed::check_texts;
+use super::embed::check_texts_within;
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -49,25 +49,32 @@ fn base(code: &str) -> String {
         .to_lowercase()
 }
 
+impl TranslateRequest {
+    /// The checks that run before any model (pure: the fuzz targets call it).
+    pub fn check(&self, cfg: &crate::config::Config) -> AppResult<()> {
+        if self.texts.is_empty() {
+            return Err(AppError::invalid("texts", "give at least one text"));
+        }
+        if self.texts.len() > cfg.translate.max_texts {
+            return Err(AppError::too_large(
+                "texts",
+                format!(
+                    "{} texts, over the limit of {} (translate.max_texts)",
+                    self.texts.len(),
+                    cfg.translate.max_texts
+                ),
+            ));
+        }
+        check_texts_within(&self.texts, &cfg.limits, "texts")
+    }
+}
+
 pub async fn translate(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<TranslateRequest>,
 ) -> AppResult<Json<TranslateResponse>> {
     let cfg = &state.config.translate;
-    if req.texts.is_empty() {
-        return Err(AppError::invalid("texts", "give at least one text"));
-    }
-    if req.texts.len() > cfg.max_texts {
-        return Err(AppError::too_large(
-            "texts",
-            format!(
-                "{} texts, over the limit of {} (translate.max_texts)",
-                req.texts.len(),
-                cfg.max_texts
-            ),
-        ));
-    }
-    check_texts(&req.texts, &state, "texts")?;
+    req.check(&state.config)?;
     let target = base(&req.target);
     // The supported-pairs list is built only for the error.
     let unsupported = |s: &str, field: &str| {

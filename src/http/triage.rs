@@ -96,6 +96,23 @@ fn check_short(field: &str, v: &Option<String>, max: usize) -> AppResult<()> {
     }
 }
 
+impl TriageRequest {
+    /// Every check that runs before the store and the models (pure: the fuzz targets call it).
+    pub fn check(&self, limits: &crate::config::LimitsConfig) -> AppResult<()> {
+        super::embed::check_text_within(&self.text, limits, "text")?;
+        if let Some(id) = &self.conversation_id {
+            check_conversation_id(id)?;
+        }
+        check_short("channel", &self.channel, 64)?;
+        if let Some(c) = &self.customer {
+            check_short("customer.id", &c.id, 128)?;
+            check_short("customer.tier", &c.tier, 32)?;
+            check_short("customer.language", &c.language, 16)?;
+        }
+        Ok(())
+    }
+}
+
 fn new_conversation_id() -> String {
     use rand::Rng;
     let n: u128 = rand::rng().random();
@@ -106,16 +123,7 @@ pub async fn triage(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<TriageRequest>,
 ) -> AppResult<Json<TriageResponse>> {
-    super::embed::check_text(&req.text, &state, "text")?;
-    if let Some(id) = &req.conversation_id {
-        check_conversation_id(id)?;
-    }
-    check_short("channel", &req.channel, 64)?;
-    if let Some(c) = &req.customer {
-        check_short("customer.id", &c.id, 128)?;
-        check_short("customer.tier", &c.tier, 32)?;
-        check_short("customer.language", &c.language, 16)?;
-    }
+    req.check(&state.config.limits)?;
     let store = state.store()?;
     let id = req
         .conversation_id
@@ -237,10 +245,7 @@ async fn attached(
     b64: &str,
     req: &TriageRequest,
 ) -> AppResult<crate::vision::Analysis> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|e| AppError::invalid("screenshot", format!("not valid base64: {e}")))?;
+    let bytes = screenshot_bytes(b64)?;
     let lang = req.customer.as_ref().and_then(|c| c.language.clone());
     crate::vision::analyze(state, bytes, Some(req.text.clone()), lang)
         .await
@@ -254,6 +259,14 @@ async fn attached(
             },
             other => other,
         })
+}
+
+/// The bytes of an attached screenshot (standard base64); errors name the `screenshot` field.
+pub fn screenshot_bytes(b64: &str) -> AppResult<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| AppError::invalid("screenshot", format!("not valid base64: {e}")))
 }
 
 /// The live event of a turn (the SSE `data:`), with the flags agents watch.

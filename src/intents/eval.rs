@@ -20,7 +20,12 @@ use std::sync::Arc;
 pub fn encoder(config: Option<&Path>, model: &str) -> Result<(Config, DatasetEncoder)> {
     let cfg = Config::load(config, &Default::default())?;
     let mc = cfg.model(model)?.clone();
-    let m = crate::engine::open_model(&mc, &cfg.home(), &candle_core::Device::Cpu)?;
+    let m = crate::engine::open_model(
+        &mc,
+        &cfg.home(),
+        &candle_core::Device::Cpu,
+        &cfg.server.precision,
+    )?;
     let enc = DatasetEncoder::new(
         &mc.name,
         &mc.prefix,

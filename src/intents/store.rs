@@ -111,17 +111,17 @@ pub fn read_store(path: &Path) -> Result<Vec<Intent>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let f: StoreFile = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a triage intent store", path.display()))?;
-    ensure!(
-        f.version == 1,
-        "{}: unknown version {}",
-        path.display(),
-        f.version
-    );
+    parse_store(&bytes, &path.display().to_string())
+}
+
+/// The store file's contents; `origin` (its path) names it in errors.
+pub fn parse_store(bytes: &[u8], origin: &str) -> Result<Vec<Intent>> {
+    let f: StoreFile = serde_json::from_slice(bytes)
+        .with_context(|| format!("{origin} is not a triage intent store"))?;
+    ensure!(f.version == 1, "{origin}: unknown version {}", f.version);
     let mut out = Vec::new();
     for (i, s) in f.intents.into_iter().enumerate() {
-        let what = || format!("{}: intents[{i}] `{}`", path.display(), s.name);
+        let what = || format!("{origin}: intents[{i}] `{}`", s.name);
         ensure!(
             s.embeddings.len() == s.examples.len() && s.origin != Origin::File,
             "{}: malformed entry",
@@ -207,21 +207,33 @@ pub fn read_intents_file(
 ) -> Result<Vec<Intent>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("fewshot.file: cannot read {}", path.display()))?;
-    let parsed: IntentsFile = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{e}"))
+    let json = path.extension().is_some_and(|e| e == "json");
+    let origin = path.display().to_string();
+    parse_intents_file(&text, json, &origin, default_set, cfg, trained_label)
+}
+
+/// The intents file's contents (JSON when `json`, else TOML), checked as by
+/// [`read_intents_file`]; `origin` (its path) names it in errors.
+pub fn parse_intents_file(
+    text: &str,
+    json: bool,
+    origin: &str,
+    default_set: &str,
+    cfg: &FewShotConfig,
+    trained_label: &dyn Fn(&str, &str) -> bool,
+) -> Result<Vec<Intent>> {
+    let parsed: IntentsFile = if json {
+        serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
     } else {
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{e}"))
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
     }
-    .with_context(|| format!("fewshot.file {}", path.display()))?;
+    .with_context(|| format!("fewshot.file {origin}"))?;
     let mut out: Vec<Intent> = Vec::new();
     for (i, f) in parsed.intents.into_iter().enumerate() {
         let at = |r: Result<(), AppError>| -> Result<()> {
             r.map_err(|e| match e {
                 AppError::Invalid { field, message, .. } => {
-                    anyhow::anyhow!(
-                        "fewshot.file {}: intents[{i}].{field}: {message}",
-                        path.display()
-                    )
+                    anyhow::anyhow!("fewshot.file {origin}: intents[{i}].{field}: {message}")
                 }
                 other => anyhow::anyhow!("{other}"),
             })
@@ -234,15 +246,13 @@ pub fn read_intents_file(
         at(check_examples("examples", &f.examples, cfg).map(|e| examples = e))?;
         if trained_label(&set, &f.name) {
             bail!(
-                "fewshot.file {}: intents[{i}].name `{}` is already a trained label of set `{set}`",
-                path.display(),
+                "fewshot.file {origin}: intents[{i}].name `{}` is already a trained label of set `{set}`",
                 f.name
             );
         }
         if out.iter().any(|o| o.name == f.name) {
             bail!(
-                "fewshot.file {}: intents[{i}].name `{}` is defined twice",
-                path.display(),
+                "fewshot.file {origin}: intents[{i}].name `{}` is defined twice",
                 f.name
             );
         }

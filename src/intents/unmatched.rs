@@ -100,7 +100,12 @@ impl Unmatched {
             match parsed {
                 Ok(i) => items.push_back(i),
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping an unreadable unmatched text")
+                    // serde's data errors can quote a value (customer text): log where, not what.
+                    let error = match e.downcast_ref::<serde_json::Error>() {
+                        Some(j) => format!("{:?} error at column {}", j.classify(), j.column()),
+                        None => format!("{e}"),
+                    };
+                    tracing::warn!(file = %path.display(), line = n + 1, %error, "skipping an unreadable unmatched text")
                 }
             }
         }

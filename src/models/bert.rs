@@ -158,6 +158,11 @@ impl Layer {
         out
     }
 
+    /// Whether the activation is the tanh GELU, and the layer-norm epsilon.
+    pub(crate) fn act_eps(&self) -> (bool, f64) {
+        (self.tanh_gelu, self.eps)
+    }
+
     fn norm(&self, l: &LayerNorm, x: &Tensor) -> Result<Tensor> {
         if !self.train {
             return Ok(l.forward(x)?);
@@ -304,6 +309,21 @@ impl Bert {
             x = layer.forward(&x, bias, self.heads)?;
         }
         Ok(x)
+    }
+
+    /// The word, position and type-0 embedding tables, their layer norm, the position offset.
+    pub(crate) fn embedding_parts(&self) -> (&Tensor, &Tensor, &Tensor, &LayerNorm, usize) {
+        (
+            &self.word,
+            &self.pos,
+            &self.type0,
+            &self.emb_ln,
+            self.pos_offset,
+        )
+    }
+
+    pub(crate) fn layers(&self) -> &[Layer] {
+        &self.layers
     }
 
     /// Layers `first..` of this model (for `forward_until(.., first)` + these = `forward`).

@@ -2,6 +2,7 @@
 
 use super::bert::{Bert, BertConfig};
 use super::branch::Branch;
+use super::fast::{FastEncoder, Precision};
 use crate::config::Overlong;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -38,21 +39,34 @@ pub trait Backend: Send + 'static {
 /// A BERT-family encoder with mean pooling and L2 normalisation.
 pub struct Embedder {
     model: Bert,
+    /// The fast CPU path (None: candle only, e.g. on a GPU or as the reference).
+    fast: Option<FastEncoder>,
     pad_id: u32,
     /// Fine-tuned top layers of heads; branch `i` is `branches[i - 1]`.
     branches: Vec<Branch>,
 }
 
 impl Embedder {
-    /// Load `config.json` + `model.safetensors` from a Hugging Face folder onto `device`.
+    /// Load `config.json` + `model.safetensors` from a Hugging Face folder onto `device`; on the
+    /// CPU, batches run on the fast path in f32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_with(dir, device, Some(Precision::F32))
+    }
+
+    /// As `load`, choosing the CPU fast path's precision (None: candle's own ops only).
+    pub fn load_with(dir: &Path, device: &Device, fast: Option<Precision>) -> Result<Self> {
         let cfg = read_config(dir)?;
         let weights = super::source::weight_files(dir)?;
         // SAFETY: the weight files are not modified while the server runs (mmap contract).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, DType::F32, device)? };
         let model = Bert::load(vb, &cfg).with_context(|| format!("loading {}", dir.display()))?;
+        let fast = match (fast, device) {
+            (Some(p), Device::Cpu) => Some(FastEncoder::new(&model, p)?),
+            _ => None,
+        };
         Ok(Embedder {
             model,
+            fast,
             pad_id: cfg.pad_token_id.unwrap_or(0),
             branches: Vec::new(),
         })
@@ -67,9 +81,17 @@ impl Embedder {
     }
 
     /// Add a fine-tuned branch; returns its index for `embed_branches`.
-    pub fn add_branch(&mut self, b: Branch) -> usize {
+    pub fn add_branch(&mut self, b: Branch) -> Result<usize> {
+        if let Some(f) = &mut self.fast {
+            f.add_branch(&b, self.model.config.num_attention_heads)?;
+        }
         self.branches.push(b);
-        self.branches.len()
+        Ok(self.branches.len())
+    }
+
+    /// The arithmetic batches run in: `f32`/`bf16` on the fast CPU path, else the tensor dtype.
+    pub fn precision(&self) -> &'static str {
+        self.fast.as_ref().map_or("f32", |f| f.precision.name())
     }
 
     /// Right-padded ids and mask tensors [b, s] for `batch`.
@@ -94,6 +116,11 @@ impl Embedder {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(f) = &self.fast {
+            let wants = vec![&[0usize][..]; batch.len()];
+            let out = f.embed_branches(&self.model, batch, &wants)?;
+            return Ok(out.into_iter().map(|mut v| v.remove(0)).collect());
+        }
         let (ids, mask) = self.pad(batch)?;
         let hidden = self.model.forward(&ids, &mask)?;
         Ok(pool(&hidden, &mask)?
@@ -108,6 +135,9 @@ impl Embedder {
         batch: &[&[u32]],
         wants: &[&[usize]],
     ) -> Result<Vec<Vec<Vec<f32>>>> {
+        if let Some(f) = &self.fast {
+            return f.embed_branches(&self.model, batch, wants);
+        }
         let n_layers = self.model.config.num_hidden_layers;
         let first_of = |b: usize| -> Result<usize> {
             match b {

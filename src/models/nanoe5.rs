@@ -176,7 +176,8 @@ impl<'a> Container<'a> {
                 nbytes >= need,
                 "tensor {name}: {nbytes} bytes, needs {need}"
             );
-            let end = offset.checked_add(need).context("size overflow")?;
+            // The whole stored extent (nbytes >= need) must lie in the file.
+            let end = offset.checked_add(nbytes).context("size overflow")?;
             ensure!(
                 end <= data.len(),
                 "tensor {name} lies past the end of the file"

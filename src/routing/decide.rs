@@ -288,7 +288,9 @@ pub fn decide(
     }
 
     let base = policy.base_priority.get(&target).copied().unwrap_or(0);
-    let priority = (base + fired.iter().map(|f| f.priority).sum::<i32>()).clamp(0, 9);
+    // Summed wide: the policy's priorities are any i32, and their sum must not overflow.
+    let sum = fired.iter().map(|f| i64::from(f.priority)).sum::<i64>();
+    let priority = (i64::from(base) + sum).clamp(0, 9) as i32;
     let group = signals
         .intent
         .filter(|i| !i.out_of_scope)

@@ -272,8 +272,17 @@ impl MarianSpm {
         let Some(&eos) = vocab.get("</s>") else {
             bail!("vocab.json has no </s>")
         };
-        let n_vocab = vocab.values().max().map_or(0, |&m| m + 1);
-        let n = n_vocab as usize;
+        // The ids index a table: a huge id (a corrupt file) must not size it. Real files number
+        // their entries 0..N; gaps are tolerated up to twice the entries.
+        let max_id = vocab.values().max().map_or(0, |&m| m as usize);
+        if max_id >= vocab.len().saturating_mul(2) {
+            bail!(
+                "vocab.json: id {max_id} is out of range for {} entries",
+                vocab.len()
+            );
+        }
+        let n = max_id + 1;
+        let n_vocab = n as u32;
         let mut entries: Vec<Option<(String, f64)>> = vec![None; n];
         let mut specials = Vec::new();
         let mut user_defined = Vec::new();
@@ -315,6 +324,7 @@ impl MarianSpm {
 
         let mut norms: Vec<NormalizerWrapper> = Vec::new();
         if !model.precompiled_charsmap.is_empty() {
+            check_charsmap(&model.precompiled_charsmap)?;
             let pre = Precompiled::from(&model.precompiled_charsmap)
                 .map_err(|e| anyhow::anyhow!("precompiled_charsmap: {e}"))?;
             norms.push(pre.into());
@@ -398,6 +408,63 @@ impl MarianSpm {
             .map_err(|e| anyhow::anyhow!("decoding: {e}"))?;
         Ok(text.trim().to_string())
     }
+}
+
+/// Check a `precompiled_charsmap` (`u32` trie size in bytes, the double-array trie as `u32`
+/// units, then the NUL-separated replacement strings) the way `spm_precompiled` walks it: its
+/// lookups index the trie and the strings without bounds checks, so a corrupt map would panic
+/// on every text normalised. Every state reachable from the root must keep each of its 255
+/// children inside the trie, and every leaf must point at a character boundary of the strings.
+fn check_charsmap(map: &[u8]) -> Result<()> {
+    let bad = |why: &str| anyhow::anyhow!("precompiled_charsmap: {why}");
+    let (size, rest) = map
+        .split_first_chunk::<4>()
+        .ok_or_else(|| bad("truncated"))?;
+    let size = u32::from_le_bytes(*size) as usize / 4;
+    if rest.len() / 4 < size {
+        return Err(bad("the trie runs past the end"));
+    }
+    let (trie, strings) = rest.split_at(size * 4);
+    let unit = |i: usize| -> usize {
+        u32::from_le_bytes([
+            trie[4 * i],
+            trie[4 * i + 1],
+            trie[4 * i + 2],
+            trie[4 * i + 3],
+        ]) as usize
+    };
+    let strings = std::str::from_utf8(strings).map_err(|_| bad("strings are not UTF-8"))?;
+    // The unit layout of `spm_precompiled` (Darts-clone).
+    let offset = |u: usize| (u >> 10) << ((u & (1 << 9)) >> 6);
+    let label = |u: usize| u & ((1 << 31) | 0xFF);
+    let has_leaf = |u: usize| (u >> 8) & 1 == 1;
+    let value = |u: usize| u & ((1 << 31) - 1);
+    if size == 0 {
+        return Err(bad("empty trie"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = vec![offset(unit(0))];
+    while let Some(pos) = todo.pop() {
+        if !seen.insert(pos) {
+            continue;
+        }
+        for c in 1..=255usize {
+            let child = pos ^ c;
+            if child >= size {
+                return Err(bad("the trie points past its end"));
+            }
+            let u = unit(child);
+            if label(u) != c {
+                continue;
+            }
+            let next = child ^ offset(u);
+            if has_leaf(u) && (next >= size || !strings.is_char_boundary(value(unit(next)))) {
+                return Err(bad("a replacement points outside the strings"));
+            }
+            todo.push(next);
+        }
+    }
+    Ok(())
 }
 
 fn replace_regex(pattern: &str, content: &str) -> Result<Replace> {

@@ -170,6 +170,19 @@ impl Store {
         self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Graceful shutdown: copy the WAL into the database file and truncate it, so the file
+    /// alone holds every committed turn, event and outbox row. Returns the WAL's size before.
+    pub fn checkpoint(&self) -> Result<u64> {
+        let c = self.write();
+        let wal = c
+            .path()
+            .and_then(|p| std::fs::metadata(format!("{p}-wal")).ok())
+            .map_or(0, |m| m.len());
+        let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        ensure!(busy == 0, "store: checkpoint blocked by a reader");
+        Ok(wal)
+    }
+
     /// Delete conversations past the retention limits, with their turns and events, and
     /// delivered or dead webhooks older than the retention. Returns conversations deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize> {

@@ -160,3 +160,17 @@ fn retention_and_turn_limits() {
     assert_eq!(err.status(), axum::http::StatusCode::CONFLICT);
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+#[test]
+fn checkpoint_empties_the_wal() {
+    let p = temp("checkpoint");
+    let s = Store::open(&p, StoreConfig::default()).unwrap();
+    add(&s, "c1", Target::Bot, "bot", &[]);
+    let wal = std::path::PathBuf::from(format!("{}-wal", p.display()));
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    assert!(s.checkpoint().unwrap() > 0);
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    drop(s);
+    let s = Store::open(&p, StoreConfig::default()).unwrap();
+    assert_eq!(s.last_event_seq().unwrap(), 1);
+}

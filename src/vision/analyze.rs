@@ -36,7 +36,7 @@ async fn ocr_pass(
         .submit(image, prepared, layout)
         .map_err(|r| match r {
             ocr::Refused::Busy => AppError::Overloaded {
-                retry_after: state.config.batching.retry_after_secs,
+                retry_after: state.config.limits.retry_after_secs,
                 message: format!(
                     "{} screenshots are waiting for OCR (screenshot.ocr_queue)",
                     cfg.ocr_queue

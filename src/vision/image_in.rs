@@ -72,19 +72,14 @@ pub fn decode(bytes: &[u8], cfg: &ScreenshotConfig) -> AppResult<DynamicImage> {
             cfg.max_pixels
         )));
     }
-    if format == ImageFormat::Gif && !cfg.animated_gif_first_frame && is_animated_gif(bytes) {
+    if format == ImageFormat::Gif && !cfg.animated_gif_first_frame && is_animated_gif(bytes, cfg) {
         return Err(invalid(
             "an animated GIF: send a still screenshot (or set screenshot.animated_gif_first_frame)"
                 .into(),
         ));
     }
     let mut r = reader(bytes);
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(cfg.max_width);
-    limits.max_image_height = Some(cfg.max_height);
-    // RGBA8 of the largest accepted image, plus the decoders' own buffers.
-    limits.max_alloc = Some(cfg.max_pixels.saturating_mul(4).saturating_add(64 << 20));
-    r.limits(limits);
+    r.limits(limits(cfg));
     r.decode().map_err(|e| {
         invalid(format!(
             "cannot decode the {name} image (truncated or corrupt?): {e}"
@@ -92,11 +87,22 @@ pub fn decode(bytes: &[u8], cfg: &ScreenshotConfig) -> AppResult<DynamicImage> {
     })
 }
 
-/// More than one frame (reads at most two frame headers).
-fn is_animated_gif(bytes: &[u8]) -> bool {
-    use image::AnimationDecoder;
+/// The decoders' limits: the configured size, and RGBA8 of the largest accepted image plus the
+/// decoders' own buffers.
+fn limits(cfg: &ScreenshotConfig) -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(cfg.max_width);
+    limits.max_image_height = Some(cfg.max_height);
+    limits.max_alloc = Some(cfg.max_pixels.saturating_mul(4).saturating_add(64 << 20));
+    limits
+}
+
+/// More than one frame (decodes at most two frames, within the same limits as the image: a
+/// frame may claim a far larger size than the GIF's logical screen).
+fn is_animated_gif(bytes: &[u8], cfg: &ScreenshotConfig) -> bool {
+    use image::{AnimationDecoder, ImageDecoder};
     match image::codecs::gif::GifDecoder::new(Cursor::new(bytes)) {
-        Ok(d) => d.into_frames().take(2).count() > 1,
+        Ok(mut d) => d.set_limits(limits(cfg)).is_ok() && d.into_frames().take(2).count() > 1,
         Err(_) => false,
     }
 }

@@ -1,6 +1,7 @@
 //! The delivery worker: takes due rows from the outbox, fixes each body once (decision +
 //! handoff package as of that turn), POSTs it signed with its idempotency key, and retries
 //! failures with exponential backoff and jitter. Deliveries survive restarts in the outbox.
+//! At graceful shutdown it finishes (and records) the delivery in progress, then returns.
 
 use crate::error::AppResult;
 use crate::http::AppState;
@@ -9,7 +10,7 @@ use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Run forever (spawned once per server when webhooks are configured).
+/// Run until graceful shutdown (spawned once per server when webhooks are configured).
 pub async fn run(state: Arc<AppState>) {
     let cfg = state.config.webhooks.clone();
     let Some(key) = cfg.key() else { return };
@@ -17,7 +18,7 @@ pub async fn run(state: Arc<AppState>) {
         .timeout(Duration::from_secs(cfg.timeout_secs))
         .redirects(0)
         .build();
-    loop {
+    while !state.shutting_down() {
         let due = match state.store() {
             Ok(store) => tokio::task::spawn_blocking(move || store.outbox_due(now_ms(), 32))
                 .await
@@ -28,11 +29,17 @@ pub async fn run(state: Arc<AppState>) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook outbox unreadable; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = state.stopping() => {}
+                }
                 continue;
             }
         };
         for row in &rows {
+            if state.shutting_down() {
+                break;
+            }
             if let Err(e) = deliver(&state, &agent, &key, row).await {
                 tracing::warn!(error = %e, "webhook bookkeeping failed");
             }
@@ -57,6 +64,7 @@ async fn wait_for_work(state: &Arc<AppState>) {
     tokio::select! {
         _ = state.webhook_wake.notified() => {}
         _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+        _ = state.stopping() => {}
     }
 }
 

@@ -1,0 +1,5 @@
+//! libFuzzer target `head`: bytes into `triage::fuzzing::head` (see src/fuzzing.rs); a panic,
+//! an overflow or an allocation past `-rss_limit_mb` is a finding.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| triage::fuzzing::head(data));

@@ -1,0 +1,5 @@
+//! libFuzzer target `intents_files`: bytes into `triage::fuzzing::intents_files` (see src/fuzzing.rs); a panic,
+//! an overflow or an allocation past `-rss_limit_mb` is a finding.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| triage::fuzzing::intents_files(data));
