@@ -6,10 +6,11 @@
 //!
 //!     cargo bench --bench load -- --url http://127.0.0.1:8080 --pid PID [--phase-secs 60]
 //!         [--capacity-secs 20] [--multipliers 1,2,4] [--settle-secs 10] [--max-requests 200000]
-//!         [--concurrency 32] [--queue-wait-ms 2000]
+//!         [--concurrency 64] [--queue-wait-ms 2000]
 //! Exits 1 when a phase has a 5xx other than 503, a connection error, or a 2xx p99 over the
-//! queue wait plus the service time: the p99 of the capacity run, where no request queues for
-//! longer than the batch in progress (its clients are fewer than a batch holds).
+//! queue wait plus the service time: the p99 of the capacity run, whose clients fill one batch
+//! (`--concurrency`, default 64 = `batching.max_batch_size`), so that a request there waits for
+//! at most the batch in progress and its own, as an admitted request does once the model starts.
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -247,7 +248,7 @@ async fn main() -> anyhow::Result<()> {
     let cap_secs: f64 = num(&args, "--capacity-secs", 20.0);
     let settle: f64 = num(&args, "--settle-secs", 10.0);
     let max: usize = num(&args, "--max-requests", 200_000);
-    let conc: usize = num(&args, "--concurrency", 32);
+    let conc: usize = num(&args, "--concurrency", 64);
     let queue_wait: f64 = num(&args, "--queue-wait-ms", 2000.0);
     let mults: Vec<f64> = arg(&args, "--multipliers")
         .unwrap_or_else(|| "1,2,4".into())

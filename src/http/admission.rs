@@ -1,7 +1,7 @@
 //! Admission control: at most `limits.max_concurrent_requests` API requests are handled at once;
 //! one more gets 429 `overloaded` with `Retry-After` at once (no unbounded queue in front of the
 //! models). Admitted requests that the model has not started within `limits.queue_wait_ms` of
-//! their admission are shed by the engine (503 `queue_timeout`; `engine::ADMITTED`). Probes and metrics are never refused, so a loaded server still reports.
+//! their admission are shed by the engine (503 `queue_timeout`; see `engine::ADMITTED`). Probes and metrics are never refused, so a loaded server still reports.
 
 use crate::config::LimitsConfig;
 use crate::error::AppError;
