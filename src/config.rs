@@ -134,7 +134,8 @@ pub struct LimitsConfig {
     pub rate_burst: u32,
     /// API requests handled at once (all but /health, /ready, /metrics); more get 429 at once.
     pub max_concurrent_requests: usize,
-    /// Longest wait from admission until the model starts on a request; past it: 503.
+    /// Longest wait from admission (screenshots: from the end of OCR) until the model starts on
+    /// a request; past it: 503.
     pub queue_wait_ms: u64,
     /// Seconds given in `Retry-After` with 429 and 503 answers.
     pub retry_after_secs: u64,

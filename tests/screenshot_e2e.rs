@@ -17,6 +17,9 @@ fn real_app() -> Option<axum::Router> {
     let dir = std::env::temp_dir().join(format!("triage-shot-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     cfg.store.path = Some(dir.join("triage.sqlite"));
+    // Both tests run a model and Tesseract at once on a CI machine's 2 cores, where a batch of
+    // catalog examples in a debug build can outlast the 2 s default: correctness here, no shedding.
+    cfg.limits.queue_wait_ms = 60_000;
     let state = triage::server::loaded_state(cfg).unwrap();
     triage::server::start_vision(&state).unwrap();
     triage::server::open_store(&state).unwrap();

@@ -113,7 +113,8 @@ fn send(port: u16, path: &str, body: &str) -> Outcome {
 }
 
 /// Conversations in the batch job (small: debug builds run the model slowly).
-const JOB_CONVERSATIONS: usize = 8;
+/// Enough that the job is still running when SIGTERM comes (it starts once triages are acked).
+const JOB_CONVERSATIONS: usize = 64;
 
 const TEXTS: &[&str] = &[
     "Where is my order? It should have arrived by now.",
@@ -144,10 +145,6 @@ fn sigterm_mid_load_drains_parks_batch_and_loses_nothing() {
     let mut server = spawn(&cfg, port, &log);
     wait_for(&mut server, port, "/ready");
 
-    // A batch job that is still running at SIGTERM.
-    let mut input = Vec::new();
-    triage::batch::synth::write(&mut input, JOB_CONVERSATIONS, 0, 7).unwrap();
-    let job = submit_batch(port, &input);
     // An SSE client that never reads.
     let mut sse = TcpStream::connect(("127.0.0.1", port)).unwrap();
     sse.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -190,6 +187,10 @@ fn sigterm_mid_load_drains_parks_batch_and_loses_nothing() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A batch job, submitted now so that it is still running at SIGTERM.
+    let mut input = Vec::new();
+    triage::batch::synth::write(&mut input, JOB_CONVERSATIONS, 0, 7).unwrap();
+    let job = submit_batch(port, &input);
     // SIGTERM once the job has written part of its output.
     let before = loop {
         let st = job_status(port, &job);
@@ -197,7 +198,7 @@ fn sigterm_mid_load_drains_parks_batch_and_loses_nothing() {
             break st;
         }
         assert!(Instant::now() < deadline, "batch job too slow: {st}");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(before["state"], "running", "{before}");
     eprintln!("[{:?}] SIGTERM; job at {before}", t0.elapsed());

@@ -24,8 +24,15 @@ use tokio::sync::oneshot;
 tokio::task_local! {
     /// When the HTTP request being handled was admitted: its queue wait counts from here, so
     /// waits before the model (the blocking pool, under overload) count too. Tasks spawned by a
-    /// handler do not inherit it; their wait counts from the engine call.
-    pub static ADMITTED: Instant;
+    /// handler do not inherit it; their wait counts from the engine call. Work that has its own
+    /// bound (OCR, `screenshot.ocr_timeout_ms`) restarts the clock with [`restart_queue_clock`].
+    pub static ADMITTED: std::cell::Cell<Instant>;
+}
+
+/// Restart the current request's queue-wait clock: the time spent so far was bounded service
+/// (OCR), not waiting, and must not make the model shed the request it was done for.
+pub fn restart_queue_clock() {
+    let _ = ADMITTED.try_with(|c| c.set(Instant::now()));
 }
 
 /// What `/v1/models` says about a model.
@@ -164,7 +171,9 @@ impl EmbedModel {
         branches: Vec<usize>,
     ) -> AppResult<worker::Embeddings> {
         let (reply, rx) = oneshot::channel();
-        let queued = ADMITTED.try_with(|t| *t).unwrap_or_else(|_| Instant::now());
+        let queued = ADMITTED
+            .try_with(|t| t.get())
+            .unwrap_or_else(|_| Instant::now());
         let job = worker::Job {
             seqs,
             branches,

@@ -1,7 +1,8 @@
 //! Admission control: at most `limits.max_concurrent_requests` API requests are handled at once;
 //! one more gets 429 `overloaded` with `Retry-After` at once (no unbounded queue in front of the
 //! models). Admitted requests that the model has not started within `limits.queue_wait_ms` of
-//! their admission are shed by the engine (503 `queue_timeout`; see `engine::ADMITTED`). Probes and metrics are never refused, so a loaded server still reports.
+//! their admission (or the end of their OCR) are shed by the engine (503 `queue_timeout`; see
+//! `engine::ADMITTED`). Probes and metrics are never refused, so a loaded server still reports.
 
 use crate::config::LimitsConfig;
 use crate::error::AppError;
@@ -40,7 +41,9 @@ pub async fn admit(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> R
     match gate.permits.clone().try_acquire_owned() {
         Ok(permit) => {
             let admitted = std::time::Instant::now();
-            let resp = crate::engine::ADMITTED.scope(admitted, next.run(req)).await;
+            let resp = crate::engine::ADMITTED
+                .scope(std::cell::Cell::new(admitted), next.run(req))
+                .await;
             drop(permit);
             resp
         }

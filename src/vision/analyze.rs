@@ -44,7 +44,10 @@ async fn ocr_pass(
             },
             ocr::Refused::Unavailable(m) => AppError::Unavailable { message: m },
         })?;
-    match tokio::time::timeout(budget, rx).await {
+    let read = tokio::time::timeout(budget, rx).await;
+    // Decoding and OCR have their own bounds; the model's queue wait starts after them.
+    crate::engine::restart_queue_clock();
+    match read {
         Err(_) => Ok(None),
         Ok(Err(_)) => Err(AppError::Internal(anyhow::anyhow!(
             "the OCR worker stopped"
