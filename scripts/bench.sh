@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Side-by-side embedding benchmark, one run: triage (candle) vs PyTorch (sentence-transformers /
+# Side-by-side embedding benchmark, one run: triage (fast CPU encoder) vs PyTorch (sentence-transformers /
 # transformers, same weights) vs ONNX Runtime, same texts, same thread count; prints ratios.
 #   scripts/bench.sh [multilingual-e5-small|all-MiniLM-L6-v2] [threads]
 # Env: PRECISIONS (triage runs, default "f32 bf16"; also "candle" = the plain candle path),
-#      MIN_SECONDS (default 5), MIN_ITERS (default 3), BENCH_VENV (default ~/.cache/triage/bench-venv).
+#      MIN_SECONDS (default 5), MIN_ITERS (default 3), BENCH_VENV (default ~/.cache/triage/bench-venv),
+#      ROUNDS (default 2: every system runs once per round, interleaved; the report keeps each
+#      system's best round per case, so a burst of load from elsewhere hits both sides alike).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:-multilingual-e5-small}"
@@ -23,20 +25,33 @@ fi
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 python3 scripts/bench_texts.py > "$out/texts.json"
 common=(--model-dir "$dir" --texts "$out/texts.json" --min-seconds "${MIN_SECONDS:-5}" --min-iters "${MIN_ITERS:-3}")
-ours=()
+rounds="${ROUNDS:-2}"
+systems=()
 for precision in ${PRECISIONS:-f32 bf16}; do
   if [ "$precision" = bf16 ] && ! grep -q avx512_bf16 /proc/cpuinfo; then
     echo "bench: this CPU has no AVX-512 BF16, skipping triage bf16" >&2; continue
   fi
-  echo "bench: triage ($model, $precision, $threads threads)" >&2
-  RAYON_NUM_THREADS=$threads cargo bench --locked --bench embed -- "${common[@]}" --prefix "$prefix" \
-    --precision "$precision" > "$out/triage-$precision.jsonl"
-  ours+=("$out/triage-$precision.jsonl")
+  systems+=("triage-$precision")
 done
-echo "bench: pytorch" >&2
-"$venv/bin/python" scripts/bench_torch.py --backend torch --threads "$threads" "${common[@]}" --prefix "$prefix" > "$out/pytorch.jsonl"
-echo "bench: onnxruntime" >&2
-"$venv/bin/python" scripts/bench_torch.py --backend onnx --threads "$threads" "${common[@]}" --prefix "$prefix" > "$out/onnxruntime.jsonl" \
-  || echo "bench: onnxruntime skipped" >&2
-echo "model: $model, threads: $threads, cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-python3 scripts/bench_report.py "${ours[@]}" -- "$out/pytorch.jsonl" "$out/onnxruntime.jsonl"
+systems+=(pytorch onnxruntime)
+cargo bench --locked --bench embed --no-run
+for round in $(seq 1 "$rounds"); do
+  for sys in "${systems[@]}"; do
+    echo "bench: round $round/$rounds: $sys ($model, $threads threads)" >&2
+    case "$sys" in
+      triage-*)
+        RAYON_NUM_THREADS=$threads cargo bench --locked --bench embed -- "${common[@]}" --prefix "$prefix" \
+          --precision "${sys#triage-}" > "$out/$sys.$round.jsonl" ;;
+      pytorch)
+        "$venv/bin/python" scripts/bench_torch.py --backend torch --threads "$threads" "${common[@]}" \
+          --prefix "$prefix" > "$out/$sys.$round.jsonl" ;;
+      onnxruntime)
+        "$venv/bin/python" scripts/bench_torch.py --backend onnx --threads "$threads" "${common[@]}" \
+          --prefix "$prefix" > "$out/$sys.$round.jsonl" || echo "bench: onnxruntime skipped" >&2 ;;
+    esac
+  done
+done
+joined() { local s="$1" r p=""; for r in $(seq 1 "$rounds"); do p="${p:+$p+}$out/$s.$r.jsonl"; done; echo "$p"; }
+ours=(); for sys in "${systems[@]}"; do [[ "$sys" == triage-* ]] && ours+=("$(joined "$sys")"); done
+echo "model: $model, threads: $threads, rounds: $rounds (best per case), cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+python3 scripts/bench_report.py "${ours[@]}" -- "$(joined pytorch)" "$(joined onnxruntime)"
