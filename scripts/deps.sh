@@ -13,7 +13,8 @@ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>
 # Screenshot OCR: Tesseract and Leptonica (linked through the `tesseract` crate, whose bindings
 # are generated with libclang), and the English and Simplified Chinese models.
 pkg-config --exists tesseract lept 2>/dev/null || need+=(libtesseract-dev libleptonica-dev)
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+# (libclang.so itself: libclang-cpp, which other packages bring, is not what bindgen loads)
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
 ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need+=(tesseract-ocr-eng)
 ls /usr/share/tesseract-ocr/*/tessdata/chi_sim.traineddata >/dev/null 2>&1 || need+=(tesseract-ocr-chi-sim)
 if [ ${#need[@]} -gt 0 ]; then

@@ -139,6 +139,9 @@ pub struct LimitsConfig {
     pub queue_wait_ms: u64,
     /// Seconds given in `Retry-After` with 429 and 503 answers.
     pub retry_after_secs: u64,
+    /// Seconds a client has, once admitted, to send the whole request body; past it: 408
+    /// (batch uploads: `batch.upload_timeout_secs`).
+    pub body_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +202,7 @@ impl Default for LimitsConfig {
             max_concurrent_requests: 128,
             queue_wait_ms: 2000,
             retry_after_secs: 1,
+            body_timeout_secs: 30,
         }
     }
 }
@@ -418,6 +422,9 @@ impl Config {
         }
         if !(1..=3600).contains(&l.retry_after_secs) {
             bail!("config: limits.retry_after_secs must be within 1..=3600");
+        }
+        if !(1..=3600).contains(&l.body_timeout_secs) {
+            bail!("config: limits.body_timeout_secs must be within 1..=3600");
         }
         if !(1..=3600).contains(&s.shutdown_timeout_secs) {
             bail!("config: server.shutdown_timeout_secs must be within 1..=3600");

@@ -7,7 +7,7 @@ use serde::Serialize;
 /// Every failure a request can meet. `field` names the part of the request at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The request is malformed or violates a limit (400 / 413 / 422).
+    /// The request is malformed or violates a limit (400 / 408 / 413 / 422).
     #[error("{message}")]
     Invalid {
         status: StatusCode,
@@ -77,6 +77,15 @@ impl AppError {
         }
     }
 
+    /// 408: the request body did not arrive within its deadline (`http::deadline`).
+    pub fn body_timeout(message: impl Into<String>) -> Self {
+        AppError::Invalid {
+            status: StatusCode::REQUEST_TIMEOUT,
+            field: "body".into(),
+            message: message.into(),
+        }
+    }
+
     pub fn not_found(field: impl Into<String>, message: impl Into<String>) -> Self {
         AppError::NotFound {
             field: field.into(),
@@ -105,6 +114,7 @@ impl AppError {
                 "too_large"
             }
             AppError::Invalid { status, .. } if *status == StatusCode::BAD_REQUEST => "bad_request",
+            AppError::Invalid { status, .. } if *status == StatusCode::REQUEST_TIMEOUT => "timeout",
             AppError::Invalid { .. } => "invalid",
             AppError::NotFound { .. } => "not_found",
             AppError::Overloaded { .. } => "overloaded",

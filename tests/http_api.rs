@@ -1,5 +1,5 @@
 //! HTTP-layer tests through `app()` with a mock backend: validation, errors, 429, 503 queue
-//! timeout, meta routes.
+//! timeout, 408 for a stalled body, meta routes.
 //! (Real-model tests live in tests/parity.rs and tests/embed_e2e.rs.)
 
 use axum::body::Body;
@@ -357,6 +357,72 @@ async fn waiting_past_the_queue_wait_gives_503_with_retry_after() {
     assert_eq!(slow.await.unwrap().0, StatusCode::OK);
     let (s, _) = embed(&app, r#"{"texts": ["third"]}"#).await;
     assert_eq!(s, StatusCode::OK);
+}
+
+/// A request whose body stalls after `first`, sent to `uri` with `ctype`.
+fn stalled(uri: &str, ctype: &str, first: &'static [u8]) -> Request<Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let stream = futures_util::stream::unfold((rx, tx), |(mut rx, tx)| async move {
+        rx.recv().await.map(|c| (c, (rx, tx))) // `tx` lives on: the body never ends
+    });
+    let stream = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(first.to_vec())]),
+        stream,
+    );
+    Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", ctype)
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stalled_body_gets_408_and_frees_its_permit() {
+    let mut cfg = config(1, Overlong::Truncate);
+    cfg.limits.body_timeout_secs = 1;
+    let app = app_with(cfg, Duration::ZERO, true);
+    let slow = {
+        let app = app.clone();
+        let req = stalled("/v1/embed", "application/json", b"{\"texts\": [\"fir");
+        tokio::spawn(async move { app.oneshot(req).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The stalled upload holds the only permit ...
+    let (s, j) = embed(&app, r#"{"texts": ["second"]}"#).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{j}");
+    // ... until its deadline: 408 naming the body and the config key.
+    let resp = tokio::time::timeout(Duration::from_secs(20), slow)
+        .await
+        .expect("the stalled request is answered")
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let j: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_field(&j, "body");
+    assert_eq!(j["kind"], "timeout");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("limits.body_timeout_secs"),
+        "{j}"
+    );
+    let (s, j) = embed(&app, r#"{"texts": ["third"]}"#).await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    // The multipart and raw-image screenshot uploads read their bodies under the same deadline.
+    for ctype in ["multipart/form-data; boundary=XyZ", "image/png"] {
+        let req = stalled(
+            "/v1/screenshot",
+            ctype,
+            b"--XyZ\r\nContent-Disposition: form-d",
+        );
+        let resp = tokio::time::timeout(Duration::from_secs(20), app.clone().oneshot(req))
+            .await
+            .expect("the stalled upload is answered")
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT, "{ctype}");
+    }
 }
 
 #[tokio::test]

@@ -14,6 +14,8 @@ pub struct BatchConfig {
     pub max_line_bytes: usize,
     /// Largest `POST /v1/batch/summarize` body in bytes (spooled to disk, not held in memory).
     pub max_upload_bytes: u64,
+    /// Seconds a client has to send the whole `POST /v1/batch/summarize` body; past it: 408.
+    pub upload_timeout_secs: u64,
     /// Folder of the HTTP jobs; default: `batch/` beside the store database.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
@@ -25,6 +27,7 @@ impl Default for BatchConfig {
             batch_size: 32,
             max_line_bytes: 1 << 20,
             max_upload_bytes: 256 << 20,
+            upload_timeout_secs: 3600,
             dir: None,
         }
     }
@@ -41,6 +44,9 @@ impl BatchConfig {
         }
         if self.max_upload_bytes == 0 {
             bail!("config: batch.max_upload_bytes must be greater than 0");
+        }
+        if !(1..=86_400).contains(&self.upload_timeout_secs) {
+            bail!("config: batch.upload_timeout_secs must be within 1..=86400");
         }
         Ok(())
     }

@@ -4,6 +4,7 @@ pub mod admission;
 pub mod auth;
 pub mod batch;
 pub mod conversations;
+pub mod deadline;
 pub mod embed;
 pub mod events;
 pub mod intents;
@@ -178,6 +179,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.limits.max_body_bytes;
     // Room for the multipart framing and the text fields around the largest image.
     let shot_limit = state.config.screenshot.max_bytes + (1 << 20);
+    let body_secs = state.config.limits.body_timeout_secs;
+    let upload_secs = state.config.batch.upload_timeout_secs;
     let gate = Arc::new(admission::Gate::new(&state.config.limits));
     let guard = Arc::new(auth::Guard::new(&state.config.auth, &state.config.limits));
     Router::new()
@@ -231,7 +234,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .merge(batch::routes())
+        .layer(middleware::from_fn_with_state(
+            (body_secs, "limits.body_timeout_secs"),
+            deadline::apply,
+        ))
+        .merge(batch::routes().layer(middleware::from_fn_with_state(
+            (upload_secs, "batch.upload_timeout_secs"),
+            deadline::apply,
+        )))
         .layer(middleware::from_fn_with_state(gate, admission::admit))
         .layer(middleware::from_fn_with_state(guard, auth::require))
         .layer(middleware::from_fn_with_state(state.clone(), track))
