@@ -50,19 +50,16 @@ impl http_body::Body for Deadline {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        let Some(timeout) = this.timeout.as_ref() else {
+        if this.timeout.is_none() {
             return Poll::Ready(None); // already failed: nothing more
-        };
+        }
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
         }
-        if this.sleep.as_mut().poll(cx).is_ready() {
-            let key = timeout.key;
-            let secs = timeout.secs;
-            this.timeout = None;
-            return Poll::Ready(Some(Err(Box::new(BodyTimeout { secs, key }))));
+        match this.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(this.timeout.take().map(|t| Err(t.into()))),
+            Poll::Pending => Poll::Pending,
         }
-        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
