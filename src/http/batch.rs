@@ -135,9 +135,7 @@ async fn spool(body: Body, path: PathBuf, max: u64) -> AppResult<u64> {
     let read = async {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                super::deadline::timed_out(&e).unwrap_or_else(|| {
-                    AppError::bad_request("body", format!("cannot read the request body: {e}"))
-                })
+                AppError::bad_request("body", format!("cannot read the request body: {e}"))
             })?;
             n += chunk.len() as u64;
             if n > max {

@@ -16,9 +16,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if let Some(timeout) = super::deadline::timed_out(&e) {
-                timeout
-            } else if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 let max = state.config.limits.max_body_bytes;
                 AppError::too_large(
                     "body",

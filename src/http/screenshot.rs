@@ -20,14 +20,8 @@ pub struct RawQuery {
     pub language: Option<String>,
 }
 
-fn body_error(
-    e: &(dyn std::error::Error + 'static),
-    status: StatusCode,
-    state: &AppState,
-) -> AppError {
-    if let Some(timeout) = super::deadline::timed_out(e) {
-        timeout
-    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+fn body_error(e: impl std::fmt::Display, status: StatusCode, state: &AppState) -> AppError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
         let max = state.config.screenshot.max_bytes;
         AppError::too_large(
             "image",
