@@ -1,6 +1,7 @@
 //! One transformer layer of the fast encoder over unpadded token rows: fused QKV, attention per
 //! sequence and head (no padding, no mask), residual + layer norm, erf-GELU feed-forward.
 
+use super::f32pack;
 use super::linear::{Linear, Out, Precision};
 use super::ops;
 use crate::models::bert::Layer;
@@ -129,62 +130,91 @@ fn attention(qkv: &[f32], seqs: &[(usize, usize)], h: usize, heads: usize, ctx: 
     let scale = 1.0 / (hd as f32).sqrt();
     let ld = 3 * h;
     let out = SendPtr(ctx.as_mut_ptr());
-    let job = |scores: &mut Vec<f32>, (start, len): (usize, usize), head: usize| {
+    let packed = f32pack::preferred();
+    let job = |b: &mut AttnBufs, (start, len): (usize, usize), head: usize| {
         let out = &out;
-        scores.clear();
-        scores.resize(len * len, 0.0);
+        // Score rows padded to whole kernel panels for the packed kernel, so every store is a
+        // full one (the padding columns hold 0s from the zero key columns and are not read).
+        let ls = if packed {
+            len.next_multiple_of(f32pack::NR)
+        } else {
+            len
+        };
+        b.scores.clear();
+        b.scores.resize(len * ls, 0.0);
         let base = start * ld + head * hd;
-        // SAFETY: q/k/v of rows start..start+len lie inside `qkv` ([t, 3h]); `scores` is
-        // [len, len]; the output block (rows start.., columns head*hd..+hd) lies inside `ctx`
-        // and no other job writes it.
-        unsafe {
-            gemm::gemm(
-                len,
-                len,
-                hd,
-                scores.as_mut_ptr(),
-                1,
-                len as isize,
-                false,
-                qkv.as_ptr().add(base),
-                1,
-                ld as isize,
-                qkv.as_ptr().add(base + h),
-                ld as isize,
-                1,
-                0.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+        // SAFETY (both branches): q/k/v of rows start..start+len lie inside `qkv` ([t, 3h]);
+        // `scores` is [len, ls]; the output block (rows start.., columns head*hd..+hd) lies
+        // inside `ctx` and no other job touches it.
+        if packed {
+            // Keys as the columns of Kᵀ, values as they are, in the kernel's panels.
+            f32pack::pack_panels(&qkv[base + h..], ld, hd, len, true, &mut b.keys);
+            f32pack::pack_panels(&qkv[base + 2 * h..], ld, len, hd, false, &mut b.values);
+            unsafe {
+                f32pack::panel_product(
+                    &qkv[base..],
+                    ld,
+                    len,
+                    hd,
+                    &b.keys,
+                    ls,
+                    b.scores.as_mut_ptr(),
+                    ls,
+                );
+            }
+        } else {
+            unsafe {
+                gemm::gemm(
+                    len,
+                    len,
+                    hd,
+                    b.scores.as_mut_ptr(),
+                    1,
+                    len as isize,
+                    false,
+                    qkv.as_ptr().add(base),
+                    1,
+                    ld as isize,
+                    qkv.as_ptr().add(base + h),
+                    ld as isize,
+                    1,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
         }
-        for row in scores.chunks_exact_mut(len) {
-            ops::softmax_row(row, scale);
-        }
-        unsafe {
-            gemm::gemm(
-                len,
-                hd,
-                len,
-                out.0.add(start * h + head * hd),
-                1,
-                h as isize,
-                false,
-                scores.as_ptr(),
-                1,
-                len as isize,
-                qkv.as_ptr().add(base + 2 * h),
-                1,
-                ld as isize,
-                0.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+        ops::softmax_rows(&mut b.scores, ls, len, scale);
+        let dst = out.0.wrapping_add(start * h + head * hd);
+        if packed {
+            unsafe { f32pack::panel_product(&b.scores, ls, len, len, &b.values, hd, dst, h) };
+        } else {
+            unsafe {
+                gemm::gemm(
+                    len,
+                    hd,
+                    len,
+                    dst,
+                    1,
+                    h as isize,
+                    false,
+                    b.scores.as_ptr(),
+                    1,
+                    len as isize,
+                    qkv.as_ptr().add(base + 2 * h),
+                    1,
+                    ld as isize,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
         }
     };
     let jobs: Vec<((usize, usize), usize)> = seqs
@@ -192,14 +222,25 @@ fn attention(qkv: &[f32], seqs: &[(usize, usize)], h: usize, heads: usize, ctx: 
         .flat_map(|&sq| (0..heads).map(move |hh| (sq, hh)))
         .collect();
     let work: usize = seqs.iter().map(|&(_, l)| l * l).sum::<usize>() * h;
+    // Each thread keeps its buffers across jobs and batches (no allocation, no page faults).
+    let run = |&(sq, hh): &((usize, usize), usize)| {
+        ATTN_BUFS.with(|b| job(&mut b.borrow_mut(), sq, hh));
+    };
     if work < 1 << 18 || rayon::current_num_threads() == 1 {
-        let mut scores = Vec::new();
-        for (sq, hh) in jobs {
-            job(&mut scores, sq, hh);
-        }
+        jobs.iter().for_each(run);
     } else {
-        jobs.par_iter()
-            .with_min_len(4)
-            .for_each_init(Vec::new, |scores, &(sq, hh)| job(scores, sq, hh));
+        jobs.par_iter().with_min_len(4).for_each(run);
     }
+}
+
+thread_local! {
+    static ATTN_BUFS: std::cell::RefCell<AttnBufs> = std::cell::RefCell::new(AttnBufs::default());
+}
+
+/// One attention job's working memory: scores and, for the packed kernel, K and V as panels.
+#[derive(Default)]
+struct AttnBufs {
+    scores: Vec<f32>,
+    keys: Vec<f32>,
+    values: Vec<f32>,
 }

@@ -1,7 +1,8 @@
-//! A dense layer of the fast encoder: weights prepared once (f32 for `gemm`, or packed bf16),
-//! bias, residual and GELU folded into the multiply's output pass.
+//! A dense layer of the fast encoder: weights prepared once (packed f32 on AVX2 CPUs, f32 for
+//! `gemm` elsewhere, or packed bf16), bias, residual and GELU folded into the multiply's output pass.
 
 use super::bf16::{convert_rows, PackedBf16};
+use super::f32pack::PackedF32;
 use super::ops;
 use anyhow::{ensure, Result};
 
@@ -44,8 +45,10 @@ impl Precision {
 }
 
 enum Weights {
-    /// Row-major `[n, k]`, as the checkpoint stores it.
+    /// Row-major `[n, k]`, as the checkpoint stores it (for `gemm`).
     F32(Vec<f32>),
+    /// 16-column panels for the AVX2 kernel.
+    F32Packed(PackedF32),
     Bf16(PackedBf16),
 }
 
@@ -75,6 +78,9 @@ impl Linear {
             "linear: shape mismatch"
         );
         let w = match p {
+            Precision::F32 if super::f32pack::preferred() => {
+                Weights::F32Packed(PackedF32::pack(&w, n, k))
+            }
             Precision::F32 => Weights::F32(w),
             Precision::Bf16 => Weights::Bf16(PackedBf16::pack(&w, n, k)),
         };
@@ -104,6 +110,13 @@ impl Linear {
                     matches!(out, Out::AddTo),
                     gelu,
                 );
+            }
+            Weights::F32Packed(p) => {
+                let gelu = match out {
+                    Out::Gelu(t) => Some(t),
+                    _ => None,
+                };
+                p.matmul(x, k, m, y, n, &self.bias, matches!(out, Out::AddTo), gelu);
             }
             Weights::F32(w) => {
                 let y = &mut y[..m * n];

@@ -3,6 +3,7 @@
 //! Built from a loaded candle `Bert` (which stays the reference and the training path).
 
 pub mod bf16;
+pub mod f32pack;
 pub mod layer;
 pub mod linear;
 pub mod ops;
