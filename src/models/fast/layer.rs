@@ -1,9 +1,9 @@
 //! One transformer layer of the fast encoder over unpadded token rows: fused QKV, attention per
 //! sequence and head (no padding, no mask), residual + layer norm, erf-GELU feed-forward.
 
-use super::f32pack;
 use super::linear::{Linear, Out, Precision};
 use super::ops;
+use super::{avx2, f32pack};
 use crate::models::bert::Layer;
 use anyhow::{Context, Result};
 use candle_core::Tensor;
@@ -140,8 +140,11 @@ fn attention(qkv: &[f32], seqs: &[(usize, usize)], h: usize, heads: usize, ctx: 
         } else {
             len
         };
-        b.scores.clear();
-        b.scores.resize(len * ls, 0.0);
+        // Every score is written below (the packed product fills whole panels), so the buffer
+        // only grows, without clearing.
+        if b.scores.len() < len * ls {
+            b.scores.resize(len * ls, 0.0);
+        }
         let base = start * ld + head * hd;
         // SAFETY (both branches): q/k/v of rows start..start+len lie inside `qkv` ([t, 3h]);
         // `scores` is [len, ls]; the output block (rows start.., columns head*hd..+hd) lies
@@ -187,11 +190,24 @@ fn attention(qkv: &[f32], seqs: &[(usize, usize)], h: usize, heads: usize, ctx: 
                 );
             }
         }
-        ops::softmax_rows(&mut b.scores, ls, len, scale);
         let dst = out.0.wrapping_add(start * h + head * hd);
         if packed {
-            unsafe { f32pack::panel_product(&b.scores, ls, len, len, &b.values, hd, dst, h) };
+            // Unnormalised softmax, then the product with V, then each output row times its
+            // 1 / sum (hd values per row instead of len).
+            b.inv.resize(len, 0.0);
+            // SAFETY: the packed path runs only where AVX2+FMA are present; `scores` rows are
+            // `ls` wide, `len` rounded up to 16.
+            unsafe {
+                avx2::softmax_numerators(&mut b.scores, ls, len, scale, &mut b.inv);
+                f32pack::panel_product(&b.scores, ls, len, len, &b.values, hd, dst, h);
+                for (r, &iv) in b.inv.iter().enumerate() {
+                    for v in std::slice::from_raw_parts_mut(dst.add(r * h), hd) {
+                        *v *= iv;
+                    }
+                }
+            }
         } else {
+            ops::softmax_rows(&mut b.scores[..len * ls], ls, len, scale);
             unsafe {
                 gemm::gemm(
                     len,
@@ -243,4 +259,6 @@ struct AttnBufs {
     scores: Vec<f32>,
     keys: Vec<f32>,
     values: Vec<f32>,
+    /// 1 / softmax sum of each score row (packed path).
+    inv: Vec<f32>,
 }

@@ -2,6 +2,7 @@
 //! vectorised element-wise kernels and f32 (`gemm`) or bf16 (AVX-512 BF16) matrix multiplies.
 //! Built from a loaded candle `Bert` (which stays the reference and the training path).
 
+pub mod avx2;
 pub mod bf16;
 pub mod f32pack;
 pub mod layer;
