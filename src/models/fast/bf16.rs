@@ -1,6 +1,8 @@
 //! BF16 matrix multiply for x86 CPUs with AVX-512 BF16 (`vdpbf16ps`): weights packed once into
 //! 32-column panels of bf16 pairs, activations rounded to bf16 per call, f32 accumulation.
 
+use super::par::{run_parts, SendPtr};
+
 /// Columns per packed panel (two 16-lane vectors).
 pub const NR: usize = 32;
 /// Rows per micro-kernel call.
@@ -106,24 +108,9 @@ impl PackedBf16 {
                 }
             }
         };
-        if threads == 1 {
-            job(0);
-        } else {
-            rayon::scope(|s| {
-                for t in 1..threads {
-                    let job = &job;
-                    s.spawn(move |_| job(t));
-                }
-                job(0);
-            });
-        }
+        run_parts(threads, job);
     }
 }
-
-struct SendPtr(*mut f32);
-// SAFETY: used only to hand disjoint column panels of one output to scoped threads.
-unsafe impl Sync for SendPtr {}
-unsafe impl Send for SendPtr {}
 
 /// Round `rows` rows of `a` (row stride `lda`, `k` wide) to bf16 pairs `[rows, kp]` in `out`.
 pub fn convert_rows(a: &[f32], rows: usize, lda: usize, k: usize, kp: usize, out: &mut Vec<u32>) {

@@ -1,6 +1,8 @@
 //! F32 matrix multiply for AVX2+FMA CPUs with weights packed once: 16-column panels, 6x16 register
-//! tiles, K in blocks of 256, and bias, residual and GELU applied while the tile is still in
+//! tiles, K in blocks of 384, and bias, residual and GELU applied while the tile is still in
 //! registers.
+
+use super::par::{run_parts, SendPtr};
 
 /// Columns per packed panel (two 8-lane vectors).
 pub const NR: usize = 16;
@@ -217,17 +219,7 @@ impl PackedF32 {
             // SAFETY: `c` is only reached through `cp`; jobs write disjoint rows or panels.
             unsafe { self.block(a, lda, rows, cols, cp.0, ldc, bias, accumulate, gelu) };
         };
-        if parts == 1 {
-            job(0);
-        } else {
-            rayon::scope(|s| {
-                for t in 1..parts {
-                    let job = &job;
-                    s.spawn(move |_| job(t));
-                }
-                job(0);
-            });
-        }
+        run_parts(parts, job);
     }
 
     /// Rows `rows` x panels `cols` of the product. Safety: `c` is valid for `[m, ldc]` (checked by
@@ -290,11 +282,6 @@ impl PackedF32 {
         }
     }
 }
-
-struct SendPtr(*mut f32);
-// SAFETY: used only to hand disjoint blocks of one output to scoped threads.
-unsafe impl Sync for SendPtr {}
-unsafe impl Send for SendPtr {}
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {

@@ -3,6 +3,7 @@
 
 use super::linear::{Linear, Out, Precision};
 use super::ops;
+use super::par::SendPtr;
 use super::{avx2, f32pack};
 use crate::models::bert::Layer;
 use anyhow::{Context, Result};
@@ -118,11 +119,6 @@ fn grow(v: &mut Vec<f32>, n: usize) {
         v.resize(n, 0.0);
     }
 }
-
-struct SendPtr(*mut f32);
-// SAFETY: each (sequence, head) job writes only its own rows x head columns of `ctx`.
-unsafe impl Sync for SendPtr {}
-unsafe impl Send for SendPtr {}
 
 /// softmax(Q Kᵀ / √d) V for every sequence and head; `qkv` rows are `[q | k | v]`.
 fn attention(qkv: &[f32], seqs: &[(usize, usize)], h: usize, heads: usize, ctx: &mut [f32]) {

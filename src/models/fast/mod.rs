@@ -1,5 +1,6 @@
 //! Fast CPU inference path of the BERT-family encoder: unpadded token rows, reused buffers,
-//! vectorised element-wise kernels and f32 (`gemm`) or bf16 (AVX-512 BF16) matrix multiplies.
+//! vectorised element-wise kernels and f32 (packed AVX2 kernel, else `gemm`) or bf16 (AVX-512
+//! BF16) matrix multiplies.
 //! Built from a loaded candle `Bert` (which stays the reference and the training path).
 
 pub mod avx2;
@@ -8,6 +9,7 @@ pub mod f32pack;
 pub mod layer;
 pub mod linear;
 pub mod ops;
+pub mod par;
 
 use super::bert::Bert;
 use super::branch::Branch;
