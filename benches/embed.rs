@@ -3,7 +3,12 @@
 //!
 //!     cargo bench --bench embed -- --model-dir DIR --texts FILE [--prefix "query: "]
 //!         [--min-seconds 5] [--min-iters 3] [--precision f32|bf16|auto|candle]
-//! Threads: RAYON_NUM_THREADS (candle's CPU pool), set by scripts/bench.sh.
+//!         [--device cpu|cuda:N] [--dump FILE]
+//! Threads: RAYON_NUM_THREADS (candle's CPU pool), set by scripts/bench.sh. On a GPU (a build
+//! with `--features cuda`) the encoder runs through candle's CUDA ops in f32 (`--precision` is
+//! ignored there); each call ends with the embeddings copied back to the host, so it is timed
+//! to completion. `--dump` writes the embeddings of each case of batch <= 32 (last call) as JSON
+//! `{case: [[f32]]}`, for comparing systems (scripts/gpu_bench.sh).
 
 use std::time::Instant;
 use triage::config::Overlong;
@@ -42,18 +47,21 @@ fn main() -> anyhow::Result<()> {
         "candle" => None,
         p => Some(triage::models::fast::Precision::parse(p)?),
     };
-    let emb = Embedder::load_with(&dir, &candle_core::Device::Cpu, fast)?;
-    let system = format!(
-        "triage-{}",
-        if fast.is_some() {
-            emb.precision()
-        } else {
-            "candle"
+    let spec = triage::engine::device::parse_device(
+        &arg(&args, "--device").unwrap_or_else(|| "cpu".into()),
+    )?;
+    let device = triage::engine::device::open(spec)?;
+    let emb = Embedder::load_with(&dir, &device, fast)?;
+    let system = match spec {
+        triage::engine::device::DeviceSpec::Cpu if fast.is_some() => {
+            format!("triage-{}", emb.precision())
         }
-    );
+        triage::engine::device::DeviceSpec::Cpu => "triage-candle".to_string(),
+        gpu => format!("triage-{}-f32", triage::engine::device::describe(gpu)),
+    };
     let max = triage::engine::token_limit(None, &dir, emb.config().max_tokens());
     let prep = TextPrep::load(&dir, &prefix, max)?;
-    let call = |batch: &[String]| -> anyhow::Result<usize> {
+    let call = |batch: &[String]| -> anyhow::Result<(usize, Vec<Vec<f32>>)> {
         let mut ids = Vec::with_capacity(batch.len());
         for t in batch {
             ids.push(
@@ -63,9 +71,10 @@ fn main() -> anyhow::Result<()> {
             );
         }
         let refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
-        emb.embed_batch(&refs)?;
-        Ok(ids.iter().map(Vec::len).sum())
+        let out = emb.embed_batch(&refs)?;
+        Ok((ids.iter().map(Vec::len).sum(), out))
     };
+    let mut dump = serde_json::Map::new();
     for case in texts["cases"].as_array().expect("cases") {
         let name = case["name"].as_str().unwrap_or("?");
         let batch: Vec<String> = case["texts"]
@@ -74,8 +83,11 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .filter_map(|t| t.as_str().map(String::from))
             .collect();
-        let tokens = call(&batch)?;
-        call(&batch)?;
+        let (tokens, _) = call(&batch)?;
+        let (_, vecs) = call(&batch)?;
+        if batch.len() <= 32 {
+            dump.insert(name.to_string(), serde_json::json!(vecs));
+        }
         let mut lat = Vec::new();
         let start = Instant::now();
         while lat.len() < min_iters || start.elapsed().as_secs_f64() < min_secs {
@@ -97,6 +109,9 @@ fn main() -> anyhow::Result<()> {
         });
         println!("{line}");
         eprintln!("{line}");
+    }
+    if let Some(path) = arg(&args, "--dump") {
+        std::fs::write(path, serde_json::Value::Object(dump).to_string())?;
     }
     Ok(())
 }

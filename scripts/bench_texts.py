@@ -1,8 +1,10 @@
 """Deterministic customer-service texts for the embedding benchmark (both systems read the same file).
 
-    python3 scripts/bench_texts.py > texts.json
-Cases: batch 1, 8, 32 x about 16 and about 128 tokens (English; token counts are measured per system).
+    python3 scripts/bench_texts.py [--batches 1,8,32] > texts.json
+Cases: batch 1, 8, 32 (or --batches) x about 16 and about 128 tokens (English; token counts are measured
+per system).
 """
+import argparse
 import json
 import random
 
@@ -18,10 +20,13 @@ def text(rng, words):
 
 
 def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batches", default="1,8,32", help="comma-separated batch sizes")
+    batches = [int(b) for b in p.parse_args().batches.split(",")]
     rng = random.Random(0)
     cases = []
     for length, words in ((16, 12), (128, 100)):
-        for batch in (1, 8, 32):
+        for batch in batches:
             cases.append({"name": f"b{batch}_len{length}", "batch": batch,
                           "texts": [text(rng, words) for _ in range(batch)]})
     print(json.dumps({"cases": cases}))

@@ -2,7 +2,8 @@
 
 Usage (venv with torch, transformers, sentence-transformers, onnxruntime, onnx):
     python scripts/bench_torch.py --backend torch|onnx --model-dir DIR --texts FILE --threads N
-        [--prefix "query: "] [--min-seconds S] [--min-iters K] [--cache-dir DIR]
+        [--prefix "query: "] [--min-seconds S] [--min-iters K] [--cache-dir DIR] [--device cpu|cuda]
+        [--dump FILE]
 
 FILE is {"cases": [{"name": "b1_len16", "batch": 1, "texts": ["..."]}, ...]}. Every timed call embeds one
 case's texts as one batch (tokenize, padding to longest + forward + mean pooling + L2 normalise), after
@@ -14,6 +15,9 @@ torch: a folder with modules.json runs through sentence-transformers (same weigh
 through transformers BertModel + tokenizer.json, mean pooling, L2. onnx: the transformer is exported once
 (legacy TorchScript exporter, opset 17, dynamic batch/sequence) to --cache-dir/<model folder>/model.onnx,
 run with CPUExecutionProvider and ORT_ENABLE_ALL; pooling in numpy. Exit code 3 when the export fails.
+--device cuda (torch only; onnx exits 3): the model and inputs on the GPU in f32, embeddings copied back to
+the host in every call (so each call is timed to completion); the system is named "pytorch-cuda".
+--dump: the embeddings of each case of batch <= 32 as JSON {case: [[float]]} (as benches/embed.rs writes).
 """
 import argparse
 import json
@@ -38,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--prefix", default="", help='prepended to every text, e.g. "query: " for E5')
     p.add_argument("--min-seconds", type=float, default=5.0)
     p.add_argument("--min-iters", type=int, default=3)
+    p.add_argument("--dump", type=Path, help="write the embeddings of cases with batch <= 32 here")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N (torch backend only)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
                    help="ONNX cache root; the export lives in <cache-dir>/<model folder name>/model.onnx")
     return p.parse_args(argv)
@@ -88,7 +94,7 @@ def load_bert(model_dir):
     return BertModel.from_pretrained(str(model_dir), add_pooling_layer=False, dtype="float32").eval()
 
 
-def torch_embedder(model_dir, threads):
+def torch_embedder(model_dir, threads, device="cpu"):
     """Returns (embed(texts) -> np.ndarray, count(texts) -> unpadded token lengths, system name)."""
     import torch
 
@@ -97,10 +103,11 @@ def torch_embedder(model_dir, threads):
         torch.set_num_interop_threads(1)
     except RuntimeError as exc:  # only allowed once, before any inter-op work
         log("warning: set_num_interop_threads:", exc)
+    system = "pytorch" if device == "cpu" else "pytorch-cuda"
     if (model_dir / "modules.json").exists():
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(model_dir), device="cpu").float().eval()
+        model = SentenceTransformer(str(model_dir), device=device).float().eval()
 
         def embed(texts):
             return model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
@@ -110,18 +117,18 @@ def torch_embedder(model_dir, threads):
             prep = getattr(model, "preprocess", None) or model.tokenize  # tokenize: ST < 6
             return prep(texts)["attention_mask"].sum(1).tolist()
 
-        return embed, count, "pytorch"
-    tok, model = HfTokenizer(model_dir), load_bert(model_dir)
+        return embed, count, system
+    tok, model = HfTokenizer(model_dir), load_bert(model_dir).to(device)
 
     def embed(texts):
-        batch = tok(texts)
+        batch = {k: torch.from_numpy(v).to(device) for k, v in tok(texts).items()}
         with torch.inference_mode():
-            hidden = model(**{k: torch.from_numpy(v) for k, v in batch.items()}).last_hidden_state
-            mask = torch.from_numpy(batch["attention_mask"]).unsqueeze(-1).to(hidden.dtype)
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, dim=-1).numpy()
+            return torch.nn.functional.normalize(mean, dim=-1).cpu().numpy()
 
-    return embed, lambda texts: tok(texts)["attention_mask"].sum(1).tolist(), "pytorch"
+    return embed, lambda texts: tok(texts)["attention_mask"].sum(1).tolist(), system
 
 
 def export_onnx(model_dir, path):
@@ -204,11 +211,17 @@ def main(argv=None):
 
     cases = json.loads(args.texts.read_text("utf-8"))["cases"]
     if args.backend == "torch":
-        embed, count, system = torch_embedder(args.model_dir, args.threads)
+        embed, count, system = torch_embedder(args.model_dir, args.threads, args.device)
+    elif args.device != "cpu":
+        log("error: the onnx backend runs on the CPU only here (CPUExecutionProvider)")
+        sys.exit(3)
     else:
         embed, count, system = onnx_embedder(args.model_dir, args.threads, args.cache_dir)
+    dump = {}
     for case in cases:
         texts = [args.prefix + t for t in case["texts"]]
+        if len(texts) <= 32:
+            dump[case["name"]] = np.asarray(embed(texts), dtype=np.float64).tolist()
         if len(texts) != case["batch"]:
             log(f"warning: case {case['name']}: batch {case['batch']} but {len(texts)} texts")
         times = bench_case(embed, texts, args.min_seconds, args.min_iters)
@@ -220,6 +233,8 @@ def main(argv=None):
                "p99_ms": round(float(np.percentile(ms, 99)), 3)}
         print(json.dumps(row), flush=True)
         log(f"{system} {case['name']}: {row['emb_per_s']} emb/s, p50 {row['p50_ms']} ms ({len(times)} calls)")
+    if args.dump:
+        args.dump.write_text(json.dumps(dump))
 
 
 if __name__ == "__main__":
