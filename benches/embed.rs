@@ -54,7 +54,12 @@ fn main() -> anyhow::Result<()> {
     let emb = Embedder::load_with(&dir, &device, fast)?;
     let system = match spec {
         triage::engine::device::DeviceSpec::Cpu if fast.is_some() => {
-            format!("triage-{}", emb.precision())
+            let amx = emb.precision() == "bf16" && triage::models::fast::amx::available();
+            format!(
+                "triage-{}{}",
+                emb.precision(),
+                if amx { "-amx" } else { "" }
+            )
         }
         triage::engine::device::DeviceSpec::Cpu => "triage-candle".to_string(),
         gpu => format!("triage-{}-f32", triage::engine::device::describe(gpu)),

@@ -1,11 +1,13 @@
 //! The encoder's dense-layer products on their own: triage's packed AVX2 f32 kernel against the
-//! `gemm` crate (the kernel it replaces) on the same inputs and thread count, GFLOP/s and ratio.
+//! `gemm` crate (the kernel it replaces) on the same inputs and thread count, GFLOP/s and ratio;
+//! on AVX-512 BF16 CPUs also the bf16 kernel, and on AMX CPUs the bf16 tiles against it.
 //!
 //!     RAYON_NUM_THREADS=2 cargo bench --bench matmul -- [--rows 3338] [--min-seconds 2]
 //! Shapes: MiniLM / e5-small layers (hidden 384): QKV 1152x384, output 384x384, FFN 1536x384 and
 //! 384x1536, at `--rows` token rows (3338 = 32 texts of ~104 tokens; 485 = 32 x ~15).
 
 use std::time::Instant;
+use triage::models::fast::bf16::{self, PackedBf16};
 use triage::models::fast::f32pack::{supported, PackedF32};
 
 fn arg(args: &[String], name: &str, default: f64) -> f64 {
@@ -97,5 +99,38 @@ fn main() {
             gf(theirs),
             theirs / ours
         );
+        if bf16::supported() {
+            let vector = PackedBf16::pack_for(&w, n, k, false);
+            let tiles = PackedBf16::pack_for(&w, n, k, true);
+            let mut ab = Vec::new();
+            let mut run = |p: &PackedBf16, c: &mut Vec<f32>| {
+                time(secs, || {
+                    bf16::convert_rows(&a, m, k, k, p.pairs(), &mut ab);
+                    p.matmul(&ab, m, c, n, &bias, false, None)
+                })
+            };
+            let t_vec = run(&vector, &mut c1);
+            let line = format!(
+                "{n:>5}x{k:<5} bf16 AVX-512 {:6.1} GFLOP/s ({:.2}x gemm f32)",
+                gf(t_vec),
+                theirs / t_vec
+            );
+            if tiles.uses_amx() {
+                let t_amx = run(&tiles, &mut c2);
+                let diff = c1
+                    .iter()
+                    .zip(&c2)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                println!(
+                    "{line}  AMX {:6.1} GFLOP/s ({:.2}x AVX-512 bf16, {:.2}x gemm f32)  max diff {diff:.1e}",
+                    gf(t_amx),
+                    t_vec / t_amx,
+                    theirs / t_amx
+                );
+            } else {
+                println!("{line}  (no AMX here)");
+            }
+        }
     }
 }

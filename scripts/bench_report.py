@@ -38,12 +38,13 @@ def main():
 def table(ours, bases):
     names = [next(iter(b.values()))["system"] for b in bases]
     me = next(iter(ours.values())).get("system", "triage")
-    head = f"{'case':<12}{'tok/text':>9}{me + ' emb/s':>20}{'p50 ms':>9}{'p99 ms':>9}"
+    w = max(20, len(me) + 8)
+    head = f"{'case':<12}{'tok/text':>9}{me + ' emb/s':>{w}}{'p50 ms':>9}{'p99 ms':>9}"
     for n in names:
         head += f"{n + ' emb/s':>20}{'p50 ms':>9}{'ratio':>7}"
     print(head)
     for case, r in ours.items():
-        line = f"{case:<12}{r['tokens']:>9.1f}{r['emb_per_s']:>20.2f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+        line = f"{case:<12}{r['tokens']:>9.1f}{r['emb_per_s']:>{w}.2f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
         for b in bases:
             o = b.get(case)
             if o:

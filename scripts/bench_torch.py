@@ -3,7 +3,7 @@
 Usage (venv with torch, transformers, sentence-transformers, onnxruntime, onnx):
     python scripts/bench_torch.py --backend torch|onnx --model-dir DIR --texts FILE --threads N
         [--prefix "query: "] [--min-seconds S] [--min-iters K] [--cache-dir DIR] [--device cpu|cuda]
-        [--dump FILE]
+        [--dump FILE] [--dtype float32|bfloat16]
 
 FILE is {"cases": [{"name": "b1_len16", "batch": 1, "texts": ["..."]}, ...]}. Every timed call embeds one
 case's texts as one batch (tokenize, padding to longest + forward + mean pooling + L2 normalise), after
@@ -17,6 +17,8 @@ through transformers BertModel + tokenizer.json, mean pooling, L2. onnx: the tra
 run with CPUExecutionProvider and ORT_ENABLE_ALL; pooling in numpy. Exit code 3 when the export fails.
 --device cuda (torch only; onnx exits 3): the model and inputs on the GPU in f32, embeddings copied back to
 the host in every call (so each call is timed to completion); the system is named "pytorch-cuda".
+--dtype bfloat16 (torch only): the model's weights and activations in bf16 (oneDNN, AMX where the CPU has
+it), pooling in f32; the system is named "pytorch-bf16".
 --dump: the embeddings of each case of batch <= 32 as JSON {case: [[float]]} (as benches/embed.rs writes).
 """
 import argparse
@@ -44,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--min-iters", type=int, default=3)
     p.add_argument("--dump", type=Path, help="write the embeddings of cases with batch <= 32 here")
     p.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N (torch backend only)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="torch backend: the model's dtype (bfloat16 -> system pytorch-bf16)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
                    help="ONNX cache root; the export lives in <cache-dir>/<model folder name>/model.onnx")
     return p.parse_args(argv)
@@ -94,22 +98,30 @@ def load_bert(model_dir):
     return BertModel.from_pretrained(str(model_dir), add_pooling_layer=False, dtype="float32").eval()
 
 
-def torch_embedder(model_dir, threads, device="cpu"):
+def torch_embedder(model_dir, threads, device="cpu", dtype="float32"):
     """Returns (embed(texts) -> np.ndarray, count(texts) -> unpadded token lengths, system name)."""
     import torch
+
+    bf16 = dtype == "bfloat16"
 
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError as exc:  # only allowed once, before any inter-op work
         log("warning: set_num_interop_threads:", exc)
-    system = "pytorch" if device == "cpu" else "pytorch-cuda"
+    system = ("pytorch" if device == "cpu" else "pytorch-cuda") + ("-bf16" if bf16 else "")
     if (model_dir / "modules.json").exists():
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(str(model_dir), device=device).float().eval()
+        if bf16:
+            model = model.to(torch.bfloat16)
 
         def embed(texts):
+            if bf16:  # numpy has no bf16: the tensor, then f32
+                out = model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
+                                   convert_to_tensor=True, show_progress_bar=False)
+                return out.float().cpu().numpy()
             return model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
                                 convert_to_numpy=True, show_progress_bar=False)
 
@@ -119,11 +131,13 @@ def torch_embedder(model_dir, threads, device="cpu"):
 
         return embed, count, system
     tok, model = HfTokenizer(model_dir), load_bert(model_dir).to(device)
+    if bf16:
+        model = model.to(torch.bfloat16)
 
     def embed(texts):
         batch = {k: torch.from_numpy(v).to(device) for k, v in tok(texts).items()}
         with torch.inference_mode():
-            hidden = model(**batch).last_hidden_state
+            hidden = model(**batch).last_hidden_state.float()
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, dim=-1).cpu().numpy()
@@ -211,9 +225,9 @@ def main(argv=None):
 
     cases = json.loads(args.texts.read_text("utf-8"))["cases"]
     if args.backend == "torch":
-        embed, count, system = torch_embedder(args.model_dir, args.threads, args.device)
-    elif args.device != "cpu":
-        log("error: the onnx backend runs on the CPU only here (CPUExecutionProvider)")
+        embed, count, system = torch_embedder(args.model_dir, args.threads, args.device, args.dtype)
+    elif args.device != "cpu" or args.dtype != "float32":
+        log("error: the onnx backend runs on the CPU in float32 only here (CPUExecutionProvider)")
         sys.exit(3)
     else:
         embed, count, system = onnx_embedder(args.model_dir, args.threads, args.cache_dir)

@@ -1,6 +1,8 @@
 //! BF16 matrix multiply for x86 CPUs with AVX-512 BF16 (`vdpbf16ps`): weights packed once into
-//! 32-column panels of bf16 pairs, activations rounded to bf16 per call, f32 accumulation.
+//! 32-column panels of bf16 pairs, activations rounded to bf16 per call, f32 accumulation. On CPUs
+//! with AMX the same panels go through the tile unit (`amx.rs`) instead.
 
+use super::amx;
 use super::par::{run_parts, SendPtr};
 
 /// Columns per packed panel (two 16-lane vectors).
@@ -29,6 +31,8 @@ pub struct PackedBf16 {
     pub k: usize,
     kp: usize,
     panels: Vec<u32>,
+    /// Multiply on AMX tiles (the CPU has them and `kp` is whole tile steps).
+    amx: bool,
 }
 
 /// bf16 bits of `x`, rounded to nearest even (what `vcvtne2ps2bf16` does).
@@ -37,7 +41,13 @@ pub fn to_bf16(x: f32) -> u16 {
 }
 
 impl PackedBf16 {
+    /// Pack for the best kernel this CPU has (AMX where available).
     pub fn pack(w: &[f32], n: usize, k: usize) -> Self {
+        Self::pack_for(w, n, k, true)
+    }
+
+    /// Pack; `allow_amx: false` keeps the AVX-512 kernel even where AMX runs (benchmarks, tests).
+    pub fn pack_for(w: &[f32], n: usize, k: usize, allow_amx: bool) -> Self {
         let kp = k.div_ceil(2);
         let np = n.div_ceil(NR);
         let mut panels = vec![0u32; np * kp * NR];
@@ -50,7 +60,19 @@ impl PackedBf16 {
                 panels[(p * kp + q) * NR + j] = lo | (hi << 16);
             }
         }
-        PackedBf16 { n, k, kp, panels }
+        let amx = allow_amx && kp.is_multiple_of(amx::KSTEP) && amx::available();
+        PackedBf16 {
+            n,
+            k,
+            kp,
+            panels,
+            amx,
+        }
+    }
+
+    /// Whether `matmul` runs on AMX tiles.
+    pub fn uses_amx(&self) -> bool {
+        self.amx
     }
 
     /// Pairs per row that `convert_rows` must produce for this matrix.
@@ -78,6 +100,22 @@ impl PackedBf16 {
         let threads = rayon::current_num_threads().clamp(1, np.max(1));
         let per = np.div_ceil(threads);
         let cp = SendPtr(c.as_mut_ptr());
+        if self.amx {
+            let job = |t: usize| {
+                self.amx_part(
+                    t * per..((t + 1) * per).min(np),
+                    a,
+                    m,
+                    &cp,
+                    ldc,
+                    bias,
+                    accumulate,
+                    gelu,
+                )
+            };
+            run_parts(threads, job);
+            return;
+        }
         let job = |t: usize| {
             let cp = &cp;
             for p in t * per..((t + 1) * per).min(np) {
@@ -109,6 +147,72 @@ impl PackedBf16 {
             }
         };
         run_parts(threads, job);
+    }
+}
+
+impl PackedBf16 {
+    /// Column panels `panels` of `matmul` on AMX: 32-row blocks of `a` (a zero-padded copy for the
+    /// last, short block) times each panel, then bias, residual and GELU on the way into `c`.
+    #[allow(clippy::too_many_arguments)]
+    fn amx_part(
+        &self,
+        panels: std::ops::Range<usize>,
+        a: &[u32],
+        m: usize,
+        cp: &SendPtr,
+        ldc: usize,
+        bias: &[f32],
+        accumulate: bool,
+        gelu: Option<bool>,
+    ) {
+        if panels.is_empty() {
+            return;
+        }
+        let kp = self.kp;
+        // SAFETY: `self.amx` is set only where `amx::available()`.
+        let _tiles = unsafe { amx::Tiles::new() };
+        let mut out = [0f32; 32 * 32];
+        let mut pad: Vec<u32> = Vec::new();
+        let mut r = 0;
+        while r < m {
+            let rows = (m - r).min(32);
+            let block = if rows > 16 { 32 } else { 16 };
+            let ap = if rows == block {
+                a[r * kp..].as_ptr()
+            } else {
+                pad.clear();
+                pad.extend_from_slice(&a[r * kp..(r + rows) * kp]);
+                pad.resize(block * kp, 0);
+                pad.as_ptr()
+            };
+            for p in panels.clone() {
+                let cols = (self.n - p * NR).min(NR);
+                // SAFETY: tiles configured above; `ap` has `block` rows of `kp` pairs, the panel
+                // `kp` rows of NR pairs; `c` and `bias` lengths were asserted by `matmul`, and the
+                // threads write disjoint column panels of `c`.
+                unsafe {
+                    amx::panel(
+                        block,
+                        ap,
+                        kp,
+                        self.panels[p * kp * NR..].as_ptr(),
+                        out.as_mut_ptr(),
+                    );
+                    #[cfg(target_arch = "x86_64")]
+                    x86::finish(
+                        rows,
+                        out.as_ptr(),
+                        cp.0.add(r * ldc + p * NR),
+                        ldc,
+                        cols,
+                        bias.as_ptr().add(p * NR),
+                        accumulate,
+                        gelu,
+                    );
+                }
+            }
+            r += rows;
+        }
     }
 }
 
@@ -200,6 +304,20 @@ mod x86 {
                 acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
             }
         }
+        let (m0, m1) = masks(cols);
+        let bias0 = _mm512_maskz_loadu_ps(m0, bias);
+        let bias1 = _mm512_maskz_loadu_ps(m1, bias.add(16));
+        for r in 0..R {
+            let v0 = _mm512_add_ps(acc0[r], bias0);
+            let v1 = _mm512_add_ps(acc1[r], bias1);
+            store_row(c.add(r * ldc), v0, v1, m0, m1, accumulate, gelu);
+        }
+    }
+
+    /// Lane masks of the two 16-column halves of a panel with `cols` real columns.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn masks(cols: usize) -> (__mmask16, __mmask16) {
         let m0: __mmask16 = if cols >= 16 {
             0xffff
         } else {
@@ -212,22 +330,55 @@ mod x86 {
         } else {
             (1u32 << (cols - 16)) as u16 - 1
         };
+        (m0, m1)
+    }
+
+    /// One output row of a panel: `v` (product + bias), plus what `row` holds when accumulating,
+    /// then GELU when asked, stored under the column masks.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_row(
+        row: *mut f32,
+        mut v0: __m512,
+        mut v1: __m512,
+        m0: __mmask16,
+        m1: __mmask16,
+        accumulate: bool,
+        gelu: Option<bool>,
+    ) {
+        if accumulate {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row.add(16)));
+        }
+        if let Some(tanh) = gelu {
+            v0 = gelu16(v0, tanh);
+            v1 = gelu16(v1, tanh);
+        }
+        _mm512_mask_storeu_ps(row, m0, v0);
+        _mm512_mask_storeu_ps(row.add(16), m1, v1);
+    }
+
+    /// The AMX kernel's output pass: `rows` rows of `src` (row stride 32) plus bias into `c`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn finish(
+        rows: usize,
+        src: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        cols: usize,
+        bias: *const f32,
+        accumulate: bool,
+        gelu: Option<bool>,
+    ) {
+        let (m0, m1) = masks(cols);
         let bias0 = _mm512_maskz_loadu_ps(m0, bias);
         let bias1 = _mm512_maskz_loadu_ps(m1, bias.add(16));
-        for r in 0..R {
-            let row = c.add(r * ldc);
-            let mut v0 = _mm512_add_ps(acc0[r], bias0);
-            let mut v1 = _mm512_add_ps(acc1[r], bias1);
-            if accumulate {
-                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
-                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row.add(16)));
-            }
-            if let Some(tanh) = gelu {
-                v0 = gelu16(v0, tanh);
-                v1 = gelu16(v1, tanh);
-            }
-            _mm512_mask_storeu_ps(row, m0, v0);
-            _mm512_mask_storeu_ps(row.add(16), m1, v1);
+        for r in 0..rows {
+            let v0 = _mm512_add_ps(_mm512_loadu_ps(src.add(r * 32)), bias0);
+            let v1 = _mm512_add_ps(_mm512_loadu_ps(src.add(r * 32 + 16)), bias1);
+            store_row(c.add(r * ldc), v0, v1, m0, m1, accumulate, gelu);
         }
     }
 
@@ -276,6 +427,53 @@ mod tests {
             }
             for j in n..ldc {
                 assert_eq!(c[i * ldc + j], 1.0, "column {j} past n was written");
+            }
+        }
+    }
+
+    #[test]
+    fn amx_matches_the_avx512_kernel() {
+        if !(supported() && amx::available()) {
+            eprintln!("skipped: this CPU has no AMX-BF16 (or TRIAGE_AMX=0)");
+            return;
+        }
+        // Row counts: one 16-row block, short blocks padded to 16 and 32, several 32-row blocks;
+        // 70 columns leave a partial last panel; k 64 and 96 are two and three tile steps.
+        for (m, n, k) in [(16, 64, 64), (7, 70, 64), (45, 70, 96), (100, 33, 64)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 23) as f32 - 11.0) / 8.0)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 5 % 17) as f32 - 8.0) / 16.0)
+                .collect();
+            let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.25).collect();
+            let tiles = PackedBf16::pack_for(&w, n, k, true);
+            let vector = PackedBf16::pack_for(&w, n, k, false);
+            assert!(tiles.uses_amx() && !vector.uses_amx());
+            let mut ab = Vec::new();
+            convert_rows(&a, m, k, k, tiles.pairs(), &mut ab);
+            let ldc = n + 3;
+            for (accumulate, gelu) in [(true, None), (false, Some(false))] {
+                let mut c1 = vec![1.0f32; m * ldc];
+                let mut c2 = c1.clone();
+                tiles.matmul(&ab, m, &mut c1, ldc, &bias, accumulate, gelu);
+                vector.matmul(&ab, m, &mut c2, ldc, &bias, accumulate, gelu);
+                for i in 0..m {
+                    for j in 0..n {
+                        let want = (0..k).map(|t| a[i * k + t] * w[j * k + t]).sum::<f32>()
+                            + bias[j]
+                            + if accumulate { 1.0 } else { 0.0 };
+                        if gelu.is_none() {
+                            // Exact in bf16 inputs and f32 sums, whatever the order.
+                            assert_eq!(c1[i * ldc + j], want, "{m}x{n}x{k} at {i},{j}");
+                        }
+                        let (x, y) = (c1[i * ldc + j], c2[i * ldc + j]);
+                        assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{i},{j}: {x} {y}");
+                    }
+                    for j in n..ldc {
+                        assert_eq!(c1[i * ldc + j], 1.0, "column {j} past n was written");
+                    }
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! BF16) matrix multiplies.
 //! Built from a loaded candle `Bert` (which stays the reference and the training path).
 
+pub mod amx;
 pub mod avx2;
 pub mod bf16;
 pub mod f32pack;
