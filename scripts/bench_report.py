@@ -40,15 +40,16 @@ def table(ours, bases):
     me = next(iter(ours.values())).get("system", "triage")
     w = max(20, len(me) + 8)
     head = f"{'case':<12}{'tok/text':>9}{me + ' emb/s':>{w}}{'p50 ms':>9}{'p99 ms':>9}"
-    for n in names:
-        head += f"{n + ' emb/s':>20}{'p50 ms':>9}{'ratio':>7}"
+    widths = [max(20, len(n) + 8) for n in names]
+    for n, wn in zip(names, widths):
+        head += f"{n + ' emb/s':>{wn}}{'p50 ms':>9}{'ratio':>7}"
     print(head)
     for case, r in ours.items():
         line = f"{case:<12}{r['tokens']:>9.1f}{r['emb_per_s']:>{w}.2f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
-        for b in bases:
+        for b, wn in zip(bases, widths):
             o = b.get(case)
             if o:
-                line += f"{o['emb_per_s']:>20.2f}{o['p50_ms']:>9.1f}{r['emb_per_s'] / o['emb_per_s']:>6.2f}x"
+                line += f"{o['emb_per_s']:>{wn}.2f}{o['p50_ms']:>9.1f}{r['emb_per_s'] / o['emb_per_s']:>6.2f}x"
         print(line)
 
 

@@ -27,18 +27,11 @@ pub fn supported() -> bool {
     }
 }
 
-/// Whether the f32 path uses this kernel (dense layers and attention): on AVX2+FMA CPUs without
-/// AVX-512, where it beats `gemm` (`cargo bench --bench matmul`); AVX-512 CPUs keep `gemm`'s
-/// 16-lane kernels.
+/// Whether the f32 path uses this kernel (dense layers and attention): on every AVX2+FMA CPU,
+/// AVX-512 ones included, since the `gemm` crate runs its AVX2 kernel there too (its AVX-512
+/// kernels need a nightly compiler) and the packed kernel beats it (`cargo bench --bench matmul`).
 pub fn preferred() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        supported() && !std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    supported()
 }
 
 /// Pack `B` `[k, n]` into NR-column panels (the layout `PackedF32` and `panel_product` read):
