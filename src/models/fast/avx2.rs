@@ -5,7 +5,7 @@
 #[cfg(target_arch = "x86_64")]
 pub use x86::*;
 
-/// Elsewhere the packed path is never chosen (`f32pack::preferred`); this keeps the same contract
+/// Elsewhere the packed path is never chosen (`f32pack::supported`); this keeps the same contract
 /// with the portable softmax (rows normalised, every `inv` 1).
 ///
 /// # Safety

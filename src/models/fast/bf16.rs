@@ -148,9 +148,7 @@ impl PackedBf16 {
         };
         run_parts(threads, job);
     }
-}
 
-impl PackedBf16 {
     /// Column panels `panels` of `matmul` on AMX: 32-row blocks of `a` (a zero-padded copy for the
     /// last, short block) times each panel, then bias, residual and GELU on the way into `c`.
     #[allow(clippy::too_many_arguments)]

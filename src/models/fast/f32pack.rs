@@ -15,7 +15,9 @@ const KC: usize = 384;
 /// Rows per activation block (kept in L2 while every panel passes over it).
 const MC: usize = 72;
 
-/// Whether this CPU runs the kernel (AVX2 and FMA).
+/// Whether this CPU runs the kernel (AVX2 and FMA), and so whether the f32 path uses it (dense
+/// layers and attention): AVX-512 CPUs included, since the `gemm` crate runs its AVX2 kernel there
+/// too (its AVX-512 kernels need a nightly compiler) and this one beats it (`benches/matmul.rs`).
 pub fn supported() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -25,13 +27,6 @@ pub fn supported() -> bool {
     {
         false
     }
-}
-
-/// Whether the f32 path uses this kernel (dense layers and attention): on every AVX2+FMA CPU,
-/// AVX-512 ones included, since the `gemm` crate runs its AVX2 kernel there too (its AVX-512
-/// kernels need a nightly compiler) and the packed kernel beats it (`cargo bench --bench matmul`).
-pub fn preferred() -> bool {
-    supported()
 }
 
 /// Pack `B` `[k, n]` into NR-column panels (the layout `PackedF32` and `panel_product` read):

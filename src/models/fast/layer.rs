@@ -126,7 +126,7 @@ fn attention(qkv: &[f32], seqs: &[(usize, usize)], h: usize, heads: usize, ctx: 
     let scale = 1.0 / (hd as f32).sqrt();
     let ld = 3 * h;
     let out = SendPtr(ctx.as_mut_ptr());
-    let packed = f32pack::preferred();
+    let packed = f32pack::supported();
     let job = |b: &mut AttnBufs, (start, len): (usize, usize), head: usize| {
         let out = &out;
         // Score rows padded to whole kernel panels for the packed kernel, so every store is a

@@ -78,7 +78,7 @@ impl Linear {
             "linear: shape mismatch"
         );
         let w = match p {
-            Precision::F32 if super::f32pack::preferred() => {
+            Precision::F32 if super::f32pack::supported() => {
                 Weights::F32Packed(PackedF32::pack(&w, n, k))
             }
             Precision::F32 => Weights::F32(w),
