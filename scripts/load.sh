@@ -4,7 +4,8 @@
 # store, waits for /ready, runs benches/load.rs (capacity, then 1x/2x/4x open loop), prints its
 # table, stops the server with SIGTERM and checks that it exited 0.
 #   scripts/load.sh [extra bench args, e.g. --phase-secs 20 --multipliers 1,4]
-# Env: PORT (default 18080), QUEUE_WAIT_MS (default 2000), PHASE_SECS (default 60).
+# Env: PORT (default 18080), QUEUE_WAIT_MS (default 2000), PHASE_SECS (default 60), EXTRA_TOML
+# (appended to the server's config, e.g. 'escalation_head = ""' under '[emotion]' to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port="${PORT:-18080}"
@@ -26,6 +27,7 @@ shutdown_timeout_secs = 30
 queue_wait_ms = $queue_wait
 [store]
 path = "$work/triage.sqlite"
+${EXTRA_TOML:-}
 EOF
 TRIAGE_HOME="$home" target/release/triage serve --bind "127.0.0.1:$port" --config "$work/triage.toml" \
   2> "$work/server.log" &

@@ -5,8 +5,8 @@
 Writes (outside the repo) <name>.train.jsonl / <name>.dev.jsonl with {"text", "label"} (intent)
 or {"text", "labels": [...]} (emotion). Splits are deterministic: the dataset's own dev split
 where it has one, else md5("dev:" + text) % 10 == 0 (salted: md5(text) % 10 == 0 is the held-out test split).
-Licence policy (../shared/data/README.md): banking77, clinc150, goemotions, bitext may train
-shipped heads; smp2017 and nlpcc2013 are written only for evaluation (`*.eval.jsonl`).
+Licence policy (../shared/data/README.md): banking77, clinc150, goemotions, bitext, cold may
+train shipped heads; smp2017 and nlpcc2013 are written only for evaluation (`*.eval.jsonl`).
 """
 import argparse
 import csv
@@ -60,6 +60,29 @@ def clinc150(data, out):
     write(out, "clinc150.test", rows("test", "oos_test"))
 
 
+# CLINC150 intents far from e-commerce support: with CLINC150's own out-of-scope queries they teach
+# the `bitext` head an `oos` class (what the shop's bot must not answer).
+UNRELATED = """alarm book_flight book_hotel calculator calendar calories car_rental change_accent change_ai_name
+change_speed change_volume cook_time date definition directions distance do_you_have_pets exchange_rate
+flight_status flip_coin fun_fact gas gas_type how_old_are_you ingredient_substitution ingredients_list
+international_visa jump_start meal_suggestion meaning_of_life measurement_conversion mpg next_holiday
+next_song nutrition_info oil_change_how oil_change_when play_music plug_type recipe restaurant_reservation
+restaurant_reviews restaurant_suggestion roll_dice spelling tell_joke time timer timezone tire_change
+tire_pressure traffic translate travel_suggestion uber vaccines weather what_are_your_hobbies what_song
+where_are_you_from whisper_mode who_made_you""".split()
+
+
+def bitext_oos(data, out):
+    plus = json.load(open(data / "clinc150/data_oos_plus.json", encoding="utf-8"))
+    per = {}
+    for t, l in plus["train"]:
+        if l in UNRELATED and len(per.setdefault(l, [])) < 10:
+            per[l].append(t)
+    rows = [{"text": t, "label": "oos"} for ts in per.values() for t in ts]
+    rows += [{"text": t, "label": "oos"} for t, _ in plus["oos_train"]]
+    write(out, "bitext_oos.train", rows)
+
+
 def goemotions(data, out):
     labels = (data / "goemotions/labels.txt").read_text("utf-8").split()
     for part, name in (("train", "goemotions.train"), ("dev", "goemotions.dev")):
@@ -69,6 +92,16 @@ def goemotions(data, out):
                 text, ids, _ = line.rstrip("\n").split("\t")
                 rows.append({"text": text, "labels": [labels[int(i)] for i in ids.split(",")]})
         write(out, name, rows)
+
+
+def cold(data, out):
+    # COLD (Apache-2.0, Chinese offensive language): trains the abuse head; its official dev
+    # split is the evaluation set (never used for training or tuning).
+    for part in ("train", "dev"):
+        with open(data / f"cold/{part}.csv", encoding="utf-8-sig") as f:
+            rows = [{"text": r["TEXT"], "labels": ["abusive" if r["label"] == "1" else "ok"], "lang": "zh"}
+                    for r in csv.DictReader(f)]
+        write(out, f"cold.{part}", rows)
 
 
 # NLPCC 2013 labels -> the support-oriented emotion groups of the emotion head.
@@ -97,7 +130,7 @@ def main():
         print(f"no dataset folder at {data}: nothing to prepare")
         return
     out.mkdir(parents=True, exist_ok=True)
-    for fn in (banking77, bitext, clinc150, goemotions, chinese_eval):
+    for fn in (banking77, bitext, bitext_oos, clinc150, goemotions, cold, chinese_eval):
         fn(data, out)
 
 

@@ -7,6 +7,7 @@ scripts/deps.sh
 export TRIAGE_REQUIRE_MODELS=1   # tests that need the pack fail instead of skipping
 cargo build --locked --bin triage
 target/debug/triage models setup
+python3 scripts/prepare_data.py >/dev/null   # public dev sets for the parity test (skips when absent)
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

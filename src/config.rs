@@ -60,6 +60,14 @@ pub struct EmotionConfig {
     /// Escalate when an emotion group's score reaches its threshold (groups: anger,
     /// frustration, sadness, fear, confusion, gratitude_joy, neutral).
     pub thresholds: std::collections::BTreeMap<String, f32>,
+    /// The abusive-language head (`abusive` score on `/v1/emotion` and `/v1/triage`; "" for none).
+    pub abuse_head: String,
+    /// The escalation head (`escalation` score; a message also escalates when it reaches
+    /// `escalation_threshold`; "" for none).
+    pub escalation_head: String,
+    /// Calibrated escalation score (0.5: the head's tuned threshold for the language) at or
+    /// above which a message escalates.
+    pub escalation_threshold: f32,
 }
 
 impl Default for IntentConfig {
@@ -80,6 +88,9 @@ impl Default for EmotionConfig {
         EmotionConfig {
             head: "builtin:goemotions".into(),
             thresholds: crate::heads::emotion::EscalationConfig::default().thresholds,
+            abuse_head: "builtin:abuse".into(),
+            escalation_head: "builtin:escalation".into(),
+            escalation_threshold: 0.5,
         }
     }
 }
@@ -375,6 +386,7 @@ impl Config {
         }
         crate::heads::emotion::EscalationConfig {
             thresholds: self.emotion.thresholds.clone(),
+            head: self.emotion.escalation_threshold,
         }
         .check()
         .context("config")?;

@@ -116,9 +116,9 @@ pub fn head(data: &[u8]) {
     };
     if let Ok(h) = Head::from_bytes(meta, weights, None) {
         let x = vec![0.5f32; h.meta.dim];
-        assert_eq!(h.probs(&x).len(), h.meta.labels.len());
-        let _ = h.predict_labels(&x);
-        let _ = h.predict_intent(&x, 3);
+        assert_eq!(h.probs(&x, None).len(), h.meta.labels.len());
+        let _ = h.predict_labels(&x, Some("zh"));
+        let _ = h.predict_intent(&x, 3, Some("zh"));
     }
 }
 
@@ -200,7 +200,10 @@ pub fn policy(data: &[u8]) {
         return;
     };
     let run = |p: &Policy| {
-        let thresholds: BTreeMap<String, f32> = [("anger".to_string(), 0.5)].into();
+        let thresholds = crate::heads::emotion::EscalationConfig {
+            thresholds: [("anger".to_string(), 0.5)].into(),
+            head: 0.5,
+        };
         let groups: BTreeMap<String, f32> = crate::heads::emotion::GROUPS
             .iter()
             .map(|(g, _)| (g.to_string(), 0.9))
@@ -235,6 +238,8 @@ pub fn policy(data: &[u8]) {
                 intent: Some(&intent),
                 emotion: Some(&groups),
                 tier,
+                abuse: Some(0.9),
+                escalation: Some(0.6),
                 screenshot: Some(ScreenshotSignal {
                     fault: Some("payment_failed"),
                     route_hint: "agent",

@@ -58,9 +58,47 @@ impl LangId {
     }
 }
 
+/// A CJK unified ideograph (the basic block and extensions A-F, compatibility ideographs).
+pub fn is_han(c: char) -> bool {
+    matches!(c as u32,
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+}
+
+fn is_kana(c: char) -> bool {
+    matches!(c as u32, 0x3040..=0x30FF | 0x31F0..=0x31FF | 0xFF66..=0xFF9F)
+}
+
+/// Chinese text in Simplified characters: Traditional characters are mapped one by one (fast2s),
+/// so that Traditional input reaches the encoders and heads as the Simplified text they learned
+/// from. Text without Han characters, or with Japanese kana, is returned as it is.
+pub fn simplified(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(is_han) && !text.chars().any(is_kana) {
+        let s = fast2s::convert(text);
+        if s != text {
+            return std::borrow::Cow::Owned(s);
+        }
+    }
+    std::borrow::Cow::Borrowed(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traditional_is_read_as_simplified() {
+        assert_eq!(
+            simplified("我的訂單還沒到，帳號登不進去"),
+            "我的订单还没到，帐号登不进去"
+        );
+        assert_eq!(simplified("我的订单"), "我的订单");
+        assert_eq!(simplified("Where is my order?"), "Where is my order?");
+        // Japanese keeps its kanji.
+        assert_eq!(
+            simplified("注文した商品が屆きません"),
+            "注文した商品が屆きません"
+        );
+    }
 
     #[test]
     fn short_messages() {

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod lang;
 pub mod metrics;
 pub mod models;
+pub mod parity;
 pub mod routing;
 pub mod seq2seq;
 pub mod server;

@@ -45,6 +45,10 @@ enum Cmd {
     Train(triage::heads::commands::TrainArgs),
     /// Evaluate a head on labelled data: accuracy, macro-F1, per-label P/R/F1, out of scope.
     Eval(triage::heads::commands::EvalArgs),
+    /// Chinese against English on the same intents and emotions (the served heads).
+    Parity(triage::parity::ParityArgs),
+    /// Align a head's tuned encoder layers across languages on parallel text (distillation).
+    Align(triage::heads::commands::AlignArgs),
     /// Measure few-shot intents and discovery on labelled data.
     Intents {
         #[command(subcommand)]
@@ -164,6 +168,8 @@ fn main() -> Result<()> {
         Cmd::Models { cmd } => models(cmd),
         Cmd::Train(a) => triage::heads::commands::train(a),
         Cmd::Eval(a) => triage::heads::commands::eval(a),
+        Cmd::Align(a) => triage::heads::commands::align(a),
+        Cmd::Parity(a) => triage::parity::command(a),
         Cmd::Intents { cmd } => triage::intents::eval::run(cmd),
         Cmd::Batch { cmd } => triage::batch::cli::run(cmd),
         Cmd::Keys {

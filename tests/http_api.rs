@@ -95,6 +95,7 @@ fn mock_heads() -> HeadRegistry {
         },
         training: serde_json::Value::Null,
         tuned_layers: None,
+        languages: Default::default(),
     };
     let weights = || Weights {
         w1: vec![-1.0, 0.0, 1.0, 0.0],

@@ -89,6 +89,7 @@ fn heads() -> HeadRegistry {
         thresholds: vec![],
         training: Value::Null,
         tuned_layers: None,
+        languages: Default::default(),
     };
     let mut reg = HeadRegistry {
         default_intent: "shop".into(),

@@ -120,8 +120,8 @@ async fn tuned_heads_are_served_through_their_own_layers() {
             .unwrap()
             .ids;
         let v = emb.branches_batch(&[&ids], &[&[0, bi]]).unwrap().remove(0);
-        let tuned = head.predict_intent(&v[1], 1);
-        let plain = head.predict_intent(&v[0], 1);
+        let tuned = head.predict_intent(&v[1], 1, None);
+        let plain = head.predict_intent(&v[0], 1, None);
         let r = &j["results"][i];
         assert_eq!(r["label"], tuned.label.as_str(), "{text}: {r}");
         let got = r["score"].as_f64().unwrap() as f32;

@@ -4,7 +4,7 @@ use super::data;
 use super::embed_cache::DatasetEncoder;
 use super::finetune::{self, TuneOptions};
 use super::fit::{self, FitOptions, Task};
-use super::head::{sha256_hex, Head, Kind, TunedLayers};
+use super::head::{sha256_hex, Head, TunedLayers};
 use super::train::TrainOptions;
 use crate::config::Config;
 use crate::models::branch::Branch;
@@ -16,9 +16,10 @@ pub struct TrainArgs {
     /// intent or emotion.
     #[arg(long)]
     pub task: String,
-    /// Training data: JSONL ({"text","label"} or {"text","labels":[..]}) or CSV with a header.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Training data: JSONL ({"text","label"} or {"text","labels":[..]}, optional "lang" and
+    /// "escalate") or CSV with a header. Repeat to train on several files together.
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
     /// Held-out data for early stopping and calibration (default: 10% of --data, by hash).
     #[arg(long)]
     pub tune: Option<PathBuf>,
@@ -60,6 +61,18 @@ pub struct TrainArgs {
     pub tune_epochs: usize,
     #[arg(long, default_value_t = 1e-4)]
     pub tune_lr: f64,
+    /// Abuse heads: texts of these files (any labels) join the training data as `ok` examples
+    /// (e.g. the emotion data: customer messages, angry or calm, without insults).
+    #[arg(long)]
+    pub negatives: Vec<PathBuf>,
+    /// Parallel text (`English<TAB>translation`, e.g. Tatoeba): the training split of `triage
+    /// align` is used as a consistency loss, so that a sentence and its translation get the
+    /// same answer (held-out pairs stay unseen).
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Weight of the consistency loss against the labelled loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub pair_weight: f32,
     /// Reuse the fine-tuned layers of this head folder instead of tuning again (refit the head,
     /// e.g. with another out-of-scope target).
     #[arg(long, conflicts_with = "tune_layers")]
@@ -96,6 +109,40 @@ pub struct EvalArgs {
     pub config: Option<PathBuf>,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct AlignArgs {
+    /// Head folder or `builtin:NAME` whose tuned layers are aligned (a head without tuned layers
+    /// gets `--layers` of the pretrained top layers, aligned).
+    #[arg(long)]
+    pub head: String,
+    /// Parallel text, `English<TAB>translation` per line (e.g. ../shared/data/tatoeba_cmn_eng/train.tsv).
+    #[arg(long)]
+    pub pairs: PathBuf,
+    /// Output head folder: the same head with the aligned layers (refit it afterwards with
+    /// `triage train --reuse-layers`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// For a head without tuned layers: how many top layers to align.
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Weight of the English side's loss (keeping English embeddings where they were).
+    #[arg(long, default_value_t = 1.0)]
+    pub keep_weight: f32,
+    /// Use only the first N training pairs (after the held-out split).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, env = "TRIAGE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
 /// The dataset encoder for a configured model, with its embedding cache under the pack home.
 fn encoder(config: Option<&Path>, model: &str) -> Result<DatasetEncoder> {
     let cfg = Config::load(config, &Default::default())?;
@@ -116,9 +163,21 @@ fn encoder(config: Option<&Path>, model: &str) -> Result<DatasetEncoder> {
 
 pub fn train(a: TrainArgs) -> Result<()> {
     let task = Task::parse(&a.task)?;
-    let rows = data::read(&a.data)?;
+    let prep = |rows: Vec<data::Example>| -> Result<Vec<data::Example>> {
+        match task {
+            Task::Escalation => data::escalation_rows(rows),
+            _ => Ok(rows),
+        }
+    };
+    let mut rows = prep(data::read_all(&a.data)?)?;
+    for r in data::read_all(&a.negatives)? {
+        rows.push(data::Example {
+            labels: vec!["ok".into()],
+            ..r
+        });
+    }
     let (train_rows, tune_rows) = match &a.tune {
-        Some(p) => (rows, data::read(p)?),
+        Some(p) => (rows, prep(data::read(p)?)?),
         None => fit::split_tune(rows),
     };
     let mut enc = encoder(a.config.as_deref(), &a.model)?;
@@ -129,11 +188,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "head".into())
     });
-    let mut train = TrainOptions::new(if task == Task::Intent {
-        Kind::Softmax
-    } else {
-        Kind::Sigmoid
-    });
+    let mut train = TrainOptions::new(task.kind());
     train.hidden = a.hidden;
     train.max_epochs = a.max_epochs;
     train.lr = a.lr;
@@ -145,6 +200,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
         reject_share: a.reject_share,
         min_oos_recall: a.min_oos_recall,
         train,
+        pairs: match &a.pairs {
+            Some(p) => {
+                let (t, _) = super::align::read_pairs(p, 10)?;
+                Some((t.source, t.target, a.pair_weight))
+            }
+            None => None,
+        },
     };
     let mut layers = None;
     if let Some(dir) = &a.reuse_layers {
@@ -188,10 +250,18 @@ pub fn train(a: TrainArgs) -> Result<()> {
         head.meta.tuned_layers = Some(tuned);
         head.layers = Some(bytes.into());
     }
-    head.meta.training["data"] =
-        serde_json::json!(a.data.file_name().map(|f| f.to_string_lossy().into_owned()));
+    let names: Vec<String> = a
+        .data
+        .iter()
+        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .collect();
+    head.meta.training["data"] = if names.len() == 1 {
+        serde_json::json!(names[0])
+    } else {
+        serde_json::json!(names)
+    };
     if let Some(p) = &a.eval {
-        let rows = data::read(p)?;
+        let rows = prep(data::read(p)?)?;
         let r = fit::evaluate(&head, &enc, &rows, &a.oos_label, false)?;
         eprintln!("{}", r.table());
         head.meta.training["eval"] = serde_json::json!({
@@ -218,11 +288,7 @@ fn finetune_layers(
     let labels = data::label_set(train_rows);
     let tune = fit::scorable(tune_rows, &labels);
     let texts = |rows: &[data::Example]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
-    let kind = if task == Task::Intent {
-        Kind::Softmax
-    } else {
-        Kind::Sigmoid
-    };
+    let kind = task.kind();
     let o = TuneOptions {
         layers: a.tune_layers,
         max_epochs: a.tune_epochs,
@@ -256,6 +322,75 @@ fn finetune_layers(
     )?;
     let enc = enc.with_branch(served, &tuned.sha256)?;
     Ok((enc, bytes, tuned))
+}
+
+/// `triage align`: distil a head's tuned layers on parallel text (see `align`).
+pub fn align(a: AlignArgs) -> Result<()> {
+    use super::align::{align, read_pairs, AlignOptions};
+    let head = super::registry::load_head(&a.head)?;
+    let enc = encoder(a.config.as_deref(), &head.meta.encoder)?;
+    let base = enc.embedder().model();
+    let n_layers = enc.embedder().config().num_hidden_layers;
+    let dev = candle_core::Device::Cpu;
+    let start = match (&head.meta.tuned_layers, &head.layers) {
+        (Some(t), Some(bytes)) => Branch::from_bytes(bytes, base, t.first, t.count, &dev)?,
+        _ => {
+            anyhow::ensure!(
+                a.layers >= 1 && a.layers < n_layers,
+                "--layers must be between 1 and {}",
+                n_layers - 1
+            );
+            let first = n_layers - a.layers;
+            let cfg = enc.embedder().config().clone();
+            Branch::from_tensors(
+                finetune::pretrained_fused(&enc, first)?,
+                &cfg,
+                first,
+                a.layers,
+                &dev,
+            )?
+        }
+    };
+    let (mut train, held) = read_pairs(&a.pairs, 10)?;
+    if let Some(n) = a.limit {
+        train.source.truncate(n);
+        train.target.truncate(n);
+    }
+    eprintln!(
+        "{} training pairs, {} held out",
+        train.source.len(),
+        held.source.len()
+    );
+    let o = AlignOptions {
+        max_epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        keep_weight: a.keep_weight,
+        seed: a.seed,
+    };
+    let (branch, before, after) = align(&enc, &start, &train, &held, &o)?;
+    let bytes = branch.to_bytes(base)?;
+    let tuned = TunedLayers {
+        first: branch.first,
+        count: n_layers - branch.first,
+        sha256: sha256_hex(&bytes),
+    };
+    let mut out = head.clone();
+    out.meta.training["alignment"] = serde_json::json!({
+        "pairs": a.pairs.file_name().map(|f| f.to_string_lossy().into_owned()),
+        "training_pairs": train.source.len(), "held_out_pairs": held.source.len(),
+        "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size, "keep_weight": a.keep_weight,
+        "held_out_before": before, "held_out_after": after,
+    });
+    out.meta.tuned_layers = Some(tuned);
+    out.layers = Some(bytes.into());
+    out.save(&a.out)?;
+    eprintln!(
+        "aligned layers written to {}; refit the head on them with `triage train --reuse-layers {}`",
+        a.out.display(),
+        a.out.display()
+    );
+    Ok(())
 }
 
 /// The dataset encoder for a head: with its fine-tuned layers when it has some.
@@ -292,19 +427,17 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let groups = a.task == "emotion-groups";
     if !groups {
         let t = Task::parse(&a.task)?;
-        let expected = if t == Task::Intent {
-            Kind::Softmax
-        } else {
-            Kind::Sigmoid
-        };
         anyhow::ensure!(
-            head.meta.kind == expected,
+            head.meta.kind == t.kind(),
             "head `{}` is not an {} head",
             head.meta.name,
             a.task
         );
     }
-    let rows = data::read(&a.data)?;
+    let mut rows = data::read(&a.data)?;
+    if a.task == "escalation" {
+        rows = data::escalation_rows(rows)?;
+    }
     let enc = head_encoder(a.config.as_deref(), &head)?;
     let r = fit::evaluate(&head, &enc, &rows, &a.oos_label, groups)?;
     if a.json {

@@ -9,6 +9,10 @@ use std::path::Path;
 pub struct Example {
     pub text: String,
     pub labels: Vec<String>,
+    /// The text's language when the data says (`lang` in JSONL); else detected where needed.
+    pub lang: Option<String>,
+    /// Emotion data: whether the message should escalate to a person (`escalate` in JSONL).
+    pub escalate: Option<bool>,
 }
 
 pub fn read(path: &Path) -> Result<Vec<Example>> {
@@ -50,6 +54,8 @@ fn read_jsonl(text: &str) -> Result<Vec<Example>> {
         out.push(Example {
             text: t.to_string(),
             labels,
+            lang: v["lang"].as_str().map(String::from),
+            escalate: v["escalate"].as_bool(),
         });
     }
     Ok(out)
@@ -88,7 +94,11 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 fn read_csv(text: &str) -> Result<Vec<Example>> {
     let rows = parse_csv(text.trim_start_matches('\u{feff}'));
     let header = rows.first().context("empty CSV")?;
-    let col = |names: &[&str]| header.iter().position(|h| names.contains(&h.trim()));
+    let col = |names: &[&str]| {
+        header
+            .iter()
+            .position(|h| names.contains(&h.trim().to_lowercase().as_str()))
+    };
     let t = col(&["text", "instruction"]).context("CSV header has no `text` column")?;
     let (l, multi) = match (col(&["label", "intent", "category"]), col(&["labels"])) {
         (Some(l), _) => (l, false),
@@ -115,9 +125,43 @@ fn read_csv(text: &str) -> Result<Vec<Example>> {
         out.push(Example {
             text: text.clone(),
             labels,
+            lang: None,
+            escalate: None,
         });
     }
     Ok(out)
+}
+
+/// Read and concatenate several files.
+pub fn read_all(paths: &[std::path::PathBuf]) -> Result<Vec<Example>> {
+    let mut out = Vec::new();
+    for p in paths {
+        out.extend(read(p)?);
+    }
+    Ok(out)
+}
+
+/// Emotion rows relabelled for an escalation head: `escalate` or `calm` from their `escalate`
+/// field (every row must have one).
+pub fn escalation_rows(rows: Vec<Example>) -> Result<Vec<Example>> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let e = r
+                .escalate
+                .with_context(|| format!("row {}: no \"escalate\" field", i + 1))?;
+            Ok(Example {
+                labels: vec![if e { "escalate" } else { "calm" }.to_string()],
+                ..r
+            })
+        })
+        .collect()
+}
+
+/// Each row's language as the server would see it: the language detector's answer.
+pub fn detect_languages(rows: &[Example]) -> Vec<String> {
+    let id = crate::lang::LangId::default();
+    rows.iter().map(|r| id.detect(&r.text).language).collect()
 }
 
 /// The sorted distinct labels of a dataset.

@@ -46,7 +46,8 @@ impl DatasetEncoder {
         // The model's identity: its recorded file sums when installed from the pack, else its path.
         let id = std::fs::read_to_string(dir.join("pack.json"))
             .unwrap_or_else(|_| dir.display().to_string());
-        let mut key = format!("{id}\0{prefix}\0{max_len}");
+        // `simplified`: Traditional Chinese has been read as Simplified since the key had it.
+        let mut key = format!("{id}\0{prefix}\0{max_len}\0simplified");
         if emb.precision() != "f32" {
             key.push_str(&format!("\0{}", emb.precision()));
         }

@@ -40,7 +40,7 @@ impl Default for TuneOptions {
 }
 
 /// Batches of similar length in a seeded random order.
-fn batches(lens: &[usize], size: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+pub(crate) fn length_batches(lens: &[usize], size: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
     let mut idx: Vec<usize> = (0..lens.len()).collect();
     rng.shuffle(&mut idx);
     let mut out = Vec::new();
@@ -86,6 +86,29 @@ impl Model {
     }
 }
 
+/// The pretrained layers `first..` of the encoder's checkpoint, QKV fused as `Branch` names them.
+pub(crate) fn pretrained_fused(
+    enc: &DatasetEncoder,
+    first: usize,
+) -> Result<HashMap<String, Tensor>> {
+    let n_layers = enc.embedder().config().num_hidden_layers;
+    let mut init = pretrained_top(&enc.weight_files()?, first, n_layers)?;
+    for i in first..n_layers {
+        let p = format!("encoder.layer.{i}.attention.self");
+        for part in ["weight", "bias"] {
+            let qkv = ["query", "key", "value"]
+                .iter()
+                .map(|n| {
+                    init.remove(&format!("{p}.{n}.{part}"))
+                        .ok_or_else(|| anyhow::anyhow!("missing {p}.{n}.{part}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            init.insert(format!("{p}.qkv.{part}"), Tensor::cat(&qkv, 0)?);
+        }
+    }
+    Ok(init)
+}
+
 /// Fine-tune the top `o.layers` layers on (texts, targets); early stopping on the held-out loss.
 /// Returns the best epoch's layers.
 #[allow(clippy::too_many_arguments)]
@@ -113,20 +136,7 @@ pub fn tune(
     let held_states = enc.trunk_states(held_texts, first, "tuning set")?;
 
     // Trainable copies of the pretrained top layers (QKV fused, so one Var holds all three).
-    let mut init = pretrained_top(&enc.weight_files()?, first, n_layers)?;
-    for i in first..n_layers {
-        let p = format!("encoder.layer.{i}.attention.self");
-        for part in ["weight", "bias"] {
-            let qkv = ["query", "key", "value"]
-                .iter()
-                .map(|n| {
-                    init.remove(&format!("{p}.{n}.{part}"))
-                        .ok_or_else(|| anyhow::anyhow!("missing {p}.{n}.{part}"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            init.insert(format!("{p}.qkv.{part}"), Tensor::cat(&qkv, 0)?);
-        }
-    }
+    let init = pretrained_fused(enc, first)?;
     let mut vars = Vec::new();
     let mut tensors = HashMap::new();
     for (k, t) in init {
@@ -165,7 +175,7 @@ pub fn tune(
     let held_lens: Vec<usize> = held_states.iter().map(|t| t.dim(0).unwrap_or(0)).collect();
     let mut best: Option<(f32, Vec<(String, Tensor)>)> = None;
     for epoch in 1..=o.max_epochs {
-        let order = batches(&lens, o.batch_size, &mut rng);
+        let order = length_batches(&lens, o.batch_size, &mut rng);
         let bar = super::embed_cache::progress(order.len(), &format!("fine-tuning epoch {epoch}"));
         let (mut sum, mut count) = (0f32, 0usize);
         for idx in &order {

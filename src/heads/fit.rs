@@ -1,5 +1,6 @@
 //! Fitting a head end to end (split, embed, train, calibrate) and evaluating one on a dataset.
 
+use super::calibrate;
 use super::data::{label_set, Example};
 use super::embed_cache::DatasetEncoder;
 use super::emotion;
@@ -13,6 +14,10 @@ use sha2::{Digest, Sha256};
 pub enum Task {
     Intent,
     Emotion,
+    /// Abusive language: a multi-label (sigmoid) head whose `abusive` label is the signal.
+    Abuse,
+    /// Escalation: `escalate` or `calm`, from the `escalate` field of emotion data.
+    Escalation,
 }
 
 impl Task {
@@ -20,7 +25,25 @@ impl Task {
         match s {
             "intent" => Ok(Task::Intent),
             "emotion" => Ok(Task::Emotion),
-            _ => anyhow::bail!("unknown task `{s}`: expected intent or emotion"),
+            "abuse" => Ok(Task::Abuse),
+            "escalation" => Ok(Task::Escalation),
+            _ => anyhow::bail!("unknown task `{s}`: expected intent, emotion, abuse or escalation"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Intent => "intent",
+            Task::Emotion => "emotion",
+            Task::Abuse => "abuse",
+            Task::Escalation => "escalation",
+        }
+    }
+
+    pub fn kind(self) -> Kind {
+        match self {
+            Task::Intent => Kind::Softmax,
+            Task::Emotion | Task::Abuse | Task::Escalation => Kind::Sigmoid,
         }
     }
 }
@@ -35,6 +58,9 @@ pub struct FitOptions {
     /// With out-of-scope examples: the out-of-scope recall the threshold must keep.
     pub min_oos_recall: f32,
     pub train: TrainOptions,
+    /// Parallel sentences (English, translation) the head must answer alike, and the weight of
+    /// that consistency loss.
+    pub pairs: Option<(Vec<String>, Vec<String>, f32)>,
 }
 
 /// Deterministic 90/10 split by a hash of the text (used when no tuning file is given).
@@ -57,7 +83,7 @@ pub(crate) fn targets(task: Task, rows: &[Example], labels: &[String]) -> Result
                 })
                 .collect::<Result<_>>()?,
         ),
-        Task::Emotion => Targets::Multi(
+        Task::Emotion | Task::Abuse | Task::Escalation => Targets::Multi(
             rows.iter()
                 .map(|r| {
                     labels
@@ -141,16 +167,21 @@ pub fn fit(
             .collect()
     };
     let (x, hx) = (std(&raw_x), std(&raw_hx));
+    let mut opts = o.train.clone();
+    if let Some((a, b, weight)) = &o.pairs {
+        let ea = enc.embed_all(a, "parallel text (English side)")?;
+        let eb = enc.embed_all(b, "parallel text (translated side)")?;
+        opts.consistency = Some(std::sync::Arc::new(train::Consistency {
+            a: std(&ea),
+            b: std(&eb),
+            weight: *weight,
+        }));
+    }
     let (y, hy) = (
         targets(o.task, train_rows, &labels)?,
         targets(o.task, &tune, &labels)?,
     );
-    let mut opts = o.train.clone();
-    opts.kind = if o.task == Task::Intent {
-        Kind::Softmax
-    } else {
-        Kind::Sigmoid
-    };
+    opts.kind = o.task.kind();
     let trained = train::train(
         &x,
         &y,
@@ -168,12 +199,7 @@ pub fn fit(
     let mut head = Head {
         meta: HeadMeta {
             name: o.name.clone(),
-            task: if o.task == Task::Intent {
-                "intent"
-            } else {
-                "emotion"
-            }
-            .into(),
+            task: o.task.name().into(),
             kind: opts.kind,
             labels: labels.clone(),
             encoder: enc.name.clone(),
@@ -188,42 +214,24 @@ pub fn fit(
                 "examples": train_rows.len(), "tuning_examples": tune.len(), "seed": opts.seed,
                 "hidden": opts.hidden, "best_epoch": trained.best_epoch, "epochs_run": trained.history.len(),
                 "lr": opts.lr, "weight_decay": opts.weight_decay, "dropout": opts.dropout,
+                "consistency_pairs": o.pairs.as_ref().map(|p| p.0.len()),
+                "consistency_weight": o.pairs.as_ref().map(|p| p.2),
             }),
             tuned_layers: None,
+            languages: Default::default(),
         },
         weights: fold(trained.weights, &mu, &sd),
         layers: None,
     };
-    let hx = raw_hx;
-    let logits: Vec<Vec<f32>> = hx.iter().map(|v| head.logits(v)).collect();
     match (o.task, &hy) {
         (Task::Intent, Targets::Class(gold)) => {
-            head.meta.temperature = train::fit_temperature(&logits, gold);
-            let scores: Vec<(f32, bool, bool)> = hx
-                .iter()
-                .zip(gold)
-                .map(|(v, &g)| {
-                    // No threshold is set yet: out_of_scope here means the oos class won.
-                    let p = head.predict_intent(v, 1);
-                    let gold_label = &labels[g as usize];
-                    let is_oos = Some(gold_label) == oos_label.as_ref();
-                    let score = if p.out_of_scope { 0.0 } else { p.score };
-                    (score, is_oos, &p.label == gold_label)
-                })
-                .collect();
-            head.meta.oos_threshold = Some(train::tune_oos_threshold(
-                &scores,
-                o.reject_share,
-                o.min_oos_recall,
-            ));
+            let t = calibrate::IntentTuning {
+                reject_share: o.reject_share,
+                min_oos_recall: o.min_oos_recall,
+            };
+            calibrate::intents(&mut head, &raw_hx, &tune, gold, &t);
         }
-        (Task::Emotion, Targets::Multi(gold)) => {
-            let probs: Vec<Vec<f32>> = logits
-                .iter()
-                .map(|l| l.iter().map(|&z| super::head::sigmoid(z)).collect())
-                .collect();
-            head.meta.thresholds = train::tune_label_thresholds(&probs, gold);
-        }
+        (_, Targets::Multi(gold)) => calibrate::labels(&mut head, &raw_hx, &tune, gold),
         _ => unreachable!("targets follow the task"),
     }
     head.check()?;
@@ -241,6 +249,8 @@ pub fn evaluate(
 ) -> Result<Report> {
     let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
     let x = enc.embed_all(&texts, "evaluation set")?;
+    // Each text is calibrated for the language the server would detect.
+    let langs = super::data::detect_languages(rows);
     if head.meta.kind == Kind::Softmax {
         let known =
             |l: &String| head.meta.labels.contains(l) && Some(l) != head.meta.oos_label.as_ref();
@@ -254,7 +264,11 @@ pub fn evaluate(
                 }
             })
             .collect();
-        let preds: Vec<_> = x.iter().map(|v| head.predict_intent(v, 1)).collect();
+        let preds: Vec<_> = x
+            .iter()
+            .zip(&langs)
+            .map(|(v, l)| head.predict_intent(v, 1, Some(l)))
+            .collect();
         let pred: Vec<String> = preds
             .iter()
             .map(|p| {
@@ -267,6 +281,16 @@ pub fn evaluate(
             .collect();
         let has_oos = gold.iter().any(|g| g == oos_label);
         let mut r = metrics::single_label("intent", &gold, &pred, has_oos.then_some(oos_label));
+        r.by_language = by_language(&langs, |idx| {
+            let g: Vec<String> = idx.iter().map(|&i| gold[i].clone()).collect();
+            let p: Vec<String> = idx.iter().map(|&i| pred[i].clone()).collect();
+            let sub = metrics::single_label("intent", &g, &p, has_oos.then_some(oos_label));
+            let conf: Vec<(f32, bool)> = idx
+                .iter()
+                .map(|&i| (preds[i].score, preds[i].label == gold[i]))
+                .collect();
+            (sub, Some(calibrate::ece(&conf)))
+        });
         let ins: Vec<usize> = (0..gold.len()).filter(|&i| gold[i] != oos_label).collect();
         if !ins.is_empty() {
             let n = ins.len() as f32;
@@ -280,16 +304,59 @@ pub fn evaluate(
         let gold: Vec<String> = rows.iter().map(|r| r.labels[0].clone()).collect();
         let pred: Vec<String> = x
             .iter()
-            .map(|v| emotion::top_group(&emotion::group_scores(&head.meta.labels, &head.probs(v))))
+            .zip(&langs)
+            .map(|(v, l)| emotion::top_group(&head.groups(v, Some(l))))
             .collect();
-        return Ok(metrics::single_label("emotion-groups", &gold, &pred, None));
+        let mut r = metrics::single_label("emotion-groups", &gold, &pred, None);
+        r.by_language = by_language(&langs, |idx| {
+            let g: Vec<String> = idx.iter().map(|&i| gold[i].clone()).collect();
+            let p: Vec<String> = idx.iter().map(|&i| pred[i].clone()).collect();
+            (metrics::single_label("emotion-groups", &g, &p, None), None)
+        });
+        return Ok(r);
     }
     let gold: Vec<Vec<String>> = rows.iter().map(|r| r.labels.clone()).collect();
-    let pred: Vec<Vec<String>> = x.iter().map(|v| head.predict_labels(v).1).collect();
-    Ok(metrics::multi_label(
-        "emotion",
-        &gold,
-        &pred,
-        &head.meta.labels,
-    ))
+    let pred: Vec<Vec<String>> = x
+        .iter()
+        .zip(&langs)
+        .map(|(v, l)| head.predict_labels(v, Some(l)).1)
+        .collect();
+    let mut r = metrics::multi_label("emotion", &gold, &pred, &head.meta.labels);
+    r.by_language = by_language(&langs, |idx| {
+        let g: Vec<Vec<String>> = idx.iter().map(|&i| gold[i].clone()).collect();
+        let p: Vec<Vec<String>> = idx.iter().map(|&i| pred[i].clone()).collect();
+        (
+            metrics::multi_label("emotion", &g, &p, &head.meta.labels),
+            None,
+        )
+    });
+    Ok(r)
+}
+
+/// Figures per detected language (empty when the data holds one language).
+fn by_language(
+    langs: &[String],
+    mut report: impl FnMut(&[usize]) -> (Report, Option<f32>),
+) -> std::collections::BTreeMap<String, metrics::LangFigures> {
+    let mut idx: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (i, l) in langs.iter().enumerate() {
+        idx.entry(l.clone()).or_default().push(i);
+    }
+    if idx.len() < 2 {
+        return Default::default();
+    }
+    idx.into_iter()
+        .map(|(l, rows)| {
+            let (r, ece) = report(&rows);
+            (
+                l,
+                metrics::LangFigures {
+                    examples: rows.len(),
+                    accuracy: r.accuracy,
+                    macro_f1: r.macro_f1,
+                    ece,
+                },
+            )
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Softmax (one label: intents) or sigmoid (any number of labels: emotions).
@@ -46,6 +46,35 @@ pub struct HeadMeta {
     /// The encoder's top layers this head fine-tuned (shipped beside it in `layers.safetensors`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuned_layers: Option<TunedLayers>,
+    /// Calibration of its own for texts in these languages (ISO 639-1, from the language
+    /// detector); other languages use the head's global calibration above.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub languages: BTreeMap<String, LangCalibration>,
+}
+
+/// One language's calibration, fitted on that language's held-out examples.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LangCalibration {
+    /// Softmax heads: temperature and out-of-scope threshold for this language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oos_threshold: Option<f32>,
+    /// Sigmoid heads: per-label decision thresholds for this language (empty: the global ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<f32>,
+    /// Emotion heads: a logit offset per support group (its score is shifted so that this
+    /// language's messages escalate at the configured thresholds as the tuning data says).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_offsets: BTreeMap<String, f32>,
+    /// How many held-out examples of the language it was fitted on, and its calibration error
+    /// there (expected calibration error of the top score, 10 bins) before and after.
+    #[serde(default)]
+    pub examples: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece_before: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece_after: Option<f32>,
 }
 
 /// Fine-tuned replacements of layers `first..first + count` of the encoder.
@@ -123,7 +152,7 @@ pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
     e.into_iter().map(|x| x / s).collect()
 }
 
-fn logit(p: f32) -> f32 {
+pub fn logit(p: f32) -> f32 {
     let p = p.clamp(1e-6, 1.0 - 1e-6);
     (p / (1.0 - p)).ln()
 }
@@ -157,6 +186,16 @@ impl Head {
             ensure!(m.thresholds.len() == n, "one threshold per label");
         }
         ensure!(m.temperature > 0.0, "temperature must be positive");
+        for (lang, c) in &m.languages {
+            ensure!(
+                c.temperature.is_none_or(|t| t > 0.0),
+                "languages.{lang}: temperature must be positive"
+            );
+            ensure!(
+                c.thresholds.is_empty() || c.thresholds.len() == n,
+                "languages.{lang}: one threshold per label"
+            );
+        }
         match (&m.tuned_layers, &self.layers) {
             (None, None) => {}
             (Some(t), Some(l)) => ensure!(
@@ -183,18 +222,44 @@ impl Head {
 
     /// Calibrated probabilities: softmax with the fitted temperature, or per-label sigmoids
     /// shifted so that each label's tuned threshold sits at 0.5 (scores comparable across labels:
-    /// >= 0.5 means the label is detected). Without thresholds: plain sigmoids.
-    pub fn probs(&self, x: &[f32]) -> Vec<f32> {
+    /// at least 0.5 means the label is detected). Without thresholds: plain sigmoids. `lang`: the
+    /// text's language; its own calibration applies when the head has one.
+    pub fn probs(&self, x: &[f32], lang: Option<&str>) -> Vec<f32> {
         let l = self.logits(x);
+        let cal = self.calibration(lang);
         match self.meta.kind {
-            Kind::Softmax => softmax(&l, self.meta.temperature),
-            Kind::Sigmoid if self.meta.thresholds.len() == l.len() => l
-                .into_iter()
-                .zip(&self.meta.thresholds)
-                .map(|(z, t)| sigmoid(z - logit(*t)))
-                .collect(),
-            Kind::Sigmoid => l.into_iter().map(sigmoid).collect(),
+            Kind::Softmax => softmax(
+                &l,
+                cal.and_then(|c| c.temperature)
+                    .unwrap_or(self.meta.temperature),
+            ),
+            Kind::Sigmoid => {
+                let th = match cal {
+                    Some(c) if c.thresholds.len() == l.len() => &c.thresholds,
+                    _ => &self.meta.thresholds,
+                };
+                if th.len() == l.len() {
+                    l.into_iter()
+                        .zip(th)
+                        .map(|(z, t)| sigmoid(z - logit(*t)))
+                        .collect()
+                } else {
+                    l.into_iter().map(sigmoid).collect()
+                }
+            }
         }
+    }
+
+    /// The calibration of `lang`, when the head has one of its own for it.
+    pub fn calibration(&self, lang: Option<&str>) -> Option<&LangCalibration> {
+        lang.and_then(|l| self.meta.languages.get(l))
+    }
+
+    /// The out-of-scope threshold for `lang`.
+    pub fn oos_threshold(&self, lang: Option<&str>) -> Option<f32> {
+        self.calibration(lang)
+            .and_then(|c| c.oos_threshold)
+            .or(self.meta.oos_threshold)
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -306,6 +371,7 @@ mod tests {
                 thresholds: vec![],
                 training: serde_json::Value::Null,
                 tuned_layers: None,
+                languages: BTreeMap::new(),
             },
             weights: Weights {
                 w1: (0..first * dim).map(|i| i as f32 * 0.1).collect(),
@@ -320,7 +386,7 @@ mod tests {
     fn linear_logits_and_roundtrip() {
         let h = tiny(0);
         assert_eq!(h.logits(&[1.0, 0.0, 1.0]), vec![0.2, 0.8]);
-        let p = h.probs(&[1.0, 0.0, 1.0]);
+        let p = h.probs(&[1.0, 0.0, 1.0], None);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6 && p[1] > p[0]);
         let dir = std::env::temp_dir().join(format!("triage-head-{}", std::process::id()));
         for hidden in [0, 4] {
@@ -330,6 +396,37 @@ mod tests {
             assert_eq!(back.logits(&[0.3, -1.0, 2.0]), h.logits(&[0.3, -1.0, 2.0]));
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_language_uses_its_own_calibration() {
+        let mut h = tiny(0);
+        let x = [1.0, 0.0, 1.0];
+        let global = h.predict_intent(&x, 2, Some("zh"));
+        h.meta.languages.insert(
+            "zh".into(),
+            LangCalibration {
+                temperature: Some(4.0),
+                oos_threshold: Some(0.99),
+                ..Default::default()
+            },
+        );
+        let zh = h.predict_intent(&x, 2, Some("zh"));
+        let en = h.predict_intent(&x, 2, Some("en"));
+        assert_eq!(
+            en.score, global.score,
+            "other languages keep the global calibration"
+        );
+        assert!(zh.score < en.score, "a higher temperature flattens: {zh:?}");
+        assert!(zh.out_of_scope && !en.out_of_scope);
+        // Saved and read back with the head.
+        let dir = std::env::temp_dir().join(format!("triage-head-lang-{}", std::process::id()));
+        h.save(&dir).unwrap();
+        let back = Head::load(&dir).unwrap();
+        assert_eq!(back.meta.languages, h.meta.languages);
+        let _ = std::fs::remove_dir_all(&dir);
+        h.meta.languages.get_mut("zh").unwrap().temperature = Some(0.0);
+        assert!(h.check().is_err());
     }
 
     #[test]

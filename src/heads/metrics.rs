@@ -38,6 +38,20 @@ pub struct Report {
     pub per_label: Vec<LabelScore>,
     /// (gold, predicted, count), most frequent first.
     pub confusions: Vec<(String, String, usize)>,
+    /// The same figures per detected language, when the data holds more than one.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_language: BTreeMap<String, LangFigures>,
+}
+
+/// One language's share of an evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct LangFigures {
+    pub examples: usize,
+    pub accuracy: f32,
+    pub macro_f1: f32,
+    /// Intent heads: expected calibration error of the top score (10 bins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ece: Option<f32>,
 }
 
 fn f1(p: f32, r: f32) -> f32 {
@@ -122,6 +136,7 @@ pub fn single_label(task: &str, gold: &[String], pred: &[String], oos: Option<&s
         rejected: None,
         per_label: scores,
         confusions,
+        by_language: BTreeMap::new(),
     }
 }
 
@@ -157,6 +172,7 @@ pub fn multi_label(
         rejected: None,
         per_label: scores,
         confusions: Vec::new(),
+        by_language: BTreeMap::new(),
     }
 }
 
@@ -190,6 +206,21 @@ impl Report {
                 "{:<36}{:>10.3}{:>10.3}{:>10.3}{:>9}",
                 l.label, l.precision, l.recall, l.f1, l.support
             );
+        }
+        if !self.by_language.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n{:<10}{:>10}{:>10}{:>10}{:>8}",
+                "language", "examples", "accuracy", "macro-F1", "ECE"
+            );
+            for (l, f) in &self.by_language {
+                let ece = f.ece.map_or("-".to_string(), |e| format!("{e:.4}"));
+                let _ = writeln!(
+                    s,
+                    "{l:<10}{:>10}{:>10.4}{:>10.4}{ece:>8}",
+                    f.examples, f.accuracy, f.macro_f1
+                );
+            }
         }
         if !self.confusions.is_empty() {
             let _ = writeln!(s, "\nmost confused (gold -> predicted: count)");

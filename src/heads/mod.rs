@@ -2,6 +2,8 @@
 //! calibrated, out of scope) and emotions (multi-label sigmoid, support groups, escalation);
 //! training and evaluation in Rust.
 
+pub mod align;
+pub mod calibrate;
 pub mod commands;
 pub mod data;
 pub mod embed_cache;

@@ -23,8 +23,9 @@ pub struct IntentPrediction {
 impl Head {
     /// Softmax heads: the top label, out of scope when the head's out-of-scope class wins or the
     /// calibrated score is under the tuned threshold.
-    pub fn predict_intent(&self, x: &[f32], top_k: usize) -> IntentPrediction {
-        let p = self.probs(x);
+    /// `lang`: the text's language (its own calibration applies when the head has one).
+    pub fn predict_intent(&self, x: &[f32], top_k: usize, lang: Option<&str>) -> IntentPrediction {
+        let p = self.probs(x, lang);
         let oos = self.meta.oos_label.as_deref();
         let mut ranked: Vec<(usize, f32)> = p.iter().copied().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -36,7 +37,7 @@ impl Head {
             .filter(|(i, _)| Some(self.meta.labels[*i].as_str()) != oos)
             .collect();
         let (best, score) = in_scope.first().map(|(i, s)| (*i, *s)).unwrap_or((0, 0.0));
-        let below = self.meta.oos_threshold.is_some_and(|t| score < t);
+        let below = self.oos_threshold(lang).is_some_and(|t| score < t);
         IntentPrediction {
             label: self.meta.labels[best].clone(),
             score,
@@ -52,10 +53,22 @@ impl Head {
         }
     }
 
+    /// Emotion heads: support-group scores (max of their labels), shifted by the language's
+    /// escalation offsets when the head has them.
+    pub fn groups(&self, x: &[f32], lang: Option<&str>) -> std::collections::BTreeMap<String, f32> {
+        let g = super::emotion::group_scores(&self.meta.labels, &self.probs(x, lang));
+        match self.calibration(lang) {
+            Some(c) if !c.group_offsets.is_empty() => {
+                super::emotion::apply_offsets(&g, &c.group_offsets)
+            }
+            _ => g,
+        }
+    }
+
     /// Sigmoid heads: every label's calibrated score, and the labels detected (score >= 0.5,
     /// i.e. at or over the label's tuned threshold).
-    pub fn predict_labels(&self, x: &[f32]) -> (Vec<f32>, Vec<String>) {
-        let p = self.probs(x);
+    pub fn predict_labels(&self, x: &[f32], lang: Option<&str>) -> (Vec<f32>, Vec<String>) {
+        let p = self.probs(x, lang);
         let on = p
             .iter()
             .zip(&self.meta.labels)

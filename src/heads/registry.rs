@@ -45,6 +45,8 @@ const BUILTIN: &[Builtin] = &[
     builtin!("banking77", tuned),
     builtin!("clinc150", tuned),
     builtin!("goemotions", tuned),
+    builtin!("escalation", tuned),
+    builtin!("abuse", tuned),
 ];
 
 pub fn builtin_names() -> Vec<&'static str> {
@@ -66,18 +68,29 @@ pub fn load_head(source: &str) -> Result<Head> {
     Head::load(Path::new(source))
 }
 
+/// The label of an abuse head that is the signal.
+pub const ABUSIVE: &str = "abusive";
+
 #[derive(Default)]
 pub struct HeadRegistry {
     pub intents: BTreeMap<String, Arc<Head>>,
     pub default_intent: String,
     pub emotion: Option<Arc<Head>>,
+    /// The abusive-language head (its `abusive` label is the signal).
+    pub abuse: Option<Arc<Head>>,
+    /// The escalation head (its `escalate` label is the signal).
+    pub escalation_head: Option<Arc<Head>>,
     pub escalation: EscalationConfig,
 }
 
 impl HeadRegistry {
-    /// Every head: the intent sets, then the emotion head.
+    /// Every head: the intent sets, then the emotion and abuse heads.
     pub fn all(&self) -> impl Iterator<Item = &Arc<Head>> {
-        self.intents.values().chain(self.emotion.iter())
+        self.intents
+            .values()
+            .chain(self.emotion.iter())
+            .chain(self.abuse.iter())
+            .chain(self.escalation_head.iter())
     }
 
     /// Every configured head, each checked against the encoder (name and prefix) it was trained on.
@@ -120,12 +133,38 @@ impl HeadRegistry {
             check(&h, "emotion.head")?;
             Some(Arc::new(h))
         };
+        let abuse = if cfg.emotion.abuse_head.is_empty() {
+            None
+        } else {
+            let h = load_head(&cfg.emotion.abuse_head).context("emotion.abuse_head")?;
+            ensure!(
+                h.meta.kind == Kind::Sigmoid && h.meta.labels.iter().any(|l| l == ABUSIVE),
+                "emotion.abuse_head: not an abuse head (a sigmoid head with an `{ABUSIVE}` label)"
+            );
+            check(&h, "emotion.abuse_head")?;
+            Some(Arc::new(h))
+        };
+        let escalation_head = if cfg.emotion.escalation_head.is_empty() {
+            None
+        } else {
+            let h = load_head(&cfg.emotion.escalation_head).context("emotion.escalation_head")?;
+            ensure!(
+                h.meta.kind == Kind::Sigmoid
+                    && h.meta.labels.iter().any(|l| l == super::calibrate::ESCALATE),
+                "emotion.escalation_head: not an escalation head (a sigmoid head with an `escalate` label)"
+            );
+            check(&h, "emotion.escalation_head")?;
+            Some(Arc::new(h))
+        };
         Ok(HeadRegistry {
             intents,
             default_intent: cfg.intent.default_set.clone(),
             emotion,
+            abuse,
+            escalation_head,
             escalation: EscalationConfig {
                 thresholds: cfg.emotion.thresholds.clone(),
+                head: cfg.emotion.escalation_threshold,
             },
         })
     }

@@ -49,6 +49,37 @@ pub struct TrainOptions {
     pub dropout: f32,
     pub patience: usize,
     pub seed: u64,
+    /// Cross-lingual consistency: parallel embeddings whose answers should agree.
+    pub consistency: Option<std::sync::Arc<Consistency>>,
+}
+
+/// Parallel sentence embeddings (e.g. English and Chinese), unlabelled: each training step also
+/// pulls the head's answer on one side towards its (fixed) answer on the other, both ways, with
+/// `weight` against the labelled loss. Parallel text has no intent labels, but it says that a
+/// sentence and its translation must get the same one.
+#[derive(Debug)]
+pub struct Consistency {
+    pub a: Vec<Vec<f32>>,
+    pub b: Vec<Vec<f32>>,
+    pub weight: f32,
+}
+
+/// The loss of `logits` against soft targets `target` (probabilities, no gradient).
+fn soft_loss(kind: Kind, logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    Ok(match kind {
+        Kind::Softmax => {
+            let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+            (target * logp)?.sum(D::Minus1)?.mean(0)?.neg()?
+        }
+        Kind::Sigmoid => candle_nn::loss::binary_cross_entropy_with_logit(logits, target)?,
+    })
+}
+
+fn probs(kind: Kind, logits: &Tensor) -> Result<Tensor> {
+    Ok(match kind {
+        Kind::Softmax => candle_nn::ops::softmax(logits, D::Minus1)?,
+        Kind::Sigmoid => candle_nn::ops::sigmoid(logits)?,
+    })
 }
 
 impl TrainOptions {
@@ -63,6 +94,7 @@ impl TrainOptions {
             dropout: 0.1,
             patience: 8,
             seed: 42,
+            consistency: None,
         }
     }
 }
@@ -185,6 +217,12 @@ pub fn train(
         },
     )?;
     let (xt, hxt) = (matrix(x, &dev)?, matrix(hx, &dev)?);
+    let pairs = match &o.consistency {
+        Some(c) if !c.a.is_empty() && c.a.len() == c.b.len() => {
+            Some((c.clone(), matrix(&c.a, &dev)?, matrix(&c.b, &dev)?))
+        }
+        _ => None,
+    };
     let hidx: Vec<usize> = (0..hx.len()).collect();
     let hyt = hy.tensor(&hidx, &dev)?;
     let mut order: Vec<usize> = (0..x.len()).collect();
@@ -199,7 +237,19 @@ pub fn train(
                 &dev,
             )?;
             let logits = params.forward(&xt.index_select(&idx, 0)?, Some((&mut rng, o.dropout)))?;
-            let l = loss(o.kind, &logits, &y.tensor(chunk, &dev)?)?;
+            let mut l = loss(o.kind, &logits, &y.tensor(chunk, &dev)?)?;
+            if let Some((c, at, bt)) = &pairs {
+                let n = c.a.len();
+                let pick: Vec<u32> = (0..chunk.len())
+                    .map(|_| ((rng.uniform() * n as f32) as usize).min(n - 1) as u32)
+                    .collect();
+                let pi = Tensor::from_vec(pick, chunk.len(), &dev)?;
+                let la = params.forward(&at.index_select(&pi, 0)?, None)?;
+                let lb = params.forward(&bt.index_select(&pi, 0)?, None)?;
+                let (pa, pb) = (probs(o.kind, &la)?.detach(), probs(o.kind, &lb)?.detach());
+                let c_loss = (soft_loss(o.kind, &lb, &pa)? + soft_loss(o.kind, &la, &pb)?)?;
+                l = (l + (c_loss * c.weight as f64)?)?;
+            }
             opt.backward_step(&l)?;
             total += l.to_scalar::<f32>()? * chunk.len() as f32;
         }

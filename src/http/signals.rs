@@ -4,6 +4,7 @@ use super::embed::{check_texts, encode_for};
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::heads::head::Head;
 use crate::heads::predict::IntentPrediction;
 use axum::extract::State;
 use axum::Json;
@@ -46,6 +47,7 @@ pub async fn intent(
         ));
     }
     let kept = state.intents.discovery.enabled.then(|| req.texts.clone());
+    let langs = detect_all(&state, &req.texts).await?;
     // One trunk pass: plain embeddings for the few-shot intents, and the head's own when it
     // fine-tuned the encoder's top layers.
     let key = view.head.as_ref().and_then(|h| h.branch_key());
@@ -56,7 +58,7 @@ pub async fn intent(
         .into_iter()
         .map(|mut v| v.pop().unwrap_or_default())
         .collect();
-    let answers = view.predict_with(&x, &hx, top_k)?;
+    let answers = view.predict_with(&x, &hx, top_k, &langs)?;
     crate::intents::service::keep_unmatched(&state, &view, kept, &x, &answers).await;
     let results = answers.into_iter().map(|a| a.prediction).collect();
     Ok(Json(IntentResponse {
@@ -82,6 +84,20 @@ pub struct EmotionResult {
     pub top_group: String,
     pub escalate: bool,
     pub reasons: Vec<String>,
+    /// The escalation head's calibrated score (0.5: its tuned threshold for the language), when
+    /// one is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<f32>,
+    /// Abusive language (insults, slurs, threats), when an abuse head is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abusive: Option<Abusive>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Abusive {
+    /// Calibrated score: 0.5 means detected (the head's tuned threshold for the language).
+    pub score: f32,
+    pub detected: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,18 +117,145 @@ pub async fn emotion(
         .ok_or_else(|| AppError::Unavailable {
             message: "no emotion head is configured (emotion.head)".into(),
         })?;
-    let (_, x, _) = encode_for(
-        &state,
-        Some(&head.meta.encoder),
-        req.texts,
-        &[head.branch_key()],
-    )
-    .await?;
-    let results = x
+    let langs = detect_all(&state, &req.texts).await?;
+    let side = SideHeads::of(&state);
+    let (_, per_head) =
+        embed_for_heads(&state, &head.meta.encoder, req.texts, &[], &side.list()).await?;
+    let results = langs
         .iter()
-        .map(|v| emotion_result(&head, &v[0], &state.heads.escalation))
+        .enumerate()
+        .filter_map(|(i, l)| side.answer(&per_head, i, Some(l), &state.heads.escalation))
         .collect();
     Ok(Json(EmotionResponse { results }))
+}
+
+/// The emotion head and the heads whose signals ride on its answer (abuse, escalation).
+pub struct SideHeads {
+    pub emotion: Option<Arc<Head>>,
+    pub abuse: Option<Arc<Head>>,
+    pub escalation: Option<Arc<Head>>,
+}
+
+impl SideHeads {
+    pub fn of(state: &AppState) -> SideHeads {
+        SideHeads {
+            emotion: state.heads.emotion.clone(),
+            abuse: state.heads.abuse.clone(),
+            escalation: state.heads.escalation_head.clone(),
+        }
+    }
+
+    /// The served ones, in order: emotion, abuse, escalation.
+    pub fn list(&self) -> Vec<Arc<Head>> {
+        [&self.emotion, &self.abuse, &self.escalation]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// The emotion answer of text `i` from `per_head[head][text]` (as `embed_for_heads` gives,
+    /// in `list` order); None without an emotion head.
+    pub fn answer(
+        &self,
+        per_head: &[Vec<Vec<f32>>],
+        i: usize,
+        lang: Option<&str>,
+        cfg: &crate::heads::emotion::EscalationConfig,
+    ) -> Option<EmotionResult> {
+        let h = self.emotion.as_ref()?;
+        let mut at = 1;
+        let mut next = |present: bool| -> Option<&Vec<f32>> {
+            if !present {
+                return None;
+            }
+            at += 1;
+            per_head.get(at - 1).and_then(|v| v.get(i))
+        };
+        let ax = next(self.abuse.is_some());
+        let ex = next(self.escalation.is_some());
+        let escalation = match (&self.escalation, ex) {
+            (Some(e), Some(x)) => Some(label_score(e, x, lang, crate::heads::calibrate::ESCALATE)),
+            _ => None,
+        };
+        let x = per_head.first().and_then(|v| v.get(i))?;
+        let mut r = emotion_result(h, x, lang, escalation, cfg);
+        if let (Some(a), Some(x)) = (&self.abuse, ax) {
+            r.abusive = Some(abusive(a, x, lang));
+        }
+        Some(r)
+    }
+}
+
+/// Embeddings of `texts` for each of `heads`, each through its own tuned layers: one trunk pass
+/// for the heads on `encoder` (after the `extra` branches, e.g. the plain embedding), another
+/// for each head on a different encoder. Returns (per text, the `extra` embeddings) and (per
+/// head, per text, its embedding).
+pub async fn embed_for_heads(
+    state: &AppState,
+    encoder: &str,
+    texts: Vec<String>,
+    extra: &[Option<&str>],
+    heads: &[Arc<Head>],
+) -> AppResult<(Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>)> {
+    let mut branches: Vec<Option<&str>> = extra.to_vec();
+    let shared: Vec<bool> = heads.iter().map(|h| h.meta.encoder == encoder).collect();
+    for (h, s) in heads.iter().zip(&shared) {
+        if *s {
+            branches.push(h.branch_key());
+        }
+    }
+    let (_, e, _) = encode_for(state, Some(encoder), texts.clone(), &branches).await?;
+    let n = extra.len();
+    let mut per_head = Vec::with_capacity(heads.len());
+    let mut at = n;
+    for (h, s) in heads.iter().zip(&shared) {
+        if *s {
+            per_head.push(
+                e.iter()
+                    .map(|v| v.get(at).cloned().unwrap_or_default())
+                    .collect(),
+            );
+            at += 1;
+        } else {
+            let (_, o, _) = encode_for(
+                state,
+                Some(&h.meta.encoder),
+                texts.clone(),
+                &[h.branch_key()],
+            )
+            .await?;
+            per_head.push(o.into_iter().map(|mut v| v.swap_remove(0)).collect());
+        }
+    }
+    let base = e
+        .into_iter()
+        .map(|mut v| {
+            v.truncate(n);
+            v
+        })
+        .collect();
+    Ok((base, per_head))
+}
+
+/// A sigmoid head's calibrated score of `label` for one embedding of a text in `lang`.
+pub fn label_score(head: &Head, x: &[f32], lang: Option<&str>, label: &str) -> f32 {
+    let (probs, _) = head.predict_labels(x, lang);
+    head.meta
+        .labels
+        .iter()
+        .position(|l| l == label)
+        .and_then(|i| probs.get(i).copied())
+        .unwrap_or(0.0)
+}
+
+/// The abuse head's signal for one embedding of a text in `lang`.
+pub fn abusive(head: &Head, x: &[f32], lang: Option<&str>) -> Abusive {
+    let score = label_score(head, x, lang, crate::heads::registry::ABUSIVE);
+    Abusive {
+        score,
+        detected: score >= 0.5,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,15 +283,26 @@ pub async fn language(
     Ok(Json(LanguageResponse { results }))
 }
 
-/// The emotion answer of one embedding.
+/// Each text's language (ISO 639-1 or `und`), detected on the blocking pool.
+pub async fn detect_all(state: &AppState, texts: &[String]) -> AppResult<Vec<String>> {
+    let lang = state.lang.clone();
+    let texts = texts.to_vec();
+    tokio::task::spawn_blocking(move || texts.iter().map(|t| lang.detect(t).language).collect())
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("language task: {e}")))
+}
+
+/// The emotion answer of one embedding of a text in `lang`, with the escalation head's score.
 pub fn emotion_result(
-    head: &crate::heads::head::Head,
+    head: &Head,
     x: &[f32],
+    lang: Option<&str>,
+    escalation: Option<f32>,
     cfg: &crate::heads::emotion::EscalationConfig,
 ) -> EmotionResult {
-    let (probs, labels) = head.predict_labels(x);
-    let groups = crate::heads::emotion::group_scores(&head.meta.labels, &probs);
-    let (escalate, reasons) = crate::heads::emotion::escalation(&groups, cfg);
+    let (probs, labels) = head.predict_labels(x, lang);
+    let groups = head.groups(x, lang);
+    let (escalate, reasons) = crate::heads::emotion::escalation(&groups, escalation, cfg);
     EmotionResult {
         emotions: head.meta.labels.iter().cloned().zip(probs).collect(),
         labels,
@@ -156,5 +310,7 @@ pub fn emotion_result(
         groups,
         escalate,
         reasons,
+        escalation,
+        abusive: None,
     }
 }

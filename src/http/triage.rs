@@ -167,10 +167,12 @@ pub async fn triage(
         out_of_scope: sig.intent.out_of_scope,
     };
     let groups = sig.emotion.as_ref().map(|e| e.groups.clone());
-    let (policy, thresholds) = (
-        state.config.clone(),
-        state.heads.escalation.thresholds.clone(),
-    );
+    let abuse = sig
+        .emotion
+        .as_ref()
+        .and_then(|e| e.abusive.map(|a| a.score));
+    let escalation = sig.emotion.as_ref().and_then(|e| e.escalation);
+    let (policy, thresholds) = (state.config.clone(), state.heads.escalation.clone());
     let (text, channel) = (req.text.clone(), req.channel.clone());
     let customer = req
         .customer
@@ -186,6 +188,8 @@ pub async fn triage(
                 intent: Some(&signal),
                 emotion: groups.as_ref(),
                 tier: tier.as_deref(),
+                abuse,
+                escalation,
                 screenshot: shot_hint.map(|h| routing::ScreenshotSignal {
                     fault: shot_fault.as_deref(),
                     route_hint: h,
@@ -281,6 +285,9 @@ fn event_data(conversation: &str, t: &TurnRecord, previous: Option<&Route>, seq:
             }
         }
     }
+    if e["abusive"]["detected"].as_bool() == Some(true) {
+        flags.push("abusive".into());
+    }
     if t.signals["intent"]["out_of_scope"].as_bool() == Some(true) {
         flags.push("out_of_scope".into());
     }
@@ -337,56 +344,34 @@ pub async fn signals(state: &Arc<AppState>, text: &str, set: Option<&str>) -> Ap
     let language = tokio::task::spawn_blocking(move || lang.detect(&t))
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("language task: {e}")))?;
-    let head = state.heads.emotion.clone();
+    let side = super::signals::SideHeads::of(state);
     let intent_key = view.head.as_ref().and_then(|h| h.branch_key());
-    let shared = head
-        .as_ref()
-        .is_some_and(|h| h.meta.encoder == view.encoder);
-    let mut branches: Vec<Option<&str>> = vec![None, intent_key];
-    if shared {
-        branches.push(head.as_ref().and_then(|h| h.branch_key()));
-    }
-    let (_, e, _) = super::embed::encode_for(
+    // One trunk pass: the plain embedding, the intent head's layers, then the emotion, abuse and
+    // escalation heads' layers.
+    let (v, per_head) = super::signals::embed_for_heads(
         state,
-        Some(&view.encoder),
+        &view.encoder,
         vec![text.to_string()],
-        &branches,
+        &[None, intent_key],
+        &side.list(),
     )
     .await?;
-    let mut v = e.into_iter().next().unwrap_or_default();
+    let v = v.into_iter().next().unwrap_or_default();
     let pick = |v: &[Vec<f32>], i: usize| v.get(i).cloned().unwrap_or_default();
     let top_k = view.label_count().min(3);
-    let answers = view.predict_with(&[pick(&v, 0)], &[pick(&v, 1)], top_k)?;
+    let lang_code = [language.language.clone()];
+    let answers = view.predict_with(&[pick(&v, 0)], &[pick(&v, 1)], top_k, &lang_code)?;
     let intent = answers
         .into_iter()
         .next()
         .map(|a| a.prediction)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no intent answer")))?;
-    let emotion = match head {
-        None => None,
-        Some(h) => {
-            let x = if shared {
-                v.pop().unwrap_or_default()
-            } else {
-                let (_, e, _) = super::embed::encode_for(
-                    state,
-                    Some(&h.meta.encoder),
-                    vec![text.to_string()],
-                    &[h.branch_key()],
-                )
-                .await?;
-                e.into_iter()
-                    .next()
-                    .and_then(|mut v| v.pop())
-                    .unwrap_or_default()
-            };
-            Some(super::signals::emotion_result(
-                &h,
-                &x,
-                &state.heads.escalation,
-            ))
-        }
-    };
+    let emotion = side.answer(
+        &per_head,
+        0,
+        Some(&language.language),
+        &state.heads.escalation,
+    );
     Ok(Signals {
         language,
         intent_set: set,

@@ -90,16 +90,18 @@ impl SetView {
 
     /// Answer every text (embedded with this set's encoder).
     pub fn predict_all(&self, xs: &[Vec<f32>], top_k: usize) -> Result<Vec<Answer>> {
-        self.predict_with(xs, xs, top_k)
+        self.predict_with(xs, xs, top_k, &[])
     }
 
     /// As `predict_all`, where the trained head reads `head_xs` (the embeddings through its
-    /// fine-tuned layers) and the few-shot intents read the plain embeddings `xs`.
+    /// fine-tuned layers) and the few-shot intents read the plain embeddings `xs`. `langs`: each
+    /// text's detected language (the head's calibration for it applies), or empty.
     pub fn predict_with(
         &self,
         xs: &[Vec<f32>],
         head_xs: &[Vec<f32>],
         top_k: usize,
+        langs: &[String],
     ) -> Result<Vec<Answer>> {
         anyhow::ensure!(xs.len() == head_xs.len(), "one head embedding per text");
         let emb: Vec<Arc<Embedded>> = self.intents.iter().map(|(_, e)| e.clone()).collect();
@@ -111,8 +113,10 @@ impl SetView {
         Ok(head_xs
             .iter()
             .zip(scores)
-            .map(|(x, s)| {
-                let trained = self.head.as_ref().map(|h| h.predict_intent(x, top_k));
+            .enumerate()
+            .map(|(i, (x, s))| {
+                let lang = langs.get(i).map(String::as_str);
+                let trained = self.head.as_ref().map(|h| h.predict_intent(x, top_k, lang));
                 self.combine(trained, &s, top_k)
             })
             .collect())

@@ -354,8 +354,8 @@ pub fn extend_eval(a: ExtendArgs) -> Result<()> {
                 strong,
             };
             let (with, without) = (view(true), view(false));
-            let ab = with.predict_with(&xb, &hxb, 1)?;
-            let bb = without.predict_with(&xb, &hxb, 1)?;
+            let ab = with.predict_with(&xb, &hxb, 1, &[])?;
+            let bb = without.predict_with(&xb, &hxb, 1, &[])?;
             let right = |p: &crate::heads::predict::IntentPrediction, g: &str| {
                 !p.out_of_scope && p.label == g
             };
@@ -377,8 +377,8 @@ pub fn extend_eval(a: ExtendArgs) -> Result<()> {
                 .filter(|x| added.contains(&x.prediction.label))
                 .count() as f32
                 / n;
-            let an = with.predict_with(&xn, &hxn, 1)?;
-            let bn = without.predict_with(&xn, &hxn, 1)?;
+            let an = with.predict_with(&xn, &hxn, 1, &[])?;
+            let bn = without.predict_with(&xn, &hxn, 1, &[])?;
             let (mut hit, mut tot, mut oos0, mut other_cap, mut other) = (0, 0, 0, 0, 0);
             for ((r, x), y) in new_rows.iter().zip(&an).zip(&bn) {
                 if added.contains(&r.labels[0]) {

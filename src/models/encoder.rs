@@ -319,7 +319,9 @@ impl TextPrep {
 
     /// Tokenize one text. Over-long input is cut to `max_len` keeping the final special token,
     /// or refused (`Err(full_len)`) when the policy is `reject`.
+    /// Traditional Chinese is read as Simplified (`lang::simplified`).
     pub fn prepare(&self, text: &str, policy: Overlong) -> Result<Result<Prepared, usize>> {
+        let text = crate::lang::simplified(text);
         let input = if self.prefix.is_empty() {
             text.to_string()
         } else {

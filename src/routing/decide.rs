@@ -25,6 +25,10 @@ pub struct TurnSignals<'a> {
     /// Emotion group scores (see `heads::emotion::GROUPS`).
     pub emotion: Option<&'a BTreeMap<String, f32>>,
     pub tier: Option<&'a str>,
+    /// The abuse head's calibrated abusive score (0.5: detected), when one is served.
+    pub abuse: Option<f32>,
+    /// The escalation head's calibrated score, when one is served.
+    pub escalation: Option<f32>,
     /// A screenshot sent with the message, as recognised.
     pub screenshot: Option<ScreenshotSignal<'a>>,
 }
@@ -87,10 +91,10 @@ fn fire(out: &mut Vec<Fired>, target: Target, priority: i32, code: &str, detail:
 }
 
 /// Decide the route of turn number `turn`. `history` holds the earlier turns since the last
-/// resolution, oldest first; `thresholds` are the emotion escalation thresholds.
+/// resolution, oldest first; `esc` holds the emotion escalation thresholds.
 pub fn decide(
     policy: &Policy,
-    thresholds: &BTreeMap<String, f32>,
+    esc: &emotion::EscalationConfig,
     signals: &TurnSignals,
     history: &[PastTurn],
     turn: u32,
@@ -166,12 +170,14 @@ pub fn decide(
     if let Some(groups) = signals.emotion {
         let scale = tier.map_or(1.0, |(_, r)| r.escalate_scale);
         let cfg = emotion::EscalationConfig {
-            thresholds: thresholds
+            thresholds: esc
+                .thresholds
                 .iter()
                 .map(|(g, t)| (g.clone(), (t * scale).min(1.0)))
                 .collect(),
+            head: (esc.head * scale).min(1.0),
         };
-        let (esc, why) = emotion::escalation(groups, &cfg);
+        let (esc, why) = emotion::escalation(groups, signals.escalation, &cfg);
         escalated = esc;
         negativity = e
             .negative_groups
@@ -217,6 +223,13 @@ pub fn decide(
             let detail = format!("{escs} escalated turns in the last {}", policy.window);
             let t = e.repeated_escalations_target;
             fire(&mut fired, t, 0, "emotion.repeated_escalation", detail);
+        }
+    }
+
+    if let (Some(rule), Some(score)) = (&policy.abuse, signals.abuse) {
+        if score >= rule.threshold {
+            let detail = format!("abusive language ({score:.2} >= {:.2})", rule.threshold);
+            fire(&mut fired, rule.target, rule.priority, "abuse", detail);
         }
     }
 

@@ -48,6 +48,9 @@ pub struct Policy {
     pub intents: IntentRules,
     pub emotion: EmotionRules,
     pub human_request: HumanRequest,
+    /// Abusive language (the abuse head's signal); without this section it routes nowhere.
+    #[serde(default)]
+    pub abuse: Option<AbuseRule>,
     #[serde(default)]
     pub keywords: Vec<KeywordRule>,
     #[serde(default)]
@@ -86,6 +89,16 @@ pub struct HumanRequest {
     pub priority: i32,
     /// Matched case-insensitively; Latin phrases on word boundaries, CJK anywhere.
     pub phrases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbuseRule {
+    pub target: Target,
+    #[serde(default)]
+    pub priority: i32,
+    /// Abusive score (calibrated: 0.5 means detected) at or above which the rule fires.
+    pub threshold: f32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +174,10 @@ impl Policy {
             ("low_confidence", self.low_confidence),
             ("min_confidence", self.min_confidence),
             ("emotion.worsening_delta", self.emotion.worsening_delta),
+            (
+                "abuse.threshold",
+                self.abuse.as_ref().map_or(0.5, |a| a.threshold),
+            ),
         ] {
             ensure!((0.0..=1.0).contains(&v), "routing.{k}: must be within 0..1");
         }

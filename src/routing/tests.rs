@@ -45,7 +45,11 @@ fn cases() -> Vec<Case> {
         c("billing zh", "付款一直失败", "zh", ("payment_issue", 0.9, false), &[], A, "agent-billing-zh", &["intent.agent"]),
         c("billing en queue", "refund status?", "en", ("get_refund", 0.9, false), &[("frustration", 0.7)], A, "agent-billing-en", &["emotion.escalate"]),
         c("legal en", "I will hand this to my lawyer", "en", ("complaint", 0.7, false), &[], E, "expert", &["keyword.legal", "intent.agent"]),
-        c("legal zh", "我要去消协投诉你们", "zh", ("complaint", 0.7, false), &[], E, "expert", &["keyword.legal", "intent.agent"]),
+        c("legal zh", "我要去消协投诉你们", "zh", ("complaint", 0.7, false), &[], E, "expert", &["keyword.legal", "keyword.complaint", "intent.agent"]),
+        c("going public zh", "再不处理我就发微博曝光你们", "zh", ("track_order", 0.8, false), &[], A, "agent-zh", &["keyword.public"]),
+        c("refund demand zh", "马上退款！", "zh", ("get_refund", 0.9, false), &[], A, "agent-billing-zh", &["keyword.refund_demand"]),
+        c("calm refund question zh", "请问退款多久到账？", "zh", ("track_refund", 0.9, false), &[], B, "bot", &["routine"]),
+        c("calm complaint question zh", "投诉渠道在哪里", "zh", ("complaint", 0.9, false), &[], A, "agent-zh", &["intent.agent"]),
         c("fraud", "there is an unauthorized charge on my card", "en", ("payment_issue", 0.8, false), &[], E, "expert", &["keyword.fraud", "intent.agent"]),
         c("human en", "can I talk to a real person", "en", ("track_order", 0.6, false), &[], A, "agent-en", &["request.human"]),
         c("human zh", "我要转人工", "zh", ("contact_human_agent", 0.9, false), &[], A, "agent-zh", &["request.human", "intent.agent"]),
@@ -111,7 +115,7 @@ fn more_cases() -> Vec<Case> {
 }
 
 fn run(policy: &Policy, c: &Case) -> Decision {
-    let thresholds = crate::heads::emotion::EscalationConfig::default().thresholds;
+    let thresholds = crate::heads::emotion::EscalationConfig::default();
     let intent = IntentSignal {
         label: c.intent.0.into(),
         score: c.intent.1,
@@ -142,6 +146,8 @@ fn run(policy: &Policy, c: &Case) -> Decision {
         intent: Some(&intent),
         emotion: Some(&emotion),
         tier: c.tier,
+        abuse: None,
+        escalation: None,
         screenshot: None,
     };
     decide(policy, &thresholds, &s, &history, history.len() as u32 + 1)
@@ -237,9 +243,47 @@ fn malformed_policies_are_named() {
 }
 
 #[test]
+fn abuse_and_the_escalation_head_route_to_a_person() {
+    let policy = Policy::default();
+    let esc = crate::heads::emotion::EscalationConfig::default();
+    let intent = IntentSignal {
+        label: "track_order".into(),
+        score: 0.9,
+        out_of_scope: false,
+    };
+    let calm: BTreeMap<String, f32> = [("anger".to_string(), 0.1)].into();
+    let run = |abuse: Option<f32>, escalation: Option<f32>, tier: Option<&str>| {
+        let s = TurnSignals {
+            text: "where is my parcel",
+            language: "zh",
+            intent: Some(&intent),
+            emotion: Some(&calm),
+            tier,
+            abuse,
+            escalation,
+            screenshot: None,
+        };
+        let d = decide(&policy, &esc, &s, &[], 1);
+        let codes: Vec<String> = d.route.reasons.iter().map(|r| r.code.clone()).collect();
+        (d.route.target, codes, d.memo.escalated)
+    };
+    assert_eq!(run(None, None, None).0, Target::Bot);
+    assert_eq!(run(Some(0.3), Some(0.2), None).0, Target::Bot);
+    let (t, codes, _) = run(Some(0.8), None, None);
+    assert_eq!((t, codes), (Target::Agent, vec!["abuse".to_string()]));
+    let (t, codes, escalated) = run(None, Some(0.7), None);
+    assert_eq!(t, Target::Agent);
+    assert_eq!(codes, vec!["emotion.escalate".to_string()]);
+    assert!(escalated);
+    // A VIP's thresholds are scaled (0.8): 0.45 escalates a VIP, not a standard customer.
+    assert_eq!(run(None, Some(0.45), None).0, Target::Bot);
+    assert_eq!(run(None, Some(0.45), Some("vip")).0, Target::Agent);
+}
+
+#[test]
 fn attached_screenshots_route_by_the_catalog_hint() {
     let policy = Policy::default();
-    let thresholds = crate::heads::emotion::EscalationConfig::default().thresholds;
+    let thresholds = crate::heads::emotion::EscalationConfig::default();
     let intent = IntentSignal {
         label: "payment_issue".into(),
         score: 0.9,
@@ -252,6 +296,8 @@ fn attached_screenshots_route_by_the_catalog_hint() {
             intent: Some(&intent),
             emotion: None,
             tier: None,
+            abuse: None,
+            escalation: None,
             screenshot: shot,
         };
         let d = decide(&policy, &thresholds, &s, &[], 1);
@@ -287,6 +333,8 @@ fn attached_screenshots_route_by_the_catalog_hint() {
         intent: Some(&routine),
         emotion: None,
         tier: None,
+        abuse: None,
+        escalation: None,
         screenshot: Some(ScreenshotSignal {
             fault: Some("network_error"),
             route_hint: "bot",
