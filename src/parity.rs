@@ -188,11 +188,11 @@ impl Served {
                 let groups = head.groups(&x[i], l);
                 let head_score = escalation
                     .as_ref()
-                    .map(|(h, ex)| label_score(h, &ex[i], l, ESCALATE));
+                    .map(|(h, ex)| h.label_score(&ex[i], l, ESCALATE));
                 let flag = crate::heads::emotion::escalation(&groups, head_score, esc).0;
                 let score = abuse
                     .as_ref()
-                    .map(|(h, ax)| label_score(h, &ax[i], l, ABUSIVE));
+                    .map(|(h, ax)| h.label_score(&ax[i], l, ABUSIVE));
                 let s = TurnSignals {
                     text: t,
                     language: &langs[i],
@@ -250,22 +250,11 @@ impl Served {
             .enumerate()
             .map(|(i, r)| {
                 let gold = r.labels.iter().any(|l| l == ABUSIVE);
-                (gold, label_score(h, &x[i], Some(&langs[i]), ABUSIVE) >= 0.5)
+                (gold, h.label_score(&x[i], Some(&langs[i]), ABUSIVE) >= 0.5)
             })
             .collect();
         Ok(Some(detection(&pairs)))
     }
-}
-
-/// A sigmoid head's calibrated score of `label` (as the server computes it).
-fn label_score(h: &Head, x: &[f32], lang: Option<&str>, label: &str) -> f32 {
-    let (p, _) = h.predict_labels(x, lang);
-    h.meta
-        .labels
-        .iter()
-        .position(|l| l == label)
-        .and_then(|i| p.get(i).copied())
-        .unwrap_or(0.0)
 }
 
 /// Precision, recall and F1 of (gold, predicted) pairs.

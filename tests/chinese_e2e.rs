@@ -6,7 +6,8 @@
 
 mod common;
 use axum::http::StatusCode;
-use serde_json::{json, Value};
+use common::{codes, triage};
+use serde_json::json;
 use triage::config::Config;
 
 fn config(dir: &std::path::Path) -> Config {
@@ -17,22 +18,6 @@ fn config(dir: &std::path::Path) -> Config {
     cfg.limits.queue_wait_ms = 60_000;
     cfg.validate().unwrap();
     cfg
-}
-
-async fn triage(app: &axum::Router, conv: &str, text: &str) -> Value {
-    let body = json!({"conversation_id": conv, "text": text, "channel": "chat"});
-    let (s, j) = common::post_json(app, "/v1/triage", body).await;
-    assert_eq!(s, StatusCode::OK, "{text}: {j}");
-    j
-}
-
-fn codes(j: &Value) -> Vec<String> {
-    j["route"]["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["code"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test]
@@ -148,7 +133,10 @@ fn parity_report_holds_on_the_dev_data() {
     let p = triage::parity::run(&args).unwrap();
     eprintln!("{}", p.table());
     let zh = &p.intents["zh"];
-    assert!(zh.accuracy >= 0.93, "Chinese intents {zh:?}");
+    assert!(zh.accuracy >= 0.91, "Chinese intents {zh:?}");
+    if let Some(en) = p.intents.get("en") {
+        assert!(en.accuracy - zh.accuracy <= 0.055, "{en:?} vs {zh:?}");
+    }
     for t in ["zh-Hant (converted)", "zh-Hant (native)"] {
         let f = &p.intents[t];
         assert!(zh.accuracy - f.accuracy <= 0.04, "{t} {f:?} vs {zh:?}");

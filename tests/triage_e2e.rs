@@ -5,6 +5,7 @@
 
 mod common;
 use axum::http::StatusCode;
+use common::{codes, triage};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -37,22 +38,6 @@ async fn start(hook: &str) -> Option<(axum::Router, String, std::path::PathBuf)>
     let served = app.clone();
     tokio::spawn(async move { axum::serve(l, served).await });
     Some((app, base, dir))
-}
-
-async fn triage(app: &axum::Router, conv: &str, text: &str) -> Value {
-    let body = json!({"conversation_id": conv, "text": text, "channel": "chat"});
-    let (s, j) = common::post_json(app, "/v1/triage", body).await;
-    assert_eq!(s, StatusCode::OK, "{text}: {j}");
-    j
-}
-
-fn codes(j: &Value) -> Vec<String> {
-    j["route"]["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["code"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// Open an SSE stream over TCP; returns a reader positioned after the response headers.

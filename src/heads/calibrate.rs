@@ -49,6 +49,9 @@ fn split_languages(rows: &[Example]) -> (BTreeMap<String, Vec<usize>>, Vec<usize
 pub struct IntentTuning {
     pub reject_share: f32,
     pub min_oos_recall: f32,
+    /// With out-of-scope examples too: the threshold still rejects at least this share of the
+    /// in-scope ones (the least sure answers; an `oos` class alone misses near-domain questions).
+    pub min_reject_share: f32,
 }
 
 /// Temperature and out-of-scope threshold of a softmax head from held-out (embedding, gold
@@ -92,7 +95,16 @@ fn intent_fit(
             (score, is_oos, &p.label == gold_label)
         })
         .collect();
-    let threshold = train::tune_oos_threshold(&scores, t.reject_share, t.min_oos_recall);
+    let mut threshold = train::tune_oos_threshold(&scores, t.reject_share, t.min_oos_recall);
+    if t.min_reject_share > 0.0 {
+        let mut ins: Vec<f32> = scores.iter().filter(|s| !s.1).map(|s| s.0).collect();
+        ins.sort_by(|a, b| a.total_cmp(b));
+        if let Some(q) = ins.get(
+            ((ins.len() as f32 * t.min_reject_share) as usize).min(ins.len().saturating_sub(1)),
+        ) {
+            threshold = threshold.max(*q);
+        }
+    }
     (head.meta.temperature, head.meta.oos_threshold) = saved;
     (temp, threshold, before, after)
 }

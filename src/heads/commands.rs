@@ -48,6 +48,10 @@ pub struct TrainArgs {
     /// With out-of-scope examples in the tuning data: the out-of-scope recall to keep.
     #[arg(long, default_value_t = 0.85)]
     pub min_oos_recall: f32,
+    /// With out-of-scope examples too: the threshold still rejects at least this share of the
+    /// held-out in-scope examples (an `oos` class alone lets near-domain questions through).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_reject_share: f32,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Evaluate on this file afterwards and record the scores in head.json.
@@ -199,6 +203,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         oos_label: Some(a.oos_label.clone()),
         reject_share: a.reject_share,
         min_oos_recall: a.min_oos_recall,
+        min_reject_share: a.min_reject_share,
         train,
         pairs: match &a.pairs {
             Some(p) => {

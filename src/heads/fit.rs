@@ -57,6 +57,8 @@ pub struct FitOptions {
     pub reject_share: f32,
     /// With out-of-scope examples: the out-of-scope recall the threshold must keep.
     pub min_oos_recall: f32,
+    /// With out-of-scope examples: reject at least this share of in-scope ones all the same.
+    pub min_reject_share: f32,
     pub train: TrainOptions,
     /// Parallel sentences (English, translation) the head must answer alike, and the weight of
     /// that consistency loss.
@@ -228,6 +230,7 @@ pub fn fit(
             let t = calibrate::IntentTuning {
                 reject_share: o.reject_share,
                 min_oos_recall: o.min_oos_recall,
+                min_reject_share: o.min_reject_share,
             };
             calibrate::intents(&mut head, &raw_hx, &tune, gold, &t);
         }

@@ -53,6 +53,17 @@ impl Head {
         }
     }
 
+    /// Sigmoid heads: the calibrated score of `label` (0 when the head has no such label).
+    pub fn label_score(&self, x: &[f32], lang: Option<&str>, label: &str) -> f32 {
+        let p = self.probs(x, lang);
+        self.meta
+            .labels
+            .iter()
+            .position(|l| l == label)
+            .and_then(|i| p.get(i).copied())
+            .unwrap_or(0.0)
+    }
+
     /// Emotion heads: support-group scores (max of their labels), shifted by the language's
     /// escalation offsets when the head has them.
     pub fn groups(&self, x: &[f32], lang: Option<&str>) -> std::collections::BTreeMap<String, f32> {

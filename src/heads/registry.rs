@@ -122,40 +122,28 @@ impl HeadRegistry {
             check(&h, &what)?;
             intents.insert(s.name.clone(), Arc::new(h));
         }
-        let emotion = if cfg.emotion.head.is_empty() {
-            None
-        } else {
-            let h = load_head(&cfg.emotion.head).context("emotion.head")?;
-            ensure!(
-                h.meta.kind == Kind::Sigmoid,
-                "emotion.head: not a multi-label (sigmoid) head"
-            );
-            check(&h, "emotion.head")?;
-            Some(Arc::new(h))
-        };
-        let abuse = if cfg.emotion.abuse_head.is_empty() {
-            None
-        } else {
-            let h = load_head(&cfg.emotion.abuse_head).context("emotion.abuse_head")?;
-            ensure!(
-                h.meta.kind == Kind::Sigmoid && h.meta.labels.iter().any(|l| l == ABUSIVE),
-                "emotion.abuse_head: not an abuse head (a sigmoid head with an `{ABUSIVE}` label)"
-            );
-            check(&h, "emotion.abuse_head")?;
-            Some(Arc::new(h))
-        };
-        let escalation_head = if cfg.emotion.escalation_head.is_empty() {
-            None
-        } else {
-            let h = load_head(&cfg.emotion.escalation_head).context("emotion.escalation_head")?;
+        // A sigmoid head from `source` ("" for none) with `label` among its labels (any for None).
+        let sigmoid = |source: &str, key: &str, label: Option<&str>| -> Result<Option<Arc<Head>>> {
+            if source.is_empty() {
+                return Ok(None);
+            }
+            let h = load_head(source).with_context(|| key.to_string())?;
             ensure!(
                 h.meta.kind == Kind::Sigmoid
-                    && h.meta.labels.iter().any(|l| l == super::calibrate::ESCALATE),
-                "emotion.escalation_head: not an escalation head (a sigmoid head with an `escalate` label)"
+                    && label.is_none_or(|l| h.meta.labels.iter().any(|x| x == l)),
+                "{key}: not a multi-label (sigmoid) head{}",
+                label.map_or(String::new(), |l| format!(" with an `{l}` label"))
             );
-            check(&h, "emotion.escalation_head")?;
-            Some(Arc::new(h))
+            check(&h, key)?;
+            Ok(Some(Arc::new(h)))
         };
+        let emotion = sigmoid(&cfg.emotion.head, "emotion.head", None)?;
+        let abuse = sigmoid(&cfg.emotion.abuse_head, "emotion.abuse_head", Some(ABUSIVE))?;
+        let escalation_head = sigmoid(
+            &cfg.emotion.escalation_head,
+            "emotion.escalation_head",
+            Some(super::calibrate::ESCALATE),
+        )?;
         Ok(HeadRegistry {
             intents,
             default_intent: cfg.intent.default_set.clone(),

@@ -175,7 +175,7 @@ impl SideHeads {
         let ax = next(self.abuse.is_some());
         let ex = next(self.escalation.is_some());
         let escalation = match (&self.escalation, ex) {
-            (Some(e), Some(x)) => Some(label_score(e, x, lang, crate::heads::calibrate::ESCALATE)),
+            (Some(e), Some(x)) => Some(e.label_score(x, lang, crate::heads::calibrate::ESCALATE)),
             _ => None,
         };
         let x = per_head.first().and_then(|v| v.get(i))?;
@@ -238,20 +238,9 @@ pub async fn embed_for_heads(
     Ok((base, per_head))
 }
 
-/// A sigmoid head's calibrated score of `label` for one embedding of a text in `lang`.
-pub fn label_score(head: &Head, x: &[f32], lang: Option<&str>, label: &str) -> f32 {
-    let (probs, _) = head.predict_labels(x, lang);
-    head.meta
-        .labels
-        .iter()
-        .position(|l| l == label)
-        .and_then(|i| probs.get(i).copied())
-        .unwrap_or(0.0)
-}
-
 /// The abuse head's signal for one embedding of a text in `lang`.
 pub fn abusive(head: &Head, x: &[f32], lang: Option<&str>) -> Abusive {
-    let score = label_score(head, x, lang, crate::heads::registry::ABUSIVE);
+    let score = head.label_score(x, lang, crate::heads::registry::ABUSIVE);
     Abusive {
         score,
         detected: score >= 0.5,

@@ -38,6 +38,24 @@ pub async fn post_json(
     request(app, "POST", uri, body.to_string()).await
 }
 
+/// `POST /v1/triage` of one chat message in conversation `conv`; the answer (must be 200).
+pub async fn triage(app: &axum::Router, conv: &str, text: &str) -> serde_json::Value {
+    let body = serde_json::json!({"conversation_id": conv, "text": text, "channel": "chat"});
+    let (s, j) = post_json(app, "/v1/triage", body).await;
+    assert_eq!(s, StatusCode::OK, "{text}: {j}");
+    j
+}
+
+/// The codes of the rules that fired for a `/v1/triage` answer.
+pub fn codes(j: &serde_json::Value) -> Vec<String> {
+    j["route"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The installed pack model folder, or None (test skipped) when the pack is absent.
 /// With TRIAGE_REQUIRE_MODELS=1 (set by scripts/test.sh) a missing pack fails the test.
 pub fn pack_model(name: &str) -> Option<PathBuf> {
