@@ -14,7 +14,10 @@ It leaves the safetensors fixtures of scripts/make_seq2seq_fixtures.py as they a
   transformers' own checkpoints do; the Rust test puts one beside the fixture's other files in
   place of model.safetensors, so the expected.json ids of the safetensors fixture apply.
 * tests/fixtures/seq2seq/pytorch/marian_legacy.bin: the same Marian weights in the pre-1.6
-  format (`_use_new_zipfile_serialization=False`), as checkpoints converted in 2020 are.
+  format (`_use_new_zipfile_serialization=False`), as checkpoints converted in 2020 are (its
+  storage keys are Python object ids, so this file differs from run to run; any run's is valid).
+* tests/fixtures/encoder_pt/: a tiny BERT encoder (pytorch_model.bin only) with transformers'
+  mean-pooled, L2-normalised embeddings of a few id sequences.
 * tests/fixtures/seq2seq/marian_separate/: a Marian model with separate source and target
   vocabularies (`separate_vocabs=True`, `share_encoder_decoder_embeddings=False`: vocab.json for
   the source, target_vocab.json for the target, their own embeddings), as the opus-mt-tc models
@@ -189,7 +192,10 @@ def make_marian_separate():
     model.generation_config.bad_words_ids = [[pad]]
     model.generation_config.max_length = 512
     model.generation_config.num_beams = 4
+    # Through save_pretrained/from_pretrained first: randomize() also drew the (frozen) sinusoidal
+    # position tables, which transformers leaves out of its checkpoints and recomputes on load.
     model.save_pretrained(out)
+    model = MarianMTModel.from_pretrained(out).eval()
     os.remove(os.path.join(out, "model.safetensors"))
     torch.save(model.state_dict(), os.path.join(out, "pytorch_model.bin"))
     model = MarianMTModel.from_pretrained(out, use_safetensors=False).eval()
@@ -207,9 +213,40 @@ def make_marian_separate():
     base.write_json(os.path.join(out, "expected.json"), exp, compact=True)
 
 
+ENC_INPUTS = [[2, 17, 9, 41, 33, 3], [2, 5, 3], [2, 60, 61, 62, 3]]
+
+
+def make_encoder():
+    """A tiny BERT encoder saved as pytorch_model.bin only, with transformers' mean-pooled,
+    L2-normalised embeddings of a few id sequences (what triage's Embedder returns)."""
+    from transformers import BertConfig, BertModel
+
+    out = os.path.join(os.path.dirname(ROOT), "encoder_pt")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    cfg = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=48, max_position_embeddings=32, hidden_act="gelu")
+    torch.manual_seed(0)
+    model = BertModel(cfg, add_pooling_layer=False)
+    base.randomize(model, 0.3, 21)
+    model.eval()
+    model.config.save_pretrained(out)
+    torch.save(model.state_dict(), os.path.join(out, "pytorch_model.bin"))
+    model = BertModel.from_pretrained(out, use_safetensors=False, add_pooling_layer=False).eval()
+    n = max(len(r) for r in ENC_INPUTS)
+    ids = torch.tensor([r + [0] * (n - len(r)) for r in ENC_INPUTS])
+    mask = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in ENC_INPUTS])
+    with torch.no_grad():
+        h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    m = mask.unsqueeze(-1).float()
+    emb = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+    base.write_json(os.path.join(out, "expected.json"), {"inputs": ENC_INPUTS, "embeddings": emb.tolist()}, compact=True)
+
+
 def main():
     write_bins()
     make_marian_separate()
+    make_encoder()
 
 
 if __name__ == "__main__":
