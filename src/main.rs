@@ -252,11 +252,17 @@ fn models(cmd: ModelsCmd) -> Result<()> {
             let dir = if encoder {
                 src.resolve(&home)?
             } else {
-                let dir = src.resolve_seq2seq(&home)?;
+                src.resolve_seq2seq(&home)?
+            };
+            if let triage::models::source::Source::Hub { .. } = src {
+                // Already in the cache (e.g. put there by Python) with PyTorch weights only:
+                // convert now, as a download would have been.
+                triage::models::weights::convert_folder(&dir)?;
+            }
+            if !encoder {
                 let m = triage::seq2seq::Seq2Seq::load(&dir, &candle_core::Device::Cpu)?;
                 eprintln!("{source}: a {} model", m.kind());
-                dir
-            };
+            }
             println!("{}", dir.display());
             Ok(())
         }

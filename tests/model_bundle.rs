@@ -115,6 +115,22 @@ async fn bundle_install_then_translate_offline() {
     );
     assert!(ok, "reinstall: {log}");
 
+    // A cache entry triage did not write (as Python's huggingface_hub leaves it): PyTorch
+    // weights only. It is read as it is, nothing written into it.
+    let py = bundle_install::repo_dir(&cache, "py-org/bin-only");
+    let py_snap = py.join("snapshots/0123456789abcdef0123456789abcdef01234567");
+    std::fs::create_dir_all(&py_snap).expect("snapshot");
+    for e in std::fs::read_dir(&separate).expect("fixture") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, py_snap.join(p.file_name().expect("name"))).expect("copy");
+    }
+    std::fs::create_dir_all(py.join("refs")).expect("refs");
+    std::fs::write(
+        py.join("refs/main"),
+        "0123456789abcdef0123456789abcdef01234567",
+    )
+    .expect("ref");
+
     // The server, offline, on the installed cache.
     std::env::set_var("HF_HUB_OFFLINE", "1");
     std::env::set_var("HF_HOME", &hf_home);
@@ -129,6 +145,7 @@ async fn bundle_install_then_translate_offline() {
         pair("de", "en", format!("hf:{FROM}")),
         pair("en", "de", format!("hf:{TO}@v1")),
         pair("en", "fr", "hf:test-org/not-installed".into()),
+        pair("en", "it", "hf:py-org/bin-only".into()),
     ];
     cfg.translate.num_beams = 2;
     cfg.translate.max_new_tokens = 12;
@@ -161,6 +178,16 @@ async fn bundle_install_then_translate_offline() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
+    // The PyTorch-only cache entry translates like the installed (converted) copy.
+    let (s, v2) = post_json(
+        &app,
+        "/v1/translate",
+        json!({"texts": ["My order has not arrived yet."], "source": "en", "target": "it"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v2}");
+    assert_eq!(v2["results"][0]["text"], want[0].trim());
+    assert!(!py_snap.join("model.safetensors").exists());
     // Not in the bundle: 503 telling how to bring it in.
     let (s, v) = post_json(
         &app,

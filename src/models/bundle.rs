@@ -118,8 +118,12 @@ impl Manifest {
         if self.models.is_empty() {
             bail!("{MANIFEST}: no models");
         }
+        let mut snapshots = std::collections::HashSet::new();
         for m in &self.models {
             let what = format!("{MANIFEST}: model {}", m.repo);
+            if !snapshots.insert((m.repo.as_str(), m.commit.as_str())) {
+                bail!("{what}: commit {} is listed twice", m.commit);
+            }
             check_repo(&m.repo).with_context(|| what.clone())?;
             check_revision(&m.revision).with_context(|| what.clone())?;
             check_commit(&m.commit).with_context(|| what.clone())?;

