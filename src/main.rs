@@ -1,4 +1,5 @@
-//! The `triage` command line: serve, set up the model pack, import containers, embed once.
+//! The `triage` command line: serve, set up the model pack, import containers, fetch, bundle and
+//! install models, embed once.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -109,11 +110,34 @@ enum ModelsCmd {
     },
     /// Download a model from the Hugging Face hub into its cache (HF_HOME) and check it loads:
     /// `hf:org/name[@revision]`, e.g. `hf:Helsinki-NLP/opus-mt-zh-en` or `hf:google/flan-t5-base`.
+    /// Takes model.safetensors, else pytorch_model.bin (converted once to model.safetensors),
+    /// with the tokenizer files the model has.
     Fetch {
         source: String,
         /// An encoder (`config.json` + `tokenizer.json`) instead of a seq2seq model.
         #[arg(long)]
         encoder: bool,
+    },
+    /// Pack models into one file for an air-gapped server (`triage models install` there):
+    /// `hf:org/name[@revision]` (fetched into the hub cache first) or a local Hugging Face
+    /// folder named by `--name org/name[@revision]`.
+    Bundle {
+        /// `hf:` sources and/or folders.
+        #[arg(required = true)]
+        sources: Vec<String>,
+        /// Hub name for each local folder, in order.
+        #[arg(long)]
+        name: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle (sha256 of every file) and install its models into the hub cache
+    /// (HF_HOME), where `hf:org/name` then loads offline (HF_HUB_OFFLINE=1).
+    Install {
+        bundle: PathBuf,
+        /// Hub cache folder (default: $HF_HOME/hub, or ~/.cache/huggingface/hub).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Print the configured models and whether each is installed.
     List {
@@ -228,12 +252,55 @@ fn models(cmd: ModelsCmd) -> Result<()> {
             let dir = if encoder {
                 src.resolve(&home)?
             } else {
-                let dir = src.resolve_seq2seq(&home)?;
+                src.resolve_seq2seq(&home)?
+            };
+            if let triage::models::source::Source::Hub { .. } = src {
+                // Already in the cache (e.g. put there by Python) with PyTorch weights only:
+                // convert now, as a download would have been.
+                triage::models::weights::convert_folder(&dir)?;
+            }
+            if !encoder {
                 let m = triage::seq2seq::Seq2Seq::load(&dir, &candle_core::Device::Cpu)?;
                 eprintln!("{source}: a {} model", m.kind());
-                dir
-            };
+            }
             println!("{}", dir.display());
+            Ok(())
+        }
+        ModelsCmd::Bundle { sources, name, out } => {
+            use triage::models::bundle;
+            let models = bundle::sources_for(&sources, &name, &default_home())?;
+            let manifest = bundle::write(&models, &out)?;
+            for m in &manifest.models {
+                let bytes: u64 = m.files.iter().map(|f| f.size).sum();
+                eprintln!(
+                    "hf:{}@{} (commit {}): {} files, {:.1} MB",
+                    m.repo,
+                    m.revision,
+                    m.commit,
+                    m.files.len(),
+                    bytes as f64 / 1e6
+                );
+            }
+            println!("{}", out.display());
+            Ok(())
+        }
+        ModelsCmd::Install { bundle, cache } => {
+            let cache = cache.unwrap_or_else(|| hf_hub::Cache::from_env().path().clone());
+            for m in triage::models::bundle_install::install(&bundle, &cache)? {
+                let kind = load_check(&m.snapshot)
+                    .with_context(|| format!("{} was installed but does not load", m.source))?;
+                eprintln!(
+                    "{}: verified and installed ({:.1} MB{}), {kind}",
+                    m.source,
+                    m.bytes as f64 / 1e6,
+                    if m.converted {
+                        ", PyTorch weights converted to model.safetensors"
+                    } else {
+                        ""
+                    }
+                );
+                println!("{}", m.snapshot.display());
+            }
             Ok(())
         }
         ModelsCmd::List { config } => {
@@ -248,6 +315,24 @@ fn models(cmd: ModelsCmd) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Load an installed model once: seq2seq (Marian, T5) or encoder; says which.
+fn load_check(dir: &std::path::Path) -> Result<String> {
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
+    let dev = candle_core::Device::Cpu;
+    match cfg.get("model_type").and_then(|t| t.as_str()) {
+        Some("marian" | "t5") => {
+            let m = triage::seq2seq::Seq2Seq::load(dir, &dev)?;
+            Ok(format!("loads as a {} model", m.kind()))
+        }
+        _ if dir.join("tokenizer.json").is_file() => {
+            triage::models::encoder::Embedder::load(dir, &dev)?;
+            Ok("loads as an encoder".into())
+        }
+        _ => Ok("not load-checked (neither seq2seq nor an encoder with tokenizer.json)".into()),
     }
 }
 

@@ -2,10 +2,13 @@
 //! (tests/fixtures/seq2seq, made by scripts/make_seq2seq_fixtures.py): tokenizer ids (Marian from
 //! `source.spm` + `vocab.json`, T5 from `tokenizer.json`), encoder outputs and teacher-forced
 //! logits (1e-4), and exact generate() ids for greedy and beam search, batch 1 and batch 4.
+//! The same for the PyTorch copies of those weights (tests/fixtures/seq2seq/pytorch, zip and
+//! pre-1.6 format, made by scripts/make_seq2seq_pt_fixtures.py) in place of model.safetensors,
+//! and for a Marian model with separate source/target vocabularies (`marian_separate`).
 
 use candle_core::Device;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use triage::seq2seq::t5::relative_position_bucket;
 use triage::seq2seq::{GenerateOptions, Seq2Seq};
 
@@ -18,8 +21,13 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn load(name: &str) -> (Seq2Seq, Value) {
+    load_at(name, &dir(name))
+}
+
+/// The model in `d` with the expected.json of fixture `name`.
+fn load_at(name: &str, d: &Path) -> (Seq2Seq, Value) {
+    let model = Seq2Seq::load(d, &Device::Cpu).unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
     let d = dir(name);
-    let model = Seq2Seq::load(&d, &Device::Cpu).unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
     let text = std::fs::read_to_string(d.join("expected.json")).expect("expected.json");
     (
         model,
@@ -70,6 +78,10 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
 
 fn check_tokenizer(name: &str) {
     let (model, exp) = load(name);
+    check_tokenizer_of(name, &model, &exp);
+}
+
+fn check_tokenizer_of(name: &str, model: &Seq2Seq, exp: &Value) {
     for case in exp["tokenizer"].as_array().expect("tokenizer cases") {
         let text = case["text"].as_str().expect("text");
         let got = model.encode_texts(&[text], 1000).expect("encode");
@@ -135,6 +147,10 @@ fn too_long_inputs_and_bad_ids_are_errors() {
 
 fn check_numerics(name: &str) {
     let (model, exp) = load(name);
+    check_numerics_of(name, &model, &exp);
+}
+
+fn check_numerics_of(name: &str, model: &Seq2Seq, exp: &Value) {
     let inputs = id_rows(&exp["encoder"]["inputs"]);
     let hidden = model.encoder_hidden_states(&inputs).expect("encoder");
     for s in exp["encoder"]["samples"].as_array().expect("samples") {
@@ -176,6 +192,10 @@ fn encoder_and_decoder_numerics_match_python() {
 
 fn check_generate(name: &str) {
     let (model, exp) = load(name);
+    check_generate_of(name, &model, &exp);
+}
+
+fn check_generate_of(name: &str, model: &Seq2Seq, exp: &Value) {
     let cases = exp["generate"].as_array().expect("generate cases");
     assert!(cases.len() >= 6);
     for case in cases {
@@ -270,4 +290,60 @@ fn t5_relative_buckets_match_python() {
             }
         }
     }
+}
+
+/// A copy of fixture `name` with `pytorch/<bin>` as its pytorch_model.bin and no safetensors.
+fn pytorch_copy(name: &str, bin: &str) -> PathBuf {
+    let out = std::env::temp_dir().join(format!("triage-pt-{name}-{bin}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("temp dir");
+    for e in std::fs::read_dir(dir(name)).expect("fixture") {
+        let p = e.expect("entry").path();
+        let f = p.file_name().expect("name");
+        if f != "model.safetensors" {
+            std::fs::copy(&p, out.join(f)).expect("copy");
+        }
+    }
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/seq2seq/pytorch")
+        .join(bin);
+    std::fs::copy(src, out.join("pytorch_model.bin")).expect("copy bin");
+    out
+}
+
+#[test]
+fn pytorch_weights_generate_like_python() {
+    for (name, bin) in [
+        ("marian", "marian.bin"),
+        ("marian", "marian_legacy.bin"),
+        ("t5_v1_0", "t5_v1_0.bin"),
+        ("t5_v1_1", "t5_v1_1.bin"),
+    ] {
+        let d = pytorch_copy(name, bin);
+        assert_eq!(
+            triage::models::weights::Weights::find(&d).expect("weights"),
+            triage::models::weights::Weights::Pytorch(vec![d.join("pytorch_model.bin")])
+        );
+        let (model, exp) = load_at(name, &d);
+        let label = format!("{name} from {bin}");
+        check_numerics_of(&label, &model, &exp);
+        check_generate_of(&label, &model, &exp);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
+
+#[test]
+fn separate_vocabularies_match_python() {
+    let name = "marian_separate";
+    assert!(dir(name).join("target_vocab.json").exists());
+    assert!(!dir(name).join("model.safetensors").exists());
+    let (model, exp) = load(name);
+    assert_eq!(model.kind(), "marian");
+    check_tokenizer_of(name, &model, &exp);
+    check_numerics_of(name, &model, &exp);
+    check_generate_of(name, &model, &exp);
+    // Python's special ids (from the source vocabulary) are skipped in the text.
+    let specials = ids(&exp["all_special_ids"]);
+    let text = model.decode(&specials).expect("decode");
+    assert_eq!(text, "");
 }

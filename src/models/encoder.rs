@@ -6,7 +6,6 @@ use super::fast::{FastEncoder, Precision};
 use crate::config::Overlong;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use std::path::Path;
 use tokenizers::Tokenizer;
 
@@ -47,8 +46,8 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    /// Load `config.json` + `model.safetensors` from a Hugging Face folder onto `device`; on the
-    /// CPU, batches run on the fast path in f32.
+    /// Load `config.json` + the weights (`model.safetensors`, or `pytorch_model.bin`) from a
+    /// Hugging Face folder onto `device`; on the CPU, batches run on the fast path in f32.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         Self::load_with(dir, device, Some(Precision::F32))
     }
@@ -56,9 +55,9 @@ impl Embedder {
     /// As `load`, choosing the CPU fast path's precision (None: candle's own ops only).
     pub fn load_with(dir: &Path, device: &Device, fast: Option<Precision>) -> Result<Self> {
         let cfg = read_config(dir)?;
-        let weights = super::source::weight_files(dir)?;
-        // SAFETY: the weight files are not modified while the server runs (mmap contract).
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, DType::F32, device)? };
+        let vb = super::weights::Weights::find(dir)?
+            .var_builder(DType::F32, device)
+            .with_context(|| format!("weights of {}", dir.display()))?;
         let model = Bert::load(vb, &cfg).with_context(|| format!("loading {}", dir.display()))?;
         let fast = match (fast, device) {
             (Some(p), Device::Cpu) => Some(FastEncoder::new(&model, p)?),

@@ -1,5 +1,7 @@
-//! Where a model's files come from: the default pack, a local Hugging Face folder, or hf-hub.
+//! Where a model's files come from: the default pack, a local Hugging Face folder, or hf-hub
+//! (what it lacks is downloaded; PyTorch weights are then converted once, see `weights`).
 
+use crate::models::weights::Weights;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -39,13 +41,15 @@ impl Source {
         Ok(Source::Local(PathBuf::from(s)))
     }
 
-    /// Resolve to a local folder holding `config.json`, `tokenizer.json` and the weights.
+    /// Resolve to a local folder holding `config.json`, `tokenizer.json` and the weights
+    /// (safetensors or PyTorch).
     pub fn resolve(&self, home: &Path) -> Result<PathBuf> {
         self.resolve_files(home, &Files::ENCODER)
     }
 
     /// Resolve a seq2seq model (Marian, T5): `config.json`, the weights, and `tokenizer.json`
-    /// or Marian's `source.spm` + `vocab.json`.
+    /// or Marian's `source.spm` + `vocab.json` (+ `target.spm` + `target_vocab.json` with
+    /// separate vocabularies).
     pub fn resolve_seq2seq(&self, home: &Path) -> Result<PathBuf> {
         let dir = self.resolve_files(home, &Files::SEQ2SEQ)?;
         let spm = dir.join("source.spm").exists() && dir.join("vocab.json").exists();
@@ -84,8 +88,14 @@ impl Source {
                 bail!("{} has no {f}", dir.display());
             }
         }
-        weight_files(&dir)?;
+        Weights::find(&dir)?;
         Ok(dir)
+    }
+
+    /// Resolve any model (encoder or seq2seq; for `triage models bundle`): `config.json`, the
+    /// weights, and whichever tokenizer files it has.
+    pub fn resolve_any(&self, home: &Path) -> Result<PathBuf> {
+        self.resolve_files(home, &Files::ANY)
     }
 }
 
@@ -110,11 +120,30 @@ impl Files {
             "source.spm",
             "target.spm",
             "vocab.json",
+            "target_vocab.json",
         ],
+    };
+    const ANY: Files = Files {
+        required: &["config.json"],
+        optional: TOKENIZER_FILES,
     };
 }
 
-/// The safetensors files of a folder: `model.safetensors` or the shards of its index.
+/// Every file besides the weights that a model of ours may read.
+pub const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "generation_config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "source.spm",
+    "target.spm",
+    "vocab.json",
+    "target_vocab.json",
+];
+
+/// The safetensors files of a folder: `model.safetensors` or the shards of its index (what
+/// head fine-tuning reads; loading a model goes through [`Weights::find`], which also takes
+/// PyTorch weights).
 pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let single = dir.join("model.safetensors");
     if single.exists() {
@@ -156,8 +185,8 @@ fn cached_snapshot(cache: &Path, repo: &str, revision: &str, files: &Files) -> O
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| revision.to_string());
     let snap = repo_dir.join("snapshots").join(commit);
-    let complete =
-        files.required.iter().all(|f| snap.join(f).exists()) && weight_files(&snap).is_ok();
+    let complete = files.required.iter().all(|f| snap.join(f).exists())
+        && Weights::find(&snap).is_ok_and(|w| w.files().iter().all(|f| f.is_file()));
     complete.then_some(snap)
 }
 
@@ -195,16 +224,38 @@ fn fetch_hub(repo: &str, revision: &str, files: &Files) -> Result<PathBuf> {
         // Absent in many repositories: only what exists is fetched.
         let _ = r.get(f);
     }
-    if get("model.safetensors").is_err() {
-        let index = get("model.safetensors.index.json")?;
-        let dir = parent_of(&index)?;
-        for shard in weight_files(&dir).unwrap_or_default() {
-            if let Some(name) = shard.file_name().and_then(|n| n.to_str()) {
-                get(name)?;
+    let dir = parent_of(&config)?;
+    fetch_weights(&get).with_context(|| format!("weights of hf:{repo}@{revision}"))?;
+    // Converted once here, where we own the files: later starts memory-map the safetensors.
+    crate::models::weights::convert_folder(&dir)?;
+    Ok(dir)
+}
+
+/// `model.safetensors`, else its sharded index, else `pytorch_model.bin`, else its index.
+fn fetch_weights(get: &dyn Fn(&str) -> Result<PathBuf>) -> Result<()> {
+    let mut tried = Vec::new();
+    for (single, index) in [
+        ("model.safetensors", "model.safetensors.index.json"),
+        ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+    ] {
+        match get(single) {
+            Ok(_) => return Ok(()),
+            Err(e) => tried.push(format!("{e:#}")),
+        }
+        if let Ok(index) = get(index) {
+            for shard in crate::models::weights::index_shards(&index)? {
+                if let Some(name) = shard.file_name().and_then(|n| n.to_str()) {
+                    get(name)?;
+                }
             }
+            return Ok(());
         }
     }
-    parent_of(&config)
+    bail!(
+        "neither model.safetensors nor pytorch_model.bin (nor a sharded index) could be \
+         fetched: {}",
+        tried.join("; ")
+    )
 }
 
 fn parent_of(p: &Path) -> Result<PathBuf> {

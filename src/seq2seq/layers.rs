@@ -1,10 +1,9 @@
 //! Building blocks shared by the Marian and T5 models: multi-head attention with a KV cache,
-//! padding-mask biases, Hugging Face activation names and weight-file discovery.
+//! padding-mask biases and Hugging Face activation names.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
-use std::path::{Path, PathBuf};
 
 /// Decoder state carried across generation steps. Row `r` of every tensor belongs to the same
 /// hypothesis (batch row, or batch row × beam).
@@ -220,27 +219,6 @@ pub fn last_logits(x: &Tensor) -> Result<Tensor> {
         x.clone()
     };
     Ok(x.to_dtype(candle_core::DType::F32)?)
-}
-
-/// `model.safetensors`, or every `*.safetensors` in `dir` (sharded checkpoints), sorted.
-pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let single = dir.join("model.safetensors");
-    if single.is_file() {
-        return Ok(vec![single]);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("listing {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!(
-            "no model.safetensors (or *.safetensors) in {}; convert pytorch_model.bin first",
-            dir.display()
-        );
-    }
-    Ok(files)
 }
 
 /// Row-wise maximum index (first one on ties, like `torch.argmax`).

@@ -3,7 +3,9 @@
 //! Post-layer-norm transformer: static sinusoidal positions (sin in the first half, cos in the
 //! second, as HF's `MarianSinusoidalPositionalEmbedding`), optional `sqrt(d_model)` embedding
 //! scale, `lm_head` tied to the decoder embeddings unless `tie_word_embeddings` is false, plus
-//! `final_logits_bias`.
+//! `final_logits_bias`. With `share_encoder_decoder_embeddings: false` (separate source and
+//! target vocabularies, as the opus-mt-tc models) the encoder and decoder have their own
+//! embeddings of `vocab_size` and `decoder_vocab_size` rows.
 
 use super::layers::{last_logits, Act, Attention, AttentionNames, KvCache};
 use anyhow::{bail, Result};
@@ -119,6 +121,16 @@ pub fn sinusoids(n_pos: usize, dim: usize) -> Vec<f32> {
     out
 }
 
+/// The target vocabulary: `vocab_size` when the embeddings are shared (as transformers sizes
+/// `lm_head`), else `decoder_vocab_size` (separate source/target vocabularies).
+fn decoder_vocab(cfg: &MarianConfig) -> usize {
+    if cfg.share_encoder_decoder_embeddings {
+        cfg.vocab_size
+    } else {
+        cfg.decoder_vocab_size.unwrap_or(cfg.vocab_size)
+    }
+}
+
 fn layer_norm(d: usize, vb: VarBuilder) -> Result<LayerNorm> {
     Ok(candle_nn::layer_norm(d, 1e-5, vb)?)
 }
@@ -134,7 +146,7 @@ impl Marian {
             "encoder.embed_tokens"
         };
         let shared = m.pp(shared_name).get((cfg.vocab_size, d), "weight")?;
-        let dec_vocab = cfg.decoder_vocab_size.unwrap_or(cfg.vocab_size);
+        let dec_vocab = decoder_vocab(&cfg);
         let dec_w = if cfg.share_encoder_decoder_embeddings {
             shared.clone()
         } else {
@@ -218,7 +230,7 @@ impl Marian {
     }
 
     pub fn decoder_vocab_size(&self) -> usize {
-        self.cfg.decoder_vocab_size.unwrap_or(self.cfg.vocab_size)
+        decoder_vocab(&self.cfg)
     }
 
     pub fn max_positions(&self) -> usize {

@@ -6,13 +6,14 @@ pub mod generate;
 pub mod layers;
 pub mod marian;
 pub mod spm;
+pub mod spm_target;
 pub mod t5;
 
 pub use generate::{GenerateOptions, TokenRules};
 
+use crate::models::weights::Weights;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use generate::StepModel;
 use layers::{padding_bias, KvCache};
 use serde_json::Value;
@@ -62,6 +63,8 @@ pub struct Seq2Seq {
     rules: TokenRules,
     /// Input ids must be below this.
     enc_vocab: usize,
+    /// Decoder ids must be below this (differs from `enc_vocab` with separate vocabularies).
+    dec_vocab: usize,
     /// Most decoder positions (Marian's sinusoid table); T5 has none.
     max_decoder_positions: Option<usize>,
     generation_config: Value,
@@ -91,8 +94,10 @@ fn id_list(v: Option<&Value>) -> Result<Vec<u32>> {
 }
 
 impl Seq2Seq {
-    /// Load a Hugging Face folder: `config.json`, `model.safetensors` (or `*.safetensors`),
-    /// `tokenizer.json`; Marian folders without `tokenizer.json` use `source.spm` + `vocab.json`.
+    /// Load a Hugging Face folder: `config.json`, the weights (`model.safetensors`, shards, or
+    /// PyTorch `pytorch_model.bin`: see [`Weights`]), `tokenizer.json`; Marian folders without
+    /// `tokenizer.json` use `source.spm` + `vocab.json` (+ `target.spm` + `target_vocab.json`
+    /// with separate vocabularies).
     /// `generation_config.json`, when present, supplies the special ids, `forced_eos_token_id`
     /// and `bad_words_ids` (else `config.json` does, as transformers does).
     pub fn load(dir: &Path, device: &Device) -> Result<Seq2Seq> {
@@ -104,9 +109,9 @@ impl Seq2Seq {
             None
         };
         let kind = cfg.get("model_type").and_then(Value::as_str).unwrap_or("");
-        let files = layers::weight_files(dir)?;
-        // SAFETY: the weight files are not modified while they are mapped.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, device)? };
+        let vb = Weights::find(dir)?
+            .var_builder(DType::F32, device)
+            .with_context(|| format!("weights of {}", dir.display()))?;
         // Ids: generation_config.json first, config.json second, model defaults last.
         let pick = |key: &str| -> Result<Vec<u32>> {
             let g = id_list(gen.as_ref().and_then(|g| g.get(key)))?;
@@ -116,28 +121,30 @@ impl Seq2Seq {
             id_list(cfg.get(key))
         };
         let gen_or_cfg = gen.as_ref().unwrap_or(&cfg);
-        let (model, enc_vocab, max_pos, default_eos, default_pad, default_forced) = match kind {
-            "marian" => {
-                let c: marian::MarianConfig = serde_json::from_value(cfg.clone())
-                    .context("config.json is not a Marian config")?;
-                let m = marian::Marian::load(vb, c)
-                    .with_context(|| format!("loading {}", dir.display()))?;
-                let (v, p) = (m.encoder_vocab_size(), m.max_positions());
-                (Model::Marian(m), v, Some(p), 0, 58100, vec![0])
-            }
-            "t5" => {
-                let c: t5::T5Config = serde_json::from_value(cfg.clone())
-                    .context("config.json is not a T5 config")?;
-                let m =
-                    t5::T5::load(vb, c).with_context(|| format!("loading {}", dir.display()))?;
-                let v = m.vocab_size();
-                (Model::T5(m), v, None, 1, 0, vec![])
-            }
-            other => bail!(
-                "unsupported model_type {other:?} in {} (marian or t5)",
-                dir.display()
-            ),
-        };
+        let (model, (enc_vocab, dec_vocab), max_pos, default_eos, default_pad, default_forced) =
+            match kind {
+                "marian" => {
+                    let c: marian::MarianConfig = serde_json::from_value(cfg.clone())
+                        .context("config.json is not a Marian config")?;
+                    let m = marian::Marian::load(vb, c)
+                        .with_context(|| format!("loading {}", dir.display()))?;
+                    let v = (m.encoder_vocab_size(), m.decoder_vocab_size());
+                    let p = m.max_positions();
+                    (Model::Marian(m), v, Some(p), 0, 58100, vec![0])
+                }
+                "t5" => {
+                    let c: t5::T5Config = serde_json::from_value(cfg.clone())
+                        .context("config.json is not a T5 config")?;
+                    let m = t5::T5::load(vb, c)
+                        .with_context(|| format!("loading {}", dir.display()))?;
+                    let v = m.vocab_size();
+                    (Model::T5(m), (v, v), None, 1, 0, vec![])
+                }
+                other => bail!(
+                    "unsupported model_type {other:?} in {} (marian or t5)",
+                    dir.display()
+                ),
+            };
         let eos = Some(pick("eos_token_id")?)
             .filter(|v| !v.is_empty())
             .unwrap_or(vec![default_eos]);
@@ -189,6 +196,7 @@ impl Seq2Seq {
                 bad_words,
             },
             enc_vocab,
+            dec_vocab,
             max_decoder_positions: max_pos,
             generation_config: gen.unwrap_or(Value::Null),
         })
@@ -381,10 +389,10 @@ impl Seq2Seq {
         for (input, prefix) in inputs.iter().zip(prefixes) {
             let (enc, bias) = self.run_encoder(std::slice::from_ref(input))?;
             let mut cache = self.model.new_cache(&enc, &bias)?;
-            if let Some(&bad) = prefix.iter().find(|&&t| t as usize >= self.enc_vocab) {
+            if let Some(&bad) = prefix.iter().find(|&&t| t as usize >= self.dec_vocab) {
                 bail!(
-                    "prefix token id {bad} is outside the vocabulary of {}",
-                    self.enc_vocab
+                    "prefix token id {bad} is outside the decoder vocabulary of {}",
+                    self.dec_vocab
                 );
             }
             let mut logits = None;

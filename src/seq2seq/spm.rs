@@ -11,8 +11,11 @@
 //!   source pieces missing from `vocab.json` get ids past the end and, like unknown spans, are
 //!   mapped through `vocab.json` by their surface by [`MarianSpm::encode`] (that is what Python
 //!   does: `vocab.get(piece, unk)`);
-//! * `</s>` is appended; `</s>`, `<unk>`, `<pad>` and `>>xx<<` language codes are special tokens.
+//! * `</s>` is appended; `</s>`, `<unk>`, `<pad>` and `>>xx<<` language codes are special tokens;
+//! * with separate vocabularies (`separate_vocabs`), `vocab.json` is the source vocabulary and
+//!   output ids are decoded by [`TargetVocab`] (`target_vocab.json` + `target.spm`).
 
+use super::spm_target::{separate_vocabs, TargetVocab};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -221,6 +224,8 @@ pub struct MarianSpm {
     vocab: HashMap<String, u32>,
     unk: u32,
     n_vocab: u32,
+    /// Separate vocabularies: generated ids are target ids, decoded by this.
+    target: Option<Box<TargetVocab>>,
 }
 
 fn is_language_code(s: &str) -> bool {
@@ -228,21 +233,10 @@ fn is_language_code(s: &str) -> bool {
 }
 
 impl MarianSpm {
-    /// Build from `dir/source.spm` and `dir/vocab.json`.
+    /// Build from `dir/source.spm` and `dir/vocab.json`; with `separate_vocabs`, ids are decoded
+    /// with `dir/target_vocab.json` + `dir/target.spm` ([`TargetVocab`]).
     pub fn load(dir: &Path) -> Result<MarianSpm> {
-        let tc = dir.join("tokenizer_config.json");
-        if let Ok(text) = std::fs::read_to_string(&tc) {
-            let v: serde_json::Value =
-                serde_json::from_str(&text).with_context(|| format!("parsing {}", tc.display()))?;
-            if v.get("separate_vocabs")
-                .and_then(serde_json::Value::as_bool)
-                == Some(true)
-            {
-                bail!(
-                    "Marian tokenizers with separate source/target vocabularies are not supported"
-                );
-            }
-        }
+        let separate = separate_vocabs(dir)?;
         let spm_path = dir.join("source.spm");
         let bytes =
             std::fs::read(&spm_path).with_context(|| format!("reading {}", spm_path.display()))?;
@@ -253,7 +247,11 @@ impl MarianSpm {
             .with_context(|| format!("reading {}", vocab_path.display()))?;
         let vocab: HashMap<String, u32> = serde_json::from_str(&text)
             .with_context(|| format!("parsing {}", vocab_path.display()))?;
-        Self::build(&model, vocab)
+        let mut m = Self::build(&model, vocab)?;
+        if separate {
+            m.target = Some(Box::new(TargetVocab::load(dir, &m.vocab)?));
+        }
+        Ok(m)
     }
 
     pub fn build(model: &SpmModel, vocab: HashMap<String, u32>) -> Result<MarianSpm> {
@@ -376,6 +374,7 @@ impl MarianSpm {
             vocab,
             unk,
             n_vocab,
+            target: None,
         })
     }
 
@@ -402,6 +401,9 @@ impl MarianSpm {
 
     /// Text of `ids`, trimmed like `MarianTokenizer.convert_tokens_to_string`.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        if let Some(t) = &self.target {
+            return Ok(t.decode(ids, skip_special_tokens));
+        }
         let text = self
             .tokenizer
             .decode(ids, skip_special_tokens)

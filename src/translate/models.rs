@@ -51,9 +51,11 @@ impl Seq2SeqModels {
         let model = Arc::new(loaded.map_err(|e| AppError::Unavailable {
             message: format!(
                 "the {what} model `{source}` is not available: {e:#}. Install it with \
-                 `triage models fetch {source}` where the Hugging Face hub is reachable (then \
-                 copy the hub cache, HF_HOME, here), or point the config at a local folder with \
-                 config.json, model.safetensors and tokenizer.json (or source.spm + vocab.json)"
+                 `triage models fetch {source}` where the Hugging Face hub is reachable; for an \
+                 air-gapped server, run `triage models bundle {source} --out FILE` there and \
+                 `triage models install FILE` here; or point the config at a local folder with \
+                 config.json, model.safetensors (or pytorch_model.bin) and tokenizer.json (or \
+                 source.spm + vocab.json)"
             ),
         })?);
         self.lock().insert(source.to_string(), model.clone());
