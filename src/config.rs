@@ -4,6 +4,10 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub use crate::engine::config::{BatchingConfig, DeviceSpec, EngineConfig};
+pub use crate::heads::config::{EmotionConfig, HeadSource, IntentConfig};
+pub use crate::models::config::{ModelConfig, Overlong, PrecisionSetting};
+
 /// The whole configuration of a server process. Build it with `Config::load`, which validates it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -34,74 +38,13 @@ pub struct Config {
     pub auth: crate::keys::AuthConfig,
 }
 
-/// A trained head: `builtin:NAME` (shipped in the binary) or a folder with head.json +
-/// head.safetensors (`triage train --out`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeadSource {
-    pub name: String,
-    pub source: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IntentConfig {
-    /// Intent set used when a request names none.
-    pub default_set: String,
-    /// Trained intent heads, by name.
-    pub sets: Vec<HeadSource>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EmotionConfig {
-    /// The emotion head (multi-label, GoEmotions labels).
-    pub head: String,
-    /// Escalate when an emotion group's score reaches its threshold (groups: anger,
-    /// frustration, sadness, fear, confusion, gratitude_joy, neutral).
-    pub thresholds: std::collections::BTreeMap<String, f32>,
-    /// The abusive-language head (`abusive` score on `/v1/emotion` and `/v1/triage`; "" for none).
-    pub abuse_head: String,
-    /// The escalation head (`escalation` score; a message also escalates when it reaches
-    /// `escalation_threshold`; "" for none).
-    pub escalation_head: String,
-    /// Calibrated escalation score (0.5: the head's tuned threshold for the language) at or
-    /// above which a message escalates.
-    pub escalation_threshold: f32,
-}
-
-impl Default for IntentConfig {
-    fn default() -> Self {
-        let set = |n: &str| HeadSource {
-            name: n.into(),
-            source: format!("builtin:{n}"),
-        };
-        IntentConfig {
-            default_set: "bitext".into(),
-            sets: vec![set("bitext"), set("banking77"), set("clinc150")],
-        }
-    }
-}
-
-impl Default for EmotionConfig {
-    fn default() -> Self {
-        EmotionConfig {
-            head: "builtin:goemotions".into(),
-            thresholds: crate::heads::emotion::EscalationConfig::default().thresholds,
-            abuse_head: "builtin:abuse".into(),
-            escalation_head: "builtin:escalation".into(),
-            escalation_threshold: 0.5,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to listen on.
     pub bind: String,
     /// `cpu` or `cuda:N`.
-    pub device: String,
+    pub device: DeviceSpec,
     /// Where the default model pack lives (`pack:` sources); default `$TRIAGE_HOME` or
     /// `~/.cache/triage`.
     pub home: Option<PathBuf>,
@@ -109,7 +52,7 @@ pub struct ServerConfig {
     pub threads: usize,
     /// Arithmetic of the encoders on the CPU: `auto` (bf16 where the CPU has AVX-512 BF16,
     /// else f32), `f32` or `bf16`.
-    pub precision: String,
+    pub precision: PrecisionSetting,
     /// Longest graceful shutdown after SIGTERM/SIGINT (drain requests, park batch jobs, flush
     /// the store); past it the process exits non-zero.
     pub shutdown_timeout_secs: u64,
@@ -155,46 +98,14 @@ pub struct LimitsConfig {
     pub body_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Overlong {
-    Truncate,
-    Reject,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BatchingConfig {
-    /// Most padded tokens (batch size x longest sequence) in one forward pass.
-    pub max_batch_tokens: usize,
-    /// Most sequences in one forward pass.
-    pub max_batch_size: usize,
-}
-
-/// One model to serve.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// Name used in requests and in `/v1/models`.
-    pub name: String,
-    /// `pack:NAME` (default pack), a local Hugging Face folder, or `hf:org/name[@revision]`.
-    pub source: String,
-    /// Text put before every input (e5 models expect `query: `). Empty for none.
-    #[serde(default)]
-    pub prefix: String,
-    /// Token limit (including special tokens); default: the model's own.
-    #[serde(default)]
-    pub max_length: Option<usize>,
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             bind: "127.0.0.1:8080".into(),
-            device: "cpu".into(),
+            device: DeviceSpec::Cpu,
             home: None,
             threads: 0,
-            precision: "auto".into(),
+            precision: PrecisionSetting::Auto,
             shutdown_timeout_secs: 30,
             tls: None,
         }
@@ -214,15 +125,6 @@ impl Default for LimitsConfig {
             queue_wait_ms: 2000,
             retry_after_secs: 1,
             body_timeout_secs: 30,
-        }
-    }
-}
-
-impl Default for BatchingConfig {
-    fn default() -> Self {
-        BatchingConfig {
-            max_batch_tokens: 16_384,
-            max_batch_size: 64,
         }
     }
 }
@@ -289,7 +191,8 @@ impl Config {
             cfg.server.bind = b.clone();
         }
         if let Some(d) = &ov.device {
-            cfg.server.device = d.clone();
+            cfg.server.device =
+                DeviceSpec::parse(d).map_err(|e| anyhow::anyhow!("config: server.device: {e}"))?;
         }
         if let Some(h) = &ov.home {
             cfg.server.home = Some(h.clone());
@@ -329,7 +232,7 @@ impl Config {
 
     /// Check every value; the error names the key at fault.
     pub fn validate(&self) -> Result<()> {
-        crate::models::fast::Precision::parse(&self.server.precision)
+        crate::models::fast::Precision::resolve(self.server.precision)
             .map_err(|e| anyhow::anyhow!("config: server.precision: {e}"))?;
         let l = &self.limits;
         let b = &self.batching;
@@ -349,8 +252,6 @@ impl Config {
             bail!("config: batching.max_batch_tokens must be at least 512 (one full sequence)");
         }
         self.check_overload()?;
-        crate::engine::device::parse_device(&self.server.device)
-            .with_context(|| "config: server.device")?;
         if self.models.is_empty() {
             bail!("config: models must list at least one model");
         }
@@ -417,6 +318,17 @@ impl Config {
             .iter()
             .find(|m| m.name == name)
             .with_context(|| format!("no model `{name}` in the config"))
+    }
+
+    /// What the engine needs: device, precision, batching and the queue-wait bound.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            device: self.server.device,
+            precision: self.server.precision,
+            batching: self.batching.clone(),
+            queue_wait_ms: self.limits.queue_wait_ms,
+            retry_after_secs: self.limits.retry_after_secs,
+        }
     }
 
     /// The model pack folder.
@@ -544,9 +456,27 @@ mod tests {
     }
 
     #[test]
-    fn bad_device_is_rejected() {
-        let mut c = Config::default();
-        c.server.device = "tpu".into();
-        assert!(c.validate().is_err());
+    fn bad_device_and_precision_are_rejected_when_read() {
+        let e = format!(
+            "{:#}",
+            Config::from_toml("[server]\ndevice = \"tpu\"").unwrap_err()
+        );
+        assert!(
+            e.contains("unknown device `tpu`") && e.contains("device"),
+            "{e}"
+        );
+        let c = Config::from_toml("[server]\ndevice = \"CUDA:1\"").unwrap();
+        assert_eq!(c.server.device, DeviceSpec::Cuda(1));
+        let e = format!(
+            "{:#}",
+            Config::from_toml("[server]\nprecision = \"f16\"").unwrap_err()
+        );
+        assert!(e.contains("precision"), "{e}");
+        let ov = Overrides {
+            device: Some("tpu".into()),
+            ..Default::default()
+        };
+        let e = format!("{:#}", Config::load(None, &ov).unwrap_err());
+        assert!(e.contains("server.device"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
 //! triage: an on-premise inference server for customer-service triage (library root).
 
 pub mod batch;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -13,7 +14,6 @@ pub mod keys;
 pub mod lang;
 pub mod metrics;
 pub mod models;
-pub mod parity;
 pub mod routing;
 pub mod seq2seq;
 pub mod server;

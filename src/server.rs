@@ -23,7 +23,7 @@ pub fn start_loading(cfg: Config, heads: HeadRegistry) -> Arc<AppState> {
         let (st, home, metrics) = (state.clone(), home.clone(), metrics.clone());
         tokio::task::spawn_blocking(move || {
             let t = std::time::Instant::now();
-            match engine::load_model(&mc, &st.config, &home, metrics, &st.heads) {
+            match engine::load_model(&mc, &st.config.engine(), &home, metrics, &st.heads) {
                 Ok(m) => {
                     tracing::info!(model = %mc.name, secs = t.elapsed().as_secs_f32(), "model ready");
                     st.set_slot(&mc.name, Slot::Ready(m));
@@ -40,12 +40,18 @@ pub fn start_loading(cfg: Config, heads: HeadRegistry) -> Arc<AppState> {
 
 /// A state with every configured model loaded now (blocking): for offline commands and tests.
 pub fn loaded_state(cfg: Config) -> Result<Arc<AppState>> {
-    let heads = HeadRegistry::load(&cfg)?;
+    let heads = HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)?;
     let metrics = Arc::new(Metrics::default());
     let state = AppState::new(cfg, metrics.clone(), heads);
     let home = state.config.home();
     for mc in state.config.models.clone() {
-        let m = engine::load_model(&mc, &state.config, &home, metrics.clone(), &state.heads)?;
+        let m = engine::load_model(
+            &mc,
+            &state.config.engine(),
+            &home,
+            metrics.clone(),
+            &state.heads,
+        )?;
         state.set_slot(&mc.name, Slot::Ready(m));
     }
     Ok(state)
@@ -54,7 +60,7 @@ pub fn loaded_state(cfg: Config) -> Result<Arc<AppState>> {
 pub async fn serve(cfg: Config) -> Result<()> {
     let mut signals = shutdown::Signals::new()?;
     // Heads and TLS files are checked before anything listens: a bad one stops the start.
-    let heads = HeadRegistry::load(&cfg)?;
+    let heads = HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)?;
     let tls = cfg
         .server
         .tls
@@ -68,7 +74,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %tcp.local_addr()?, scheme, "listening");
     let state = start_loading(cfg, heads);
-    state.intents.load(&state.config, &state.heads)?;
+    state.intents.load(&state.config.home(), &state.heads)?;
     let webhooks = open_store_worker(&state)?;
     crate::http::batch::start(&state)?;
     start_vision(&state)?;

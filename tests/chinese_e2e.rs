@@ -121,7 +121,7 @@ fn parity_report_holds_on_the_dev_data() {
     }
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shared = root.join("../shared/data");
-    let args = triage::parity::ParityArgs {
+    let args = triage::cli::parity::ParityArgs {
         data: root.join("models/data"),
         // $TRIAGE_HOME/data, written by scripts/prepare_data.py (scripts/test.sh runs it).
         prepared: None,
@@ -130,7 +130,7 @@ fn parity_report_holds_on_the_dev_data() {
         json: false,
         config: None,
     };
-    let p = triage::parity::run(&args).unwrap();
+    let p = triage::cli::parity::run(&args).unwrap();
     eprintln!("{}", p.table());
     let zh = &p.intents["zh"];
     assert!(zh.accuracy >= 0.91, "Chinese intents {zh:?}");

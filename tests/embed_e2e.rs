@@ -14,12 +14,18 @@ fn real_app() -> Option<axum::Router> {
     pack_model("all-MiniLM-L6-v2")?;
     let cfg = Config::default();
     let metrics = Arc::new(Metrics::default());
-    let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
+    let heads = triage::heads::registry::HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)
+        .unwrap();
     let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
     for mc in &cfg.models {
-        let m =
-            triage::engine::load_model(mc, &cfg, &cfg.home(), metrics.clone(), &Default::default())
-                .unwrap();
+        let m = triage::engine::load_model(
+            mc,
+            &cfg.engine(),
+            &cfg.home(),
+            metrics.clone(),
+            &Default::default(),
+        )
+        .unwrap();
         state.set_slot(&mc.name, Slot::Ready(m));
     }
     Some(triage::app(state))

@@ -140,7 +140,7 @@ fn app_with(cfg: Config, delay: Duration, ready: bool) -> axum::Router {
             info,
             Arc::new(ByteTok { max_len: 16 }),
             Box::new(MockBackend { delay }),
-            &cfg,
+            &cfg.engine(),
             metrics,
         )
         .unwrap();

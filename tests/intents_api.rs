@@ -152,7 +152,10 @@ fn start(cfg: &Config, ready: bool) -> (axum::Router, Arc<AppState>) {
     let metrics = Arc::new(Metrics::default());
     let h = heads();
     let state = AppState::new(cfg.clone(), metrics.clone(), h);
-    state.intents.load(&state.config, &state.heads).unwrap();
+    state
+        .intents
+        .load(&state.config.home(), &state.heads)
+        .unwrap();
     if ready {
         let info = ModelInfo {
             name: "mock".into(),
@@ -164,8 +167,14 @@ fn start(cfg: &Config, ready: bool) -> (axum::Router, Arc<AppState>) {
             max_length: 512,
             prefix: String::new(),
         };
-        let m =
-            EmbedModel::start(info, Arc::new(ByteTok), Box::new(BagBackend), cfg, metrics).unwrap();
+        let m = EmbedModel::start(
+            info,
+            Arc::new(ByteTok),
+            Box::new(BagBackend),
+            &cfg.engine(),
+            metrics,
+        )
+        .unwrap();
         state.set_slot("mock", Slot::Ready(m));
     }
     (triage::app(state.clone()), state)
@@ -626,7 +635,10 @@ examples = ["store opening hours", "when do you open"]
     let state = AppState::new(cfg.clone(), Arc::new(Metrics::default()), heads());
     let e = format!(
         "{:#}",
-        state.intents.load(&state.config, &state.heads).unwrap_err()
+        state
+            .intents
+            .load(&state.config.home(), &state.heads)
+            .unwrap_err()
     );
     assert!(e.contains("intents[1].examples[1]"), "{e}");
     std::fs::write(
@@ -636,7 +648,10 @@ examples = ["store opening hours", "when do you open"]
     .unwrap();
     let e = format!(
         "{:#}",
-        state.intents.load(&state.config, &state.heads).unwrap_err()
+        state
+            .intents
+            .load(&state.config.home(), &state.heads)
+            .unwrap_err()
     );
     assert!(e.contains("trained label"), "{e}");
     std::fs::remove_dir_all(&home).unwrap();

@@ -24,11 +24,16 @@ fn real_app(discovery: bool) -> Option<(axum::Router, PathBuf)> {
     cfg.server.home = Some(home.clone());
     cfg.discovery.enabled = discovery;
     let metrics = Arc::new(Metrics::default());
-    let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
+    let heads = triage::heads::registry::HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)
+        .unwrap();
     let state = triage::AppState::new(cfg.clone(), metrics.clone(), heads);
-    state.intents.load(&state.config, &state.heads).unwrap();
+    state
+        .intents
+        .load(&state.config.home(), &state.heads)
+        .unwrap();
     let pack = triage::config::default_home();
-    let m = triage::engine::load_model(&cfg.models[0], &cfg, &pack, metrics, &state.heads).unwrap();
+    let m = triage::engine::load_model(&cfg.models[0], &cfg.engine(), &pack, metrics, &state.heads)
+        .unwrap();
     state.set_slot(&cfg.models[0].name, Slot::Ready(m));
     Some((triage::app(state), home))
 }

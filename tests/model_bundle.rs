@@ -151,7 +151,8 @@ async fn bundle_install_then_translate_offline() {
     cfg.translate.max_new_tokens = 12;
     cfg.validate().expect("config");
     let metrics = Arc::new(triage::metrics::Metrics::default());
-    let heads = triage::heads::registry::HeadRegistry::load(&cfg).expect("heads");
+    let heads = triage::heads::registry::HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)
+        .expect("heads");
     let app = triage::app(triage::AppState::new(cfg, metrics, heads));
 
     let (s, v) = post_json(

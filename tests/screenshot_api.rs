@@ -14,7 +14,8 @@ use triage::config::Config;
 
 fn app(cfg: Config) -> axum::Router {
     let metrics = Arc::new(triage::metrics::Metrics::default());
-    let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
+    let heads = triage::heads::registry::HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)
+        .unwrap();
     let state = triage::AppState::new(cfg, metrics, heads);
     triage::server::start_vision(&state).unwrap();
     triage::app(state)

@@ -36,7 +36,8 @@ fn app(cfg: Config) -> axum::Router {
     std::env::set_var("HF_HOME", &hub);
     cfg.validate().unwrap();
     let metrics = Arc::new(triage::metrics::Metrics::default());
-    let heads = triage::heads::registry::HeadRegistry::load(&cfg).unwrap();
+    let heads = triage::heads::registry::HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)
+        .unwrap();
     triage::app(triage::AppState::new(cfg, metrics, heads))
 }
 

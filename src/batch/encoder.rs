@@ -4,9 +4,9 @@
 //! the model worker one forward pass at a time, so that live requests are not stuck behind it.
 
 use super::{Conversation, Summarizer};
-use crate::config::Overlong;
 use crate::error::AppError;
 use crate::http::{AppState, Slot};
+use crate::models::config::Overlong;
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 use std::collections::HashMap;

@@ -1,7 +1,6 @@
 //! Batch summarization: a resumable, crash-safe, streaming engine over JSONL conversations,
 //! generic over how a summary is made (`Summarizer`), with a CLI and HTTP jobs on top.
 
-pub mod cli;
 pub mod config;
 pub mod encoder;
 pub use crate::http::batch as http;

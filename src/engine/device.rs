@@ -1,24 +1,14 @@
 //! Device selection: `cpu`, `cuda` or `cuda:N` (CUDA needs the `cuda` cargo feature).
 
-use anyhow::{bail, Result};
+pub use super::config::DeviceSpec;
+#[cfg(not(feature = "cuda"))]
+use anyhow::bail;
+use anyhow::Result;
 use candle_core::Device;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceSpec {
-    Cpu,
-    Cuda(usize),
-}
-
+/// `cpu`, `cuda` or `cuda:N` (the config parses `server.device` once, with this).
 pub fn parse_device(s: &str) -> Result<DeviceSpec> {
-    let s = s.trim().to_ascii_lowercase();
-    match s.as_str() {
-        "cpu" => Ok(DeviceSpec::Cpu),
-        "cuda" | "gpu" => Ok(DeviceSpec::Cuda(0)),
-        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => Ok(DeviceSpec::Cuda(n)),
-            _ => bail!("unknown device `{s}`: expected cpu, cuda or cuda:N"),
-        },
-    }
+    DeviceSpec::parse(s).map_err(anyhow::Error::msg)
 }
 
 /// Open the device. Asking for CUDA from a build without it is an error, never a silent CPU.
@@ -35,10 +25,7 @@ pub fn open(spec: DeviceSpec) -> Result<Device> {
 }
 
 pub fn describe(spec: DeviceSpec) -> String {
-    match spec {
-        DeviceSpec::Cpu => "cpu".into(),
-        DeviceSpec::Cuda(n) => format!("cuda:{n}"),
-    }
+    spec.to_string()
 }
 
 #[cfg(test)]

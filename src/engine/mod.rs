@@ -3,20 +3,22 @@
 //! admission (`ADMITTED`, set by the HTTP layer; else of the call) is shed with 503.
 
 pub mod batcher;
+pub mod config;
 pub mod device;
 pub mod worker;
 
-use crate::config::{Config, ModelConfig, Overlong};
 use crate::error::{AppError, AppResult};
 use crate::heads::registry::HeadRegistry;
 use crate::metrics::Metrics;
 use crate::models::branch::Branch;
-use crate::models::encoder::{Backend, Embedder, Prepared, TextPrep};
-use crate::models::source::Source;
+use crate::models::config::{ModelConfig, Overlong};
+use crate::models::encoder::{Backend, Prepared, TextPrep};
+pub use crate::models::open::{open_model, sentence_transformers_max_len, token_limit, OpenModel};
 use anyhow::{Context, Result};
+pub use config::EngineConfig;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -78,7 +80,7 @@ impl EmbedModel {
         info: ModelInfo,
         tok: Arc<dyn Tokenize>,
         backend: Box<dyn Backend>,
-        cfg: &Config,
+        cfg: &EngineConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>> {
         Self::start_with_branches(info, tok, backend, HashMap::new(), cfg, metrics)
@@ -90,7 +92,7 @@ impl EmbedModel {
         tok: Arc<dyn Tokenize>,
         backend: Box<dyn Backend>,
         branches: HashMap<String, usize>,
-        cfg: &Config,
+        cfg: &EngineConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>> {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -108,8 +110,8 @@ impl EmbedModel {
             branches,
             tok,
             tx,
-            queue_wait: Duration::from_millis(cfg.limits.queue_wait_ms),
-            retry_after: cfg.limits.retry_after_secs,
+            queue_wait: Duration::from_millis(cfg.queue_wait_ms),
+            retry_after: cfg.retry_after_secs,
         }))
     }
 
@@ -201,64 +203,18 @@ impl EmbedModel {
     }
 }
 
-/// `max_seq_length` of a sentence-transformers folder (all-MiniLM-L6-v2: 256), so that inputs
-/// are cut where sentence-transformers cuts them.
-pub fn sentence_transformers_max_len(dir: &Path) -> Option<usize> {
-    let text = std::fs::read_to_string(dir.join("sentence_bert_config.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get("max_seq_length")?.as_u64().map(|n| n as usize)
-}
-
-/// A model's token limit: the configured one, else sentence-transformers' `max_seq_length`,
-/// else the model's own; never above what its position table allows.
-pub fn token_limit(configured: Option<usize>, dir: &Path, model_max: usize) -> usize {
-    configured
-        .or_else(|| sentence_transformers_max_len(dir))
-        .unwrap_or(model_max)
-        .min(model_max)
-}
-
-/// A configured model opened on a device: its folder, encoder, and text preparation.
-pub struct OpenModel {
-    pub dir: PathBuf,
-    pub embedder: Embedder,
-    pub prep: TextPrep,
-    pub max_length: usize,
-}
-
-/// Resolve a configured model's source and load it (blocking: reads the weights).
-/// `precision`: `server.precision` (the CPU fast path's arithmetic).
-pub fn open_model(
-    mc: &ModelConfig,
-    home: &Path,
-    dev: &candle_core::Device,
-    precision: &str,
-) -> Result<OpenModel> {
-    let dir = Source::parse(&mc.source)?.resolve(home)?;
-    let p = crate::models::fast::Precision::parse(precision)?;
-    let embedder = Embedder::load_with(&dir, dev, Some(p))?;
-    let max_length = token_limit(mc.max_length, &dir, embedder.config().max_tokens());
-    let prep = TextPrep::load(&dir, &mc.prefix, max_length)?;
-    Ok(OpenModel {
-        dir,
-        embedder,
-        prep,
-        max_length,
-    })
-}
-
 /// Load one configured model with the fine-tuned layers of the heads trained on it, and start
 /// its worker.
 pub fn load_model(
     mc: &ModelConfig,
-    cfg: &Config,
+    cfg: &EngineConfig,
     home: &Path,
     metrics: Arc<Metrics>,
     heads: &HeadRegistry,
 ) -> Result<Arc<EmbedModel>> {
-    let spec = device::parse_device(&cfg.server.device)?;
+    let spec = cfg.device;
     let dev = device::open(spec)?;
-    let mut m = open_model(mc, home, &dev, &cfg.server.precision)?;
+    let mut m = open_model(mc, home, &dev, cfg.precision)?;
     let mut branches = HashMap::new();
     for h in heads.all().filter(|h| h.meta.encoder == mc.name) {
         if let (Some(t), Some(bytes)) = (&h.meta.tuned_layers, &h.layers) {

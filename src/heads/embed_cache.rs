@@ -1,9 +1,9 @@
 //! Embedding a dataset once: length-sorted batches through the encoder, a progress bar, and a
 //! cache on disk keyed by sha256(model folder, prefix, token limit, texts).
 
-use crate::config::Overlong;
-use crate::engine::OpenModel;
+use crate::models::config::Overlong;
 use crate::models::encoder::{Embedder, TextPrep};
+use crate::models::open::OpenModel;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};

@@ -56,15 +56,7 @@ impl Default for EscalationConfig {
     fn default() -> Self {
         EscalationConfig {
             head: 0.5,
-            thresholds: [
-                ("anger", 0.5),
-                ("frustration", 0.5),
-                ("fear", 0.6),
-                ("sadness", 0.6),
-            ]
-            .into_iter()
-            .map(|(g, t)| (g.to_string(), t))
-            .collect(),
+            thresholds: super::config::default_thresholds(),
         }
     }
 }

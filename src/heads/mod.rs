@@ -4,7 +4,7 @@
 
 pub mod align;
 pub mod calibrate;
-pub mod commands;
+pub mod config;
 pub mod data;
 pub mod embed_cache;
 pub mod emotion;

@@ -1,9 +1,10 @@
 //! The heads a server answers with: intent sets by name and the emotion head, loaded at start-up
 //! from `builtin:` names (shipped in the binary) or folders, checked against the served encoders.
 
+use super::config::{EmotionConfig, IntentConfig};
 use super::emotion::EscalationConfig;
 use super::head::{Head, Kind};
-use crate::config::Config;
+use crate::models::config::ModelConfig;
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -93,10 +94,15 @@ impl HeadRegistry {
             .chain(self.escalation_head.iter())
     }
 
-    /// Every configured head, each checked against the encoder (name and prefix) it was trained on.
-    pub fn load(cfg: &Config) -> Result<Self> {
+    /// Every configured head, each checked against the encoder (name and prefix) it was trained on
+    /// among `models`.
+    pub fn load(
+        intent: &IntentConfig,
+        emotion: &EmotionConfig,
+        models: &[ModelConfig],
+    ) -> Result<Self> {
         let check = |h: &Head, what: &str| -> Result<()> {
-            let Some(m) = cfg.models.iter().find(|m| m.name == h.meta.encoder) else {
+            let Some(m) = models.iter().find(|m| m.name == h.meta.encoder) else {
                 bail!(
                     "{what}: trained on encoder `{}`, which is not among the configured models",
                     h.meta.encoder
@@ -112,7 +118,7 @@ impl HeadRegistry {
             Ok(())
         };
         let mut intents = BTreeMap::new();
-        for (i, s) in cfg.intent.sets.iter().enumerate() {
+        for (i, s) in intent.sets.iter().enumerate() {
             let what = format!("intent.sets[{i}] `{}`", s.name);
             let h = load_head(&s.source).with_context(|| what.clone())?;
             ensure!(
@@ -137,22 +143,22 @@ impl HeadRegistry {
             check(&h, key)?;
             Ok(Some(Arc::new(h)))
         };
-        let emotion = sigmoid(&cfg.emotion.head, "emotion.head", None)?;
-        let abuse = sigmoid(&cfg.emotion.abuse_head, "emotion.abuse_head", Some(ABUSIVE))?;
+        let emotion_head = sigmoid(&emotion.head, "emotion.head", None)?;
+        let abuse = sigmoid(&emotion.abuse_head, "emotion.abuse_head", Some(ABUSIVE))?;
         let escalation_head = sigmoid(
-            &cfg.emotion.escalation_head,
+            &emotion.escalation_head,
             "emotion.escalation_head",
             Some(super::calibrate::ESCALATE),
         )?;
         Ok(HeadRegistry {
             intents,
-            default_intent: cfg.intent.default_set.clone(),
-            emotion,
+            default_intent: intent.default_set.clone(),
+            emotion: emotion_head,
             abuse,
             escalation_head,
             escalation: EscalationConfig {
-                thresholds: cfg.emotion.thresholds.clone(),
-                head: cfg.emotion.escalation_threshold,
+                thresholds: emotion.thresholds.clone(),
+                head: emotion.escalation_threshold,
             },
         })
     }
@@ -161,11 +167,12 @@ impl HeadRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[test]
     fn builtins_load_and_are_checked_against_the_encoder() {
         let cfg = Config::default();
-        let reg = HeadRegistry::load(&cfg).unwrap();
+        let reg = HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models).unwrap();
         assert_eq!(reg.intents.len(), 3);
         assert!(reg
             .emotion
@@ -177,17 +184,24 @@ mod tests {
         // A head served without its encoder, or with another prefix, is refused at start.
         let mut wrong_prefix = Config::default();
         wrong_prefix.models[0].prefix = String::new();
-        let e = HeadRegistry::load(&wrong_prefix)
-            .err()
-            .map(|e| format!("{e:#}"))
-            .unwrap_or_default();
+        let e = HeadRegistry::load(
+            &wrong_prefix.intent,
+            &wrong_prefix.emotion,
+            &wrong_prefix.models,
+        )
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
         assert!(e.contains("prefix"), "{e}");
         let mut no_encoder = Config::default();
         no_encoder
             .models
             .retain(|m| m.name != "multilingual-e5-small");
         no_encoder.default_model = no_encoder.models[0].name.clone();
-        assert!(HeadRegistry::load(&no_encoder).is_err());
+        assert!(
+            HeadRegistry::load(&no_encoder.intent, &no_encoder.emotion, &no_encoder.models)
+                .is_err()
+        );
         assert!(load_head("builtin:nope").is_err());
         assert!(load_head("/nonexistent/head").is_err());
     }

@@ -71,9 +71,8 @@ impl AppState {
             .iter()
             .map(|m| (m.name.clone(), Slot::Loading))
             .collect();
-        let device = crate::engine::device::parse_device(&config.server.device)
-            .and_then(crate::engine::device::open)
-            .unwrap_or(candle_core::Device::Cpu);
+        let device =
+            crate::engine::device::open(config.server.device).map_err(|e| format!("{e:#}"));
         let seq2seq = Arc::new(crate::translate::Seq2SeqModels::new(
             config.home(),
             device,
@@ -81,7 +80,7 @@ impl AppState {
         ));
         Arc::new(AppState {
             seq2seq,
-            intents: crate::intents::Intents::new(&config),
+            intents: crate::intents::Intents::new(&config.fewshot, &config.discovery),
             config: Arc::new(config),
             metrics,
             heads: Arc::new(heads),

@@ -3,6 +3,7 @@
 //! Candidate ids hash the set and the member texts' ids, so the same texts give the same id;
 //! the last result of each set is kept until the next discovery of that set.
 
+pub use super::candidate::Candidate;
 use super::cluster::{by_centrality, cluster};
 use super::keyterms::{suggest_name, Pool};
 use super::service::{conflict, lock, Intents};
@@ -20,23 +21,6 @@ use std::sync::Arc;
 const REPRESENTATIVES: usize = 5;
 /// Most key terms per candidate.
 const KEY_TERMS: usize = 5;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Candidate {
-    pub id: String,
-    pub size: usize,
-    /// Distinct texts nearest the cluster's centre, most central first.
-    pub representatives: Vec<String>,
-    pub suggested_name: String,
-    pub key_terms: Vec<String>,
-    /// Mean cosine similarity of the members to the cluster's centre.
-    pub cohesion: f32,
-    #[serde(skip)]
-    pub set: String,
-    /// Ids of the member texts, most central first.
-    #[serde(skip)]
-    pub members: Vec<u64>,
-}
 
 #[derive(Debug, Serialize)]
 pub struct Discovered {

@@ -2,11 +2,11 @@
 //! shared encoder's embeddings, alone or extending a trained set) and unmatched-question
 //! discovery (keep what no intent answered, cluster it, turn a cluster into an intent).
 
+pub mod candidate;
 pub mod classify;
 pub mod cluster;
 pub mod config;
 pub mod discover;
-pub mod eval;
 pub mod files;
 pub mod keyterms;
 pub mod service;

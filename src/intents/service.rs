@@ -2,19 +2,18 @@
 //! and persisting them, the view `/v1/intent` answers a set with, keeping unmatched texts.
 //! Changes are serialised by one lock and written to disk before they become visible.
 
+use super::candidate::Candidate;
 use super::classify::{Answer, SetView};
 use super::config::{DiscoveryConfig, FewShotConfig};
-use super::discover::Candidate;
 use super::store::{read_intents_file, read_store, write_store, Embedded, Intent, Origin};
 use super::unmatched::{Item, Unmatched};
-use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::heads::registry::HeadRegistry;
 use crate::http::embed::encode;
 use crate::http::AppState;
 use anyhow::Result;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub type IntentMap = BTreeMap<String, Arc<Intent>>;
@@ -49,37 +48,37 @@ pub fn conflict(field: &str, message: impl Into<String>) -> AppError {
 
 impl Intents {
     /// Empty, in memory only, until `load`.
-    pub fn new(cfg: &Config) -> Self {
+    pub fn new(fewshot: &FewShotConfig, discovery: &DiscoveryConfig) -> Self {
         Intents {
-            fewshot: cfg.fewshot.clone(),
-            discovery: cfg.discovery.clone(),
+            fewshot: fewshot.clone(),
+            discovery: discovery.clone(),
             map: RwLock::new(BTreeMap::new()),
             store_path: RwLock::new(None),
             write: Mutex::new(()),
             embedding: tokio::sync::Mutex::new(()),
-            unmatched: Mutex::new(Unmatched::new(cfg.discovery.max_items)),
+            unmatched: Mutex::new(Unmatched::new(discovery.max_items)),
             candidates: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Read `$TRIAGE_HOME/intents/intents.json`, the unmatched texts (discovery on) and the
+    /// Read `<home>/intents/intents.json`, the unmatched texts (discovery on) and the
     /// config's intents file, and persist every change from now on. No model is needed: stored
     /// intents come with their embeddings; those of the intents file are embedded on first use.
-    pub fn load(&self, cfg: &Config, heads: &HeadRegistry) -> Result<()> {
-        let dir = cfg.home().join("intents");
+    pub fn load(&self, home: &Path, heads: &HeadRegistry) -> Result<()> {
+        let dir = home.join("intents");
         let store = dir.join("intents.json");
         let mut map: IntentMap = BTreeMap::new();
         for i in read_store(&store)? {
             map.insert(i.name.clone(), Arc::new(i));
         }
-        if let Some(p) = &cfg.fewshot.file {
+        if let Some(p) = &self.fewshot.file {
             let trained = |set: &str, name: &str| {
                 heads
                     .intents
                     .get(set)
                     .is_some_and(|h| h.meta.labels.iter().any(|l| l == name))
             };
-            for i in read_intents_file(p, &cfg.intent.default_set, &cfg.fewshot, &trained)? {
+            for i in read_intents_file(p, &heads.default_intent, &self.fewshot, &trained)? {
                 if map.contains_key(&i.name) {
                     tracing::warn!(intent = %i.name, "fewshot.file defines an intent also made over the API: the file's wins");
                 }

@@ -2,8 +2,8 @@
 
 use super::bert::{Bert, BertConfig};
 use super::branch::Branch;
+use super::config::Overlong;
 use super::fast::{FastEncoder, Precision};
-use crate::config::Overlong;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;

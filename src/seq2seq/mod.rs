@@ -6,6 +6,7 @@ pub mod generate;
 pub mod layers;
 pub mod marian;
 pub mod spm;
+pub mod spm_model;
 pub mod spm_target;
 pub mod t5;
 

@@ -10,7 +10,7 @@
 //! what Python compares against, and by their target ids too, so that a target `<pad>` whose id
 //! differs from the source one never shows up as text (Python would print "<pad>").
 
-use super::spm::{parse_model, PieceType, SpmModel};
+use super::spm_model::{parse_model, PieceType, SpmModel};
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

@@ -1,14 +1,14 @@
 //! Conversation summaries: extractive on the multilingual encoder (works with the default
 //! pack), abstractive with a T5-family model when one is configured; ROUGE evaluation.
 
-pub mod eval;
+pub mod entities;
 pub mod extractive;
 pub mod rouge;
 pub mod sentences;
 
-use crate::handoff::entities::{self, Entity};
 use crate::http::AppState;
 use anyhow::ensure;
+use entities::Entity;
 use serde::{Deserialize, Serialize};
 
 /// `[summarize]` in the config.

@@ -15,7 +15,9 @@ const MAX_WAITING: usize = 16;
 
 pub struct Seq2SeqModels {
     home: PathBuf,
-    device: candle_core::Device,
+    /// The configured device, or why it cannot be opened (said when a model is first needed,
+    /// never replaced by the CPU).
+    device: Result<candle_core::Device, String>,
     loaded: Mutex<HashMap<String, Arc<Seq2Seq>>>,
     /// One generation at a time (it uses every core already).
     gate: tokio::sync::Semaphore,
@@ -24,7 +26,11 @@ pub struct Seq2SeqModels {
 }
 
 impl Seq2SeqModels {
-    pub fn new(home: PathBuf, device: candle_core::Device, retry_after: u64) -> Self {
+    pub fn new(
+        home: PathBuf,
+        device: Result<candle_core::Device, String>,
+        retry_after: u64,
+    ) -> Self {
         Seq2SeqModels {
             home,
             device,
@@ -41,7 +47,10 @@ impl Seq2SeqModels {
         if let Some(m) = self.lock().get(source) {
             return Ok(m.clone());
         }
-        let (src, home, device) = (source.to_string(), self.home.clone(), self.device.clone());
+        let device = self.device.clone().map_err(|e| AppError::Unavailable {
+            message: format!("the {what} model `{source}` cannot run: server.device: {e}"),
+        })?;
+        let (src, home) = (source.to_string(), self.home.clone());
         let loaded = tokio::task::spawn_blocking(move || {
             let dir = Source::parse(&src)?.resolve_seq2seq(&home)?;
             Seq2Seq::load(&dir, &device)

@@ -3,7 +3,6 @@
 
 pub mod analyze;
 pub mod catalog;
-pub mod eval;
 pub mod image_in;
 pub mod matcher;
 pub mod ocr;

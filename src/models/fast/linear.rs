@@ -4,6 +4,7 @@
 use super::bf16::{convert_rows, PackedBf16};
 use super::f32pack::PackedF32;
 use super::ops;
+use crate::models::config::PrecisionSetting;
 use anyhow::{ensure, Result};
 
 /// Arithmetic of the fast encoder's matrix multiplies.
@@ -19,20 +20,29 @@ impl Precision {
     /// `f32`, `bf16`, or `auto` (bf16 where the CPU has AVX-512 BF16, else f32).
     pub fn parse(s: &str) -> Result<Self> {
         match s {
-            "f32" => Ok(Precision::F32),
-            "bf16" => {
+            "f32" => Self::resolve(PrecisionSetting::F32),
+            "bf16" => Self::resolve(PrecisionSetting::Bf16),
+            "auto" => Self::resolve(PrecisionSetting::Auto),
+            other => anyhow::bail!("unknown precision `{other}`: expected auto, f32 or bf16"),
+        }
+    }
+
+    /// The precision `server.precision` asks for on this CPU (`bf16` without AVX-512 BF16: error).
+    pub fn resolve(setting: PrecisionSetting) -> Result<Self> {
+        match setting {
+            PrecisionSetting::F32 => Ok(Precision::F32),
+            PrecisionSetting::Bf16 => {
                 ensure!(
                     super::bf16::supported(),
                     "precision `bf16` needs a CPU with AVX-512 BF16; use `f32` or `auto`"
                 );
                 Ok(Precision::Bf16)
             }
-            "auto" => Ok(if super::bf16::supported() {
+            PrecisionSetting::Auto => Ok(if super::bf16::supported() {
                 Precision::Bf16
             } else {
                 Precision::F32
             }),
-            other => anyhow::bail!("unknown precision `{other}`: expected auto, f32 or bf16"),
         }
     }
 

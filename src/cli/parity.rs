@@ -3,10 +3,10 @@
 //! routing policy's escalation rules): intents, escalation, abusive language, agreement on
 //! parallel sentences, and the eval-only public Chinese sets where present.
 
+use crate::cli::heads::head_encoder;
 use crate::config::Config;
 use crate::heads::align::read_pairs;
 use crate::heads::calibrate::ESCALATE;
-use crate::heads::commands::head_encoder;
 use crate::heads::data::{self, Example};
 use crate::heads::embed_cache::DatasetEncoder;
 use crate::heads::head::Head;
@@ -112,7 +112,7 @@ struct Served {
 impl Served {
     fn load(config: Option<&Path>) -> Result<Served> {
         let cfg = Config::load(config, &Default::default())?;
-        let reg = HeadRegistry::load(&cfg)?;
+        let reg = HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)?;
         let open = |h: &Head| -> Result<(Head, DatasetEncoder)> {
             Ok((h.clone(), head_encoder(config, h)?))
         };

@@ -1,12 +1,12 @@
 //! `triage train` and `triage eval`: the command-line side of the heads.
 
-use super::data;
-use super::embed_cache::DatasetEncoder;
-use super::finetune::{self, TuneOptions};
-use super::fit::{self, FitOptions, Task};
-use super::head::{sha256_hex, Head, TunedLayers};
-use super::train::TrainOptions;
 use crate::config::Config;
+use crate::heads::data;
+use crate::heads::embed_cache::DatasetEncoder;
+use crate::heads::finetune::{self, TuneOptions};
+use crate::heads::fit::{self, FitOptions, Task};
+use crate::heads::head::{sha256_hex, Head, TunedLayers};
+use crate::heads::train::TrainOptions;
 use crate::models::branch::Branch;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -155,7 +155,7 @@ fn encoder(config: Option<&Path>, model: &str) -> Result<DatasetEncoder> {
         mc,
         &cfg.home(),
         &candle_core::Device::Cpu,
-        &cfg.server.precision,
+        cfg.server.precision,
     )?;
     Ok(DatasetEncoder::new(
         &mc.name,
@@ -207,7 +207,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         train,
         pairs: match &a.pairs {
             Some(p) => {
-                let (t, _) = super::align::read_pairs(p, 10)?;
+                let (t, _) = crate::heads::align::read_pairs(p, 10)?;
                 Some((t.source, t.target, a.pair_weight))
             }
             None => None,
@@ -331,8 +331,8 @@ fn finetune_layers(
 
 /// `triage align`: distil a head's tuned layers on parallel text (see `align`).
 pub fn align(a: AlignArgs) -> Result<()> {
-    use super::align::{align, read_pairs, AlignOptions};
-    let head = super::registry::load_head(&a.head)?;
+    use crate::heads::align::{align, read_pairs, AlignOptions};
+    let head = crate::heads::registry::load_head(&a.head)?;
     let enc = encoder(a.config.as_deref(), &head.meta.encoder)?;
     let base = enc.embedder().model();
     let n_layers = enc.embedder().config().num_hidden_layers;
@@ -413,10 +413,10 @@ pub fn head_encoder(config: Option<&Path>, head: &Head) -> Result<DatasetEncoder
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     if a.task == "screenshot" {
-        return crate::vision::eval::run(&a.data, a.config.as_deref(), a.json);
+        return crate::cli::vision_eval::run(&a.data, a.config.as_deref(), a.json);
     }
     if a.task == "summarize" {
-        return crate::summarize::eval::run(
+        return crate::cli::summarize_eval::run(
             &a.data,
             a.config.as_deref(),
             a.json,

@@ -53,7 +53,7 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
         for r in &rows {
             let bytes = std::fs::read(dir.join(&r.file)).with_context(|| format!("cannot read {}", r.file))?;
             let t = Instant::now();
-            let got = match super::analyze(&state, bytes, None, None).await {
+            let got = match crate::vision::analyze(&state, bytes, None, None).await {
                 Ok(a) => {
                     let top = a.candidates.first();
                     details.push(serde_json::json!({

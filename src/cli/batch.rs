@@ -1,8 +1,8 @@
 //! `triage batch summarize` (resumable, with a progress bar and a final report on stderr) and
 //! `triage batch synth` (synthetic conversations).
 
-use super::run::{check_paths, run as run_batch, RunOptions, Stats};
-use super::EncoderSummarizer;
+use crate::batch::run::{check_paths, run as run_batch, RunOptions, Stats};
+use crate::batch::EncoderSummarizer;
 use crate::config::{Config, Overrides};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -70,9 +70,9 @@ fn synth(a: SynthArgs) -> Result<()> {
             let f =
                 std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
             let mut w = std::io::BufWriter::new(f);
-            super::synth::write(&mut w, a.count, a.bad, a.seed)
+            crate::batch::synth::write(&mut w, a.count, a.bad, a.seed)
         }
-        None => super::synth::write(&mut std::io::stdout().lock(), a.count, a.bad, a.seed),
+        None => crate::batch::synth::write(&mut std::io::stdout().lock(), a.count, a.bad, a.seed),
     }
 }
 

@@ -3,13 +3,13 @@
 //! trained head, and discovery's cluster purity. Sampling is deterministic (sha256 of seed and
 //! text); embeddings are cached like the heads' (`$TRIAGE_HOME/cache/embeddings`).
 
-use super::classify::{scores, Scoring, SetView};
-use super::cluster::{by_centrality, cluster};
-use super::keyterms::{suggest_name, Pool};
-use super::store::Embedded;
 use crate::config::Config;
 use crate::heads::data::{self, Example};
 use crate::heads::embed_cache::DatasetEncoder;
+use crate::intents::classify::{scores, Scoring, SetView};
+use crate::intents::cluster::{by_centrality, cluster};
+use crate::intents::keyterms::{suggest_name, Pool};
+use crate::intents::store::Embedded;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ pub fn encoder(config: Option<&Path>, model: &str) -> Result<(Config, DatasetEnc
         &mc,
         &cfg.home(),
         &candle_core::Device::Cpu,
-        &cfg.server.precision,
+        cfg.server.precision,
     )?;
     let enc = DatasetEncoder::new(
         &mc.name,
@@ -319,7 +319,7 @@ pub fn extend_eval(a: ExtendArgs) -> Result<()> {
     )?;
     // A head with fine-tuned layers reads embeddings through them (as the server does).
     let (hxb, hxn) = if head.meta.tuned_layers.is_some() {
-        let henc = crate::heads::commands::head_encoder(a.config.as_deref(), &head)?;
+        let henc = crate::cli::heads::head_encoder(a.config.as_deref(), &head)?;
         let texts = |rows: &[Example]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
         (
             henc.embed_all(&texts(&base), "base (tuned layers)")?,

@@ -3,9 +3,9 @@
 //! Reads DialogSum (`dialogue`, `summary`), TweetSumm (`dialogue`, `abstractive_summaries`) and
 //! the API's own shape (`conversation: [{role, text}]`, `summaries` or `summary`).
 
-use super::rouge::{score_multi, Rouge};
-use super::{extractive, Turn};
 use crate::config::Config;
+use crate::summarize::rouge::{score_multi, Rouge};
+use crate::summarize::{extractive, Turn};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::path::Path;
@@ -147,7 +147,7 @@ pub fn run(
                 .enumerate()
             {
                 let s = extractive::render(&ex.turns, &units, p);
-                words[k] += super::sentences::word_count(&s);
+                words[k] += crate::summarize::sentences::word_count(&s);
                 m.add(score_multi(&s, &ex.references));
             }
         }
