@@ -6,7 +6,8 @@ Test code (`#[cfg(test)] mod ... { }` blocks and tests.rs files) is left out. Tw
   * inside each top-level module, its children (src/<m>/<c>.rs or src/<m>/<c>/): an edge c -> d when a
     file under c names crate::<m>::d or super::d. The parent's own mod.rs is left out of this level:
     it declares and re-exports its children, so edges to and from it are not layering.
-A layer rule can be added with --forbid a:b (a must not import b), e.g. --forbid engine:http.
+The upper layers (cli, server, http, state, config) may only be imported by the layers above them
+(UPPER below). More rules can be added with --forbid a:b (a must not import b).
 
 Usage: scripts/module_graph.py [--src src] [--dot FILE] [--forbid a:b ...]
 Exit status 1 when a cycle (or a forbidden edge) is found, with the files that make each edge.
@@ -109,6 +110,19 @@ def resolve(mod, path):
     return None
 
 
+# The upper layers and who may import them: features, engine, heads, store and models take their
+# own config sections and services as arguments, never the whole Config, the server state, HTTP
+# types or the command line.
+UPPER = {
+    "cli": set(),
+    "fuzzing": set(),
+    "server": {"cli"},
+    "http": {"server", "cli", "fuzzing"},
+    "state": {"http", "server", "cli", "fuzzing"},
+    "config": {"state", "http", "server", "cli", "fuzzing"},
+}
+
+
 def find_cycles(nodes, edges):
     """Strongly connected components with more than one node (Tarjan)."""
     index, low, on, stack, out, counter = {}, {}, set(), [], [], [0]
@@ -196,6 +210,11 @@ def main():
             for a in comp:
                 for b in sorted(sub_edges[top][a] & set(comp)):
                     print(f"  {top}::{a} -> {b}: {', '.join(sorted(sub_why[(top, a, b)]))}")
+    for upper, allowed in UPPER.items():
+        for a in sorted(top_edges):
+            if upper in top_edges[a] and a not in allowed:
+                bad = True
+                print(f"layering: {a} imports {upper}: {', '.join(sorted(top_why[(a, upper)]))}")
     for rule in args.forbid:
         a, b = rule.split(":")
         if b in top_edges.get(a, ()):

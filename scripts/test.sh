@@ -9,5 +9,6 @@ cargo build --locked --bin triage
 target/debug/triage models setup
 python3 scripts/prepare_data.py >/dev/null   # public dev sets for the parity test (skips when absent)
 cargo fmt --check
+python3 scripts/module_graph.py   # the crate's modules import only downward: no cycle
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

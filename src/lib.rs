@@ -17,10 +17,12 @@ pub mod models;
 pub mod routing;
 pub mod seq2seq;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod summarize;
 pub mod translate;
 pub mod vision;
 pub mod webhook;
 
-pub use http::{router as app, AppState};
+pub use http::router as app;
+pub use state::AppState;

@@ -153,9 +153,10 @@ fn open_store_worker(state: &Arc<AppState>) -> Result<Option<tokio::task::JoinHa
     if !unknown.is_empty() {
         tracing::warn!(intents = ?unknown, "the routing policy names intents no trained set has (few-shot intents may add them)");
     }
+    let kept = store.clone();
     tokio::spawn(async move {
         loop {
-            let s = store.clone();
+            let s = kept.clone();
             match tokio::task::spawn_blocking(move || s.enforce_retention(crate::store::now_ms()))
                 .await
             {
@@ -171,16 +172,28 @@ fn open_store_worker(state: &Arc<AppState>) -> Result<Option<tokio::task::JoinHa
     if cfg.webhooks.urls.is_empty() {
         return Ok(None);
     }
-    Ok(Some(tokio::spawn(crate::webhook::worker::run(
-        state.clone(),
-    ))))
+    let worker = crate::webhook::worker::Worker {
+        config: cfg.webhooks.clone(),
+        store,
+        models: state.models.clone(),
+        metrics: state.metrics.clone(),
+        wake: state.webhook_wake.clone(),
+        shutdown: state.shutdown.subscribe(),
+        summary_words: cfg.summarize.max_words,
+    };
+    Ok(Some(tokio::spawn(crate::webhook::worker::run(worker))))
 }
 
 /// Check the fault catalog (a malformed one stops the start) and start the OCR pool; a missing
 /// Tesseract only disables `/v1/screenshot` (503 saying what to install).
 pub fn start_vision(state: &Arc<AppState>) -> Result<()> {
     let cfg = &state.config.screenshot;
-    let v = crate::vision::Vision::start(cfg)?;
+    let v = crate::vision::Vision::start(
+        cfg,
+        state.models.clone(),
+        state.lang.clone(),
+        state.config.limits.retry_after_secs,
+    )?;
     if let Err(e) = crate::vision::ocr::OcrPool::probe(cfg.tessdata.as_deref(), &cfg.languages) {
         tracing::warn!(error = %e, "screenshot OCR unavailable");
         v.ocr.set_unavailable(e);

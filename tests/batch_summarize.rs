@@ -310,7 +310,11 @@ fn encoder_summarizer_on_real_conversations() {
     let d = tmp("real");
     let Some(state) = real_state(&d) else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let s = triage::batch::EncoderSummarizer::new(state, rt.handle().clone());
+    let s = triage::batch::EncoderSummarizer::new(
+        state.models.clone(),
+        state.config.summarize.max_words,
+        rt.handle().clone(),
+    );
     std::fs::write(d.join("in.jsonl"), real_conversations().join("\n")).unwrap();
     let batched = opts(&d, 8);
     let st = go(&batched, &s).unwrap();
@@ -434,8 +438,8 @@ async fn job_states_files_and_errors() {
         gate: Some(gate.clone()),
         ..Default::default()
     };
-    triage::batch::jobs::start_with(&state, Arc::new(echo)).unwrap();
-    let app = triage::batch::http::routes().with_state(state.clone());
+    state.start_jobs_with(Arc::new(echo)).unwrap();
+    let app = triage::http::batch::routes().with_state(state.clone());
 
     let body = lines(5, "h") + "{broken\n";
     let id = submit(&app, body.clone()).await;
@@ -588,8 +592,8 @@ async fn jobs_survive_a_restart_and_failures_are_reported() {
         gate: Some(gate.clone()),
         ..Default::default()
     });
-    let jobs = triage::batch::jobs::start_with(&state, first.clone()).unwrap();
-    let app = triage::batch::http::routes().with_state(state.clone());
+    let jobs = state.start_jobs_with(first.clone()).unwrap();
+    let app = triage::http::batch::routes().with_state(state.clone());
     let id = submit(&app, lines(9, "r")).await;
     wait_state(&app, &id, "running").await;
     // Shut down while a batch is in flight: it completes, the job stays `running` on disk.
@@ -597,7 +601,7 @@ async fn jobs_survive_a_restart_and_failures_are_reported() {
     gate.open();
     // "Restart": a new runner on the same folder resumes the job.
     let second = Arc::new(Echo::default());
-    triage::batch::jobs::start_with(&state, second.clone()).unwrap();
+    state.start_jobs_with(second.clone()).unwrap();
     let j = wait_state(&app, &id, "done").await;
     assert_eq!(j["written"], 9, "{j}");
     assert_eq!(first.calls.lock().unwrap().iter().sum::<usize>(), 2);
@@ -610,7 +614,7 @@ async fn jobs_survive_a_restart_and_failures_are_reported() {
         fail_at: Some(0),
         ..Default::default()
     });
-    triage::batch::jobs::start_with(&state, failing).unwrap();
+    state.start_jobs_with(failing).unwrap();
     let id = submit(&app, lines(3, "f")).await;
     let j = wait_state(&app, &id, "failed").await;
     assert!(
@@ -625,8 +629,8 @@ async fn jobs_survive_a_restart_and_failures_are_reported() {
 async fn http_job_with_the_real_model() {
     let d = tmp("http-real");
     let Some(state) = real_state(&d) else { return };
-    triage::batch::http::start(&state).unwrap();
-    let app = triage::batch::http::routes().with_state(state.clone());
+    triage::http::batch::start(&state).unwrap();
+    let app = triage::http::batch::routes().with_state(state.clone());
     let id = submit(&app, real_conversations().join("\n")).await;
     let j = wait_state(&app, &id, "done").await;
     assert_eq!(
@@ -657,10 +661,10 @@ async fn http_job_with_the_real_model() {
 async fn uploads_are_bounded_by_the_batch_limit_not_the_json_body_limit() {
     let d = tmp("limit");
     let state = http_state(&d, 1 << 20);
-    triage::batch::jobs::start_with(&state, Arc::new(Echo::default())).unwrap();
+    state.start_jobs_with(Arc::new(Echo::default())).unwrap();
     // As merged into the app's router, under its `limits.max_body_bytes` layer.
     let app = axum::Router::new()
-        .merge(triage::batch::http::routes())
+        .merge(triage::http::batch::routes())
         .layer(axum::extract::DefaultBodyLimit::max(1024))
         .with_state(state);
     let body = lines(100, "l");

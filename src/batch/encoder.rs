@@ -4,8 +4,8 @@
 //! the model worker one forward pass at a time, so that live requests are not stuck behind it.
 
 use super::{Conversation, Summarizer};
+use crate::engine::Models;
 use crate::error::AppError;
-use crate::http::{AppState, Slot};
 use crate::models::config::Overlong;
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
 pub struct EncoderSummarizer {
-    state: Arc<AppState>,
+    models: Arc<Models>,
+    /// Turns true when the server shuts down: waits end at once (None offline).
+    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
     rt: tokio::runtime::Handle,
     /// The model to embed with; None: the configured default.
     model: Option<String>,
@@ -29,16 +31,24 @@ pub struct EncoderSummarizer {
 }
 
 impl EncoderSummarizer {
-    /// `rt` runs the async encoder calls; `summarize_batch` must be called outside of it (a
-    /// blocking thread or a plain thread).
-    pub fn new(state: Arc<AppState>, rt: tokio::runtime::Handle) -> Self {
+    /// Summaries of at most `max_words` words (`summarize.max_words`) with `models`. `rt` runs
+    /// the async encoder calls; `summarize_batch` must be called outside of it (a blocking
+    /// thread or a plain thread).
+    pub fn new(models: Arc<Models>, max_words: usize, rt: tokio::runtime::Handle) -> Self {
         EncoderSummarizer {
+            models,
+            shutdown: None,
             rt,
             model: None,
             chunk: None,
-            max_words: state.config.summarize.max_words,
-            state,
+            max_words,
         }
+    }
+
+    /// In a server: stop waiting for the model as soon as `shutdown` turns true.
+    pub fn stopping_on(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutdown = Some(shutdown);
+        self
     }
 
     /// Embed with the configured model `name` instead of the default one.
@@ -59,7 +69,7 @@ impl EncoderSummarizer {
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>> {
         let started = Instant::now();
         let wait = |e: AppError| -> Result<Duration> {
-            if self.state.shutting_down() {
+            if self.shutdown.as_ref().is_some_and(|s| *s.borrow()) {
                 return Err(anyhow!("encoder: the server is shutting down"));
             }
             let waiting = match &e {
@@ -74,7 +84,7 @@ impl EncoderSummarizer {
             }
         };
         let model = loop {
-            match self.state.model(self.model.as_deref()) {
+            match self.models.model(self.model.as_deref()) {
                 Ok(m) => break m,
                 Err(e) => tokio::time::sleep(wait(e)?).await,
             }
@@ -114,11 +124,7 @@ impl EncoderSummarizer {
     }
 
     fn loading(&self) -> bool {
-        let name = self
-            .model
-            .clone()
-            .unwrap_or_else(|| self.state.config.default_model.clone());
-        matches!(self.state.slots().get(&name), Some(Slot::Loading))
+        self.models.loading(self.model.as_deref())
     }
 }
 

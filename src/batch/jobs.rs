@@ -4,8 +4,7 @@
 
 use super::run::{run, RunOptions, Stats};
 use super::spool::sync_write;
-use super::{BatchConfig, EncoderSummarizer, Summarizer};
-use crate::http::AppState;
+use super::{BatchConfig, Summarizer};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -89,65 +88,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One `Jobs` per jobs folder in this process.
-static REGISTRY: Mutex<Vec<Arc<Jobs>>> = Mutex::new(Vec::new());
-
-/// The jobs folder configured for `state`.
-pub fn jobs_dir(state: &AppState) -> PathBuf {
-    let c = &state.config;
-    c.batch.resolved_dir(&c.store.resolved_path(&c.home()))
-}
-
-/// The jobs of `state`'s folder, started (with the `EncoderSummarizer`) on first use; call at
-/// server start so that unfinished jobs resume. Needs a tokio runtime.
-pub fn for_state(state: &Arc<AppState>) -> Result<Arc<Jobs>> {
-    let dir = jobs_dir(state);
-    let mut reg = lock(&REGISTRY);
-    // While shutting down, a stopped runner is kept: no new runner starts.
-    let keep = |j: &Arc<Jobs>| j.dir == dir && (!j.stopped() || state.shutting_down());
-    if let Some(j) = reg.iter().find(|j| keep(j)) {
-        return Ok(j.clone());
-    }
-    let rt = tokio::runtime::Handle::try_current().context("batch jobs need a tokio runtime")?;
-    let per_pass = state.config.batching.max_batch_size;
-    let s = Arc::new(EncoderSummarizer::new(state.clone(), rt).yielding(per_pass));
-    install(&mut reg, dir, state, s)
-}
-
-/// Graceful shutdown: stop the runner of `state`'s folder after its current batch (the output
-/// so far is durable) and wait for it; the running job stays `running` on disk and resumes at
-/// the next start. Blocking; a no-op when no runner was started.
-/// The stopped runner stays registered: jobs uploaded while requests drain are queued on disk
-/// and run at the next start.
-pub fn stop(state: &AppState) {
-    let dir = jobs_dir(state);
-    let jobs = lock(&REGISTRY).iter().find(|j| j.dir == dir).cloned();
-    if let Some(j) = jobs {
-        j.shutdown_and_wait();
-        tracing::info!("batch: runner stopped at a resumable point");
-    }
-}
-
-/// Start the jobs of `state`'s folder with `summarizer`, replacing (and waiting for) any
-/// runner started before on that folder.
-pub fn start_with(state: &Arc<AppState>, summarizer: Arc<dyn Summarizer>) -> Result<Arc<Jobs>> {
-    install(&mut lock(&REGISTRY), jobs_dir(state), state, summarizer)
-}
-
-fn install(
-    reg: &mut Vec<Arc<Jobs>>,
-    dir: PathBuf,
-    state: &AppState,
-    summarizer: Arc<dyn Summarizer>,
-) -> Result<Arc<Jobs>> {
-    if let Some(i) = reg.iter().position(|j| j.dir == dir) {
-        reg.remove(i).shutdown_and_wait();
-    }
-    let jobs = Jobs::open(dir, state.config.batch.clone(), summarizer)?;
-    reg.push(jobs.clone());
-    Ok(jobs)
-}
-
 /// Sets the flag when dropped: a task holding it dies with its runtime.
 struct StopOnDrop(Arc<AtomicBool>);
 
@@ -160,7 +100,11 @@ impl Drop for StopOnDrop {
 impl Jobs {
     /// Load the jobs in `dir` (dropping unfinished uploads), queue the unfinished ones, start
     /// the runner. The runner stops when the current tokio runtime shuts down.
-    fn open(dir: PathBuf, cfg: BatchConfig, summarizer: Arc<dyn Summarizer>) -> Result<Arc<Self>> {
+    pub fn open(
+        dir: PathBuf,
+        cfg: BatchConfig,
+        summarizer: Arc<dyn Summarizer>,
+    ) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut records = HashMap::new();
         let mut todo = Vec::new();

@@ -3,7 +3,6 @@
 
 pub mod config;
 pub mod encoder;
-pub use crate::http::batch as http;
 pub mod input;
 pub mod jobs;
 pub mod jsonl;

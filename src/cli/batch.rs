@@ -4,11 +4,15 @@
 use crate::batch::run::{check_paths, run as run_batch, RunOptions, Stats};
 use crate::batch::EncoderSummarizer;
 use crate::config::{Config, Overrides};
+use crate::engine::Models;
+use crate::heads::registry::HeadRegistry;
+use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
@@ -106,8 +110,6 @@ fn summarize(a: SummarizeArgs) -> Result<()> {
     cfg.model(&name)?;
     cfg.models.retain(|m| m.name == name);
     cfg.default_model = name.clone();
-    cfg.intent.sets.clear();
-    cfg.emotion.head.clear();
     if cfg.server.threads > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", cfg.server.threads.to_string());
     }
@@ -116,9 +118,15 @@ fn summarize(a: SummarizeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     eprintln!("batch: loading model `{name}`");
-    let state = crate::server::loaded_state(cfg)?;
+    let models = Arc::new(Models::new(
+        &cfg.models,
+        &cfg.default_model,
+        cfg.limits.overlong,
+    ));
+    let (metrics, heads) = (Arc::new(Metrics::default()), HeadRegistry::default());
+    models.load_all(&cfg.engine(), &cfg.models, &cfg.home(), metrics, &heads)?;
     let load_secs = t0.elapsed().as_secs_f64();
-    let summarizer = EncoderSummarizer::new(state, rt.handle().clone());
+    let summarizer = EncoderSummarizer::new(models, cfg.summarize.max_words, rt.handle().clone());
     let mut progress = Progress::new();
     let stop = AtomicBool::new(false);
     let stats = run_batch(&opts, &summarizer, &stop, &mut |s| progress.update(s));

@@ -131,7 +131,9 @@ pub fn run(
             let emb = if texts.is_empty() {
                 Vec::new()
             } else {
-                crate::http::embed::encode(&state, None, texts)
+                state
+                    .models
+                    .encode(None, texts)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                     .1

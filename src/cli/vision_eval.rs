@@ -44,6 +44,7 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
     rt.block_on(async move {
         let state = crate::server::loaded_state(cfg)?;
         crate::server::start_vision(&state)?;
+        let vision = state.vision()?;
         let mut table: BTreeMap<String, PerFault> = BTreeMap::new();
         let (mut correct, mut unknown_pos, mut wrong_pos, mut false_pos) = (0, 0, 0, 0);
         let (mut pos, mut neg) = (0, 0);
@@ -53,7 +54,7 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
         for r in &rows {
             let bytes = std::fs::read(dir.join(&r.file)).with_context(|| format!("cannot read {}", r.file))?;
             let t = Instant::now();
-            let got = match crate::vision::analyze(&state, bytes, None, None).await {
+            let got = match crate::vision::analyze(&vision, bytes, None, None).await {
                 Ok(a) => {
                     let top = a.candidates.first();
                     details.push(serde_json::json!({

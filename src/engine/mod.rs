@@ -5,6 +5,7 @@
 pub mod batcher;
 pub mod config;
 pub mod device;
+pub mod models;
 pub mod worker;
 
 use crate::error::{AppError, AppResult};
@@ -16,6 +17,7 @@ use crate::models::encoder::{Backend, Prepared, TextPrep};
 pub use crate::models::open::{open_model, sentence_transformers_max_len, token_limit, OpenModel};
 use anyhow::{Context, Result};
 pub use config::EngineConfig;
+pub use models::{Models, Slot, Usage};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;

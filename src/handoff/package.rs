@@ -1,10 +1,11 @@
 //! Building the handoff package of a conversation from the store (as of a turn).
 
 use super::entities::{self, Entity};
+use crate::engine::Models;
 use crate::error::{AppError, AppResult};
-use crate::http::AppState;
 use crate::routing::Route;
 use crate::store::turns::TurnRecord;
+use crate::store::Store;
 use crate::summarize::{self, Summary};
 use serde::Serialize;
 use serde_json::Value;
@@ -71,9 +72,15 @@ pub struct Line {
     pub channel: Option<String>,
 }
 
-/// The package of conversation `id` as of turn `upto` (the latest when `None`).
-pub async fn build(state: &Arc<AppState>, id: &str, upto: Option<u32>) -> AppResult<Package> {
-    let store = state.store()?;
+/// The package of conversation `id` as of turn `upto` (the latest when `None`), its summary at
+/// most `max_words` words (`summarize.max_words`).
+pub async fn build(
+    store: &Arc<Store>,
+    models: &Models,
+    max_words: usize,
+    id: &str,
+    upto: Option<u32>,
+) -> AppResult<Package> {
     let (info, turns) = {
         let (store, id) = (store.clone(), id.to_string());
         tokio::task::spawn_blocking(move || -> AppResult<_> {
@@ -83,12 +90,7 @@ pub async fn build(state: &Arc<AppState>, id: &str, upto: Option<u32>) -> AppRes
         .map_err(|e| AppError::Internal(anyhow::anyhow!("handoff task: {e}")))??
     };
     // The summary uses the encoder when it is ready; a lead summary otherwise.
-    let summary = summarize::extractive_summary(
-        state,
-        &summary_turns(&turns),
-        state.config.summarize.max_words,
-    )
-    .await;
+    let summary = summarize::extractive_summary(models, &summary_turns(&turns), max_words).await;
     Ok(assemble(&info.id, info.customer, &turns, summary))
 }
 

@@ -40,7 +40,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// Start the job runner now, resuming unfinished jobs (call once the server's runtime runs).
 pub fn start(state: &Arc<AppState>) -> anyhow::Result<()> {
-    jobs::for_state(state).map(|_| ())
+    state.jobs().map(|_| ())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -97,7 +97,7 @@ async fn submit(
     if declared.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
-    let jobs = jobs::for_state(&state).map_err(AppError::Internal)?;
+    let jobs = state.jobs().map_err(AppError::Internal)?;
     let j = jobs.clone();
     let (id, dir) = blocking(move || j.new_job_dir()).await?;
     let accepted = async {
@@ -187,7 +187,7 @@ fn lookup(
     if !jobs::valid_id(&id) {
         return Err(unknown());
     }
-    let jobs = jobs::for_state(state).map_err(AppError::Internal)?;
+    let jobs = state.jobs().map_err(AppError::Internal)?;
     let st = jobs.status(&id).ok_or_else(unknown)?;
     Ok((jobs, id, st))
 }

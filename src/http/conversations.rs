@@ -85,7 +85,11 @@ pub async fn handoff(
     Path(id): Path<String>,
 ) -> AppResult<Json<crate::handoff::Package>> {
     check_conversation_id(&id)?;
-    Ok(Json(crate::handoff::build(&state, &id, None).await?))
+    let store = state.store()?;
+    let max_words = state.config.summarize.max_words;
+    Ok(Json(
+        crate::handoff::build(&store, &state.models, max_words, &id, None).await?,
+    ))
 }
 
 #[derive(Debug, Serialize)]

@@ -3,7 +3,6 @@
 use super::json::JsonBody;
 use super::AppState;
 use crate::config::LimitsConfig;
-use crate::engine::EmbedModel;
 use crate::error::{AppError, AppResult};
 use axum::extract::State;
 use axum::Json;
@@ -26,13 +25,7 @@ pub struct EmbedResponse {
     pub usage: Usage,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Usage {
-    /// Tokens fed to the model, special tokens included.
-    pub tokens: usize,
-    /// Indices of texts cut to the model's token limit.
-    pub truncated: Vec<usize>,
-}
+pub use crate::engine::Usage;
 
 /// Check the texts of a request against the configured limits; `field` names the list.
 pub fn check_texts(texts: &[String], state: &AppState, field: &str) -> AppResult<()> {
@@ -81,54 +74,12 @@ pub fn check_text_within(t: &str, l: &LimitsConfig, field: &str) -> AppResult<()
     Ok(())
 }
 
-/// One encoder pass over `texts` (already checked) with the named model (None: the default):
-/// the embeddings every head reads, and what the pass cost.
-pub async fn encode(
-    state: &AppState,
-    model: Option<&str>,
-    texts: Vec<String>,
-) -> AppResult<(Arc<EmbedModel>, Vec<Vec<f32>>, Usage)> {
-    let (m, e, u) = encode_for(state, model, texts, &[None]).await?;
-    Ok((m, e.into_iter().map(|mut v| v.remove(0)).collect(), u))
-}
-
-/// One trunk pass over `texts`, then per text one embedding for each head in `branches` (the
-/// key of a head's fine-tuned top layers, or None for the plain encoder), in that order.
-pub async fn encode_for(
-    state: &AppState,
-    model: Option<&str>,
-    texts: Vec<String>,
-    branches: &[Option<&str>],
-) -> AppResult<(Arc<EmbedModel>, Vec<Vec<Vec<f32>>>, Usage)> {
-    let model = state.model(model)?;
-    let branches = branches
-        .iter()
-        .map(|k| model.branch(*k))
-        .collect::<AppResult<Vec<_>>>()?;
-    let prepared = model
-        .prepare(texts, state.config.limits.overlong, "texts")
-        .await?;
-    let usage = Usage {
-        tokens: prepared.iter().map(|p| p.ids.len()).sum(),
-        truncated: prepared
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.truncated())
-            .map(|(i, _)| i)
-            .collect(),
-    };
-    let embeddings = model
-        .embed_branches(prepared.into_iter().map(|p| p.ids).collect(), branches)
-        .await?;
-    Ok((model, embeddings, usage))
-}
-
 pub async fn embed(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<EmbedRequest>,
 ) -> AppResult<Json<EmbedResponse>> {
     check_texts(&req.texts, &state, "texts")?;
-    let (model, embeddings, usage) = encode(&state, req.model.as_deref(), req.texts).await?;
+    let (model, embeddings, usage) = state.models.encode(req.model.as_deref(), req.texts).await?;
     Ok(Json(EmbedResponse {
         model: model.info.name.clone(),
         dim: model.info.dim,

@@ -1,7 +1,6 @@
 //! `/v1/intents`: few-shot intents (PUT, GET, DELETE by name; GET all by set) and
 //! unmatched-question discovery (`POST /v1/intents/discover`, `.../discover/{id}/accept`).
 
-use super::embed::encode;
 use super::json::{parse, JsonBody};
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -50,7 +49,7 @@ pub struct IntentView {
 }
 
 fn view_of(state: &AppState, i: &Intent) -> IntentView {
-    let (enc, prefix) = encoder_of(state, &i.set);
+    let (enc, prefix) = encoder_of(state.sets(), &i.set);
     IntentView {
         name: i.name.clone(),
         intent_set: i.set.clone(),
@@ -122,8 +121,10 @@ pub async fn put(
             format!("`{name}` is defined in the intents file (fewshot.file): edit it there"),
         ));
     }
-    let (enc, prefix) = encoder_of(&state, &set);
-    let (_, xs, _) = encode(&state, Some(&enc), examples.clone())
+    let (enc, prefix) = encoder_of(state.sets(), &set);
+    let (_, xs, _) = state
+        .models
+        .encode(Some(&enc), examples.clone())
         .await
         .map_err(|e| match e {
             AppError::Invalid {
@@ -194,13 +195,13 @@ pub struct SetSummary {
 /// `GET /v1/intents`: every set (trained, or named by a few-shot intent) with its few-shot intents.
 pub async fn list(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let all = state.intents.all();
-    let sets: Vec<SetSummary> = set_names(&state)
+    let sets: Vec<SetSummary> = set_names(state.sets())
         .into_iter()
         .map(|set| {
             let head = state.heads.intents.get(&set);
             SetSummary {
                 trained: head.is_some(),
-                encoder: encoder_of(&state, &set).0,
+                encoder: encoder_of(state.sets(), &set).0,
                 trained_labels: head.map_or(0, |h| h.meta.labels.len()),
                 intents: all
                     .values()
@@ -268,8 +269,8 @@ pub async fn discover(
         .intent_set
         .unwrap_or_else(|| state.heads.default_intent.clone());
     let kept = state.intents.unmatched_count(&set);
-    if kept == 0 && !set_names(&state).contains(&set) {
-        return Err(unknown_set(&state, &set));
+    if kept == 0 && !set_names(state.sets()).contains(&set) {
+        return Err(unknown_set(state.sets(), &set));
     }
     let min_size = req.min_size.unwrap_or(cfg.min_size);
     if min_size < 2 || min_size > cfg.max_items {
@@ -288,7 +289,7 @@ pub async fn discover(
             "must be between 1 and 1000",
         ));
     }
-    let (encoder, prefix) = encoder_of(&state, &set);
+    let (encoder, prefix) = encoder_of(state.sets(), &set);
     let mut taken: HashSet<String> = state.intents.all().into_keys().collect();
     if let Some(h) = state.heads.intents.get(&set) {
         taken.extend(h.meta.labels.iter().cloned());

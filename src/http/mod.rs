@@ -16,162 +16,18 @@ pub mod summarize;
 pub mod translate;
 pub mod triage;
 
-use crate::config::Config;
-use crate::engine::EmbedModel;
-use crate::error::{AppError, AppResult};
-use crate::heads::registry::HeadRegistry;
-use crate::metrics::{Metrics, LATENCY_BUCKETS};
+use crate::error::AppError;
+use crate::metrics::LATENCY_BUCKETS;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Load state of a configured model.
-#[derive(Clone)]
-pub enum Slot {
-    Loading,
-    Ready(Arc<EmbedModel>),
-    Failed(String),
-}
-
-/// Everything handlers share.
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
-    pub heads: Arc<HeadRegistry>,
-    pub lang: Arc<crate::lang::LangId>,
-    /// Few-shot intents and unmatched texts (persisted once `intents.load` has run).
-    pub intents: crate::intents::Intents,
-    slots: RwLock<BTreeMap<String, Slot>>,
-    /// The conversation store, once opened (`serve` opens it before listening).
-    store: std::sync::OnceLock<Arc<crate::store::Store>>,
-    /// The newest live event's sequence number: SSE streams wake when it moves.
-    pub events: tokio::sync::watch::Sender<i64>,
-    /// Open SSE streams (bounded by `store.max_subscribers`).
-    pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
-    /// OCR and the fault catalog, once started (`serve` starts them).
-    vision: std::sync::OnceLock<Arc<crate::vision::Vision>>,
-    /// Wakes the webhook worker when a delivery is queued.
-    pub webhook_wake: tokio::sync::Notify,
-    /// Translation and abstractive-summarization models (loaded on first use).
-    pub seq2seq: Arc<crate::translate::Seq2SeqModels>,
-    /// Turns true when graceful shutdown begins: SSE streams end, background workers stop.
-    pub shutdown: tokio::sync::watch::Sender<bool>,
-}
-
-impl AppState {
-    /// A state in which every configured model is still loading.
-    pub fn new(config: Config, metrics: Arc<Metrics>, heads: HeadRegistry) -> Arc<Self> {
-        let slots = config
-            .models
-            .iter()
-            .map(|m| (m.name.clone(), Slot::Loading))
-            .collect();
-        let device =
-            crate::engine::device::open(config.server.device).map_err(|e| format!("{e:#}"));
-        let seq2seq = Arc::new(crate::translate::Seq2SeqModels::new(
-            config.home(),
-            device,
-            config.limits.retry_after_secs,
-        ));
-        Arc::new(AppState {
-            seq2seq,
-            intents: crate::intents::Intents::new(&config.fewshot, &config.discovery),
-            config: Arc::new(config),
-            metrics,
-            heads: Arc::new(heads),
-            lang: Arc::new(crate::lang::LangId::default()),
-            slots: RwLock::new(slots),
-            store: std::sync::OnceLock::new(),
-            vision: std::sync::OnceLock::new(),
-            events: tokio::sync::watch::channel(0).0,
-            subscribers: Arc::default(),
-            webhook_wake: tokio::sync::Notify::new(),
-            shutdown: tokio::sync::watch::channel(false).0,
-        })
-    }
-
-    /// Attach the conversation store (once); live streams start after its newest event.
-    pub fn set_store(&self, store: Arc<crate::store::Store>) -> anyhow::Result<()> {
-        let last = store.last_event_seq().map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.events.send_replace(last);
-        self.store
-            .set(store)
-            .map_err(|_| anyhow::anyhow!("the store is already open"))
-    }
-
-    /// True once graceful shutdown has begun.
-    pub fn shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-
-    /// Resolves when graceful shutdown begins (at once if it has).
-    pub async fn stopping(&self) {
-        let mut rx = self.shutdown.subscribe();
-        let _ = rx.wait_for(|s| *s).await;
-    }
-
-    /// Attach the screenshot service (once).
-    pub fn set_vision(&self, v: Arc<crate::vision::Vision>) {
-        let _ = self.vision.set(v);
-    }
-
-    /// The screenshot service, or 503.
-    pub fn vision(&self) -> AppResult<Arc<crate::vision::Vision>> {
-        self.vision
-            .get()
-            .cloned()
-            .ok_or_else(|| AppError::Unavailable {
-                message: "screenshot recognition is not started".into(),
-            })
-    }
-
-    /// The conversation store, or 503 when this server runs without one.
-    pub fn store(&self) -> AppResult<Arc<crate::store::Store>> {
-        self.store
-            .get()
-            .cloned()
-            .ok_or_else(|| AppError::Unavailable {
-                message: "the conversation store is not open".into(),
-            })
-    }
-
-    pub fn set_slot(&self, name: &str, slot: Slot) {
-        let mut g = self.slots.write().unwrap_or_else(|p| p.into_inner());
-        g.insert(name.to_string(), slot);
-    }
-
-    pub fn slots(&self) -> BTreeMap<String, Slot> {
-        self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// The named model (or the default), ready to serve.
-    pub fn model(&self, name: Option<&str>) -> AppResult<Arc<EmbedModel>> {
-        let name = name.unwrap_or(&self.config.default_model);
-        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
-        match slots.get(name) {
-            Some(Slot::Ready(m)) => Ok(m.clone()),
-            Some(Slot::Loading) => Err(AppError::Unavailable {
-                message: format!("model `{name}` is still loading: see GET /ready"),
-            }),
-            Some(Slot::Failed(e)) => Err(AppError::Unavailable {
-                message: format!("model `{name}` failed to load: {e}"),
-            }),
-            None => Err(AppError::not_found(
-                "model",
-                format!(
-                    "unknown model `{}`; available: {}",
-                    name.chars().take(100).collect::<String>(),
-                    slots.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            )),
-        }
-    }
-}
+pub use crate::engine::Slot;
+pub use crate::state::AppState;
 
 /// The whole HTTP API over `state`; tests drive it without a socket.
 pub fn router(state: Arc<AppState>) -> Router {

@@ -75,7 +75,8 @@ pub async fn screenshot(
             ));
         }
     }
-    Ok(Json(vision::analyze(&state, image, text, language).await?))
+    let v = state.vision()?;
+    Ok(Json(vision::analyze(&v, image, text, language).await?))
 }
 
 async fn read_multipart(

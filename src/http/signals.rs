@@ -1,6 +1,6 @@
 //! `POST /v1/intent` and `POST /v1/emotion`: trained heads over one shared encoder pass.
 
-use super::embed::{check_texts, encode_for};
+use super::embed::check_texts;
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -37,7 +37,7 @@ pub async fn intent(
         .intent_set
         .unwrap_or_else(|| state.heads.default_intent.clone());
     // The trained head and the set's few-shot intents (404 when neither exists).
-    let view = crate::intents::service::set_view(&state, &name).await?;
+    let view = crate::intents::service::set_view(state.sets(), &name).await?;
     let n = view.label_count();
     let top_k = req.top_k.unwrap_or(n.min(3));
     if top_k == 0 || top_k > n {
@@ -52,14 +52,17 @@ pub async fn intent(
     // fine-tuned the encoder's top layers.
     let key = view.head.as_ref().and_then(|h| h.branch_key());
     let branches: &[Option<&str>] = if key.is_some() { &[None, key] } else { &[None] };
-    let (_, e, _) = encode_for(&state, Some(&view.encoder), req.texts, branches).await?;
+    let (_, e, _) = state
+        .models
+        .encode_for(Some(&view.encoder), req.texts, branches)
+        .await?;
     let x: Vec<Vec<f32>> = e.iter().map(|v| v[0].clone()).collect();
     let hx: Vec<Vec<f32>> = e
         .into_iter()
         .map(|mut v| v.pop().unwrap_or_default())
         .collect();
     let answers = view.predict_with(&x, &hx, top_k, &langs)?;
-    crate::intents::service::keep_unmatched(&state, &view, kept, &x, &answers).await;
+    crate::intents::service::keep_unmatched(&state.intents, &view, kept, &x, &answers).await;
     let results = answers.into_iter().map(|a| a.prediction).collect();
     Ok(Json(IntentResponse {
         intent_set: name,
@@ -205,7 +208,10 @@ pub async fn embed_for_heads(
             branches.push(h.branch_key());
         }
     }
-    let (_, e, _) = encode_for(state, Some(encoder), texts.clone(), &branches).await?;
+    let (_, e, _) = state
+        .models
+        .encode_for(Some(encoder), texts.clone(), &branches)
+        .await?;
     let n = extra.len();
     let mut per_head = Vec::with_capacity(heads.len());
     let mut at = n;
@@ -218,13 +224,10 @@ pub async fn embed_for_heads(
             );
             at += 1;
         } else {
-            let (_, o, _) = encode_for(
-                state,
-                Some(&h.meta.encoder),
-                texts.clone(),
-                &[h.branch_key()],
-            )
-            .await?;
+            let (_, o, _) = state
+                .models
+                .encode_for(Some(&h.meta.encoder), texts.clone(), &[h.branch_key()])
+                .await?;
             per_head.push(o.into_iter().map(|mut v| v.swap_remove(0)).collect());
         }
     }

@@ -64,7 +64,7 @@ pub async fn summarize(
     let max_words = req.check(&state.config)?;
     match req.mode.as_deref().unwrap_or("extractive") {
         "extractive" => Ok(Json(
-            summarize::extractive_summary(&state, &req.conversation, max_words).await,
+            summarize::extractive_summary(&state.models, &req.conversation, max_words).await,
         )),
         "abstractive" => abstractive(&state, req.conversation).await.map(Json),
         m => Err(AppError::invalid(

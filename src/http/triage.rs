@@ -251,7 +251,7 @@ async fn attached(
 ) -> AppResult<crate::vision::Analysis> {
     let bytes = screenshot_bytes(b64)?;
     let lang = req.customer.as_ref().and_then(|c| c.language.clone());
-    crate::vision::analyze(state, bytes, Some(req.text.clone()), lang)
+    crate::vision::analyze(&*state.vision()?, bytes, Some(req.text.clone()), lang)
         .await
         .map_err(|e| match e {
             AppError::Invalid {
@@ -338,7 +338,7 @@ pub struct Signals {
 /// encoder (each tuned head through its own top layers).
 pub async fn signals(state: &Arc<AppState>, text: &str, set: Option<&str>) -> AppResult<Signals> {
     let set = set.unwrap_or(&state.heads.default_intent).to_string();
-    let view = crate::intents::service::set_view(state, &set).await?;
+    let view = crate::intents::service::set_view(state.sets(), &set).await?;
     let lang = state.lang.clone();
     let t = text.to_string();
     let language = tokio::task::spawn_blocking(move || lang.detect(&t))

@@ -7,10 +7,9 @@ use super::classify::{Answer, SetView};
 use super::config::{DiscoveryConfig, FewShotConfig};
 use super::store::{read_intents_file, read_store, write_store, Embedded, Intent, Origin};
 use super::unmatched::{Item, Unmatched};
+use crate::engine::Models;
 use crate::error::{AppError, AppResult};
 use crate::heads::registry::HeadRegistry;
-use crate::http::embed::encode;
-use crate::http::AppState;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -205,24 +204,28 @@ impl Intents {
     }
 }
 
+/// The intent sets: few-shot intents, trained heads, and the models that embed them.
+#[derive(Clone, Copy)]
+pub struct Sets<'a> {
+    pub intents: &'a Arc<Intents>,
+    pub heads: &'a HeadRegistry,
+    pub models: &'a Models,
+}
+
 /// The encoder (model name) and prefix of a set: its trained head's, else the default model's.
-pub fn encoder_of(state: &AppState, set: &str) -> (String, String) {
+pub fn encoder_of(state: Sets<'_>, set: &str) -> (String, String) {
     let enc = state
         .heads
         .intents
         .get(set)
         .map(|h| h.meta.encoder.clone())
-        .unwrap_or_else(|| state.config.default_model.clone());
-    let prefix = state
-        .config
-        .model(&enc)
-        .map(|m| m.prefix.clone())
-        .unwrap_or_default();
+        .unwrap_or_else(|| state.models.default_name().to_string());
+    let prefix = state.models.prefix(&enc).unwrap_or_default().to_string();
     (enc, prefix)
 }
 
 /// Every set name: trained, and those few-shot intents name.
-pub fn set_names(state: &AppState) -> Vec<String> {
+pub fn set_names(state: Sets<'_>) -> Vec<String> {
     let mut v: Vec<String> = state.heads.intents.keys().cloned().collect();
     v.extend(state.intents.all().values().map(|i| i.set.clone()));
     v.sort();
@@ -231,7 +234,7 @@ pub fn set_names(state: &AppState) -> Vec<String> {
 }
 
 /// 404 for a set that is neither trained nor named by a few-shot intent.
-pub fn unknown_set(state: &AppState, set: &str) -> AppError {
+pub fn unknown_set(state: Sets<'_>, set: &str) -> AppError {
     AppError::not_found(
         "intent_set",
         format!(
@@ -244,8 +247,8 @@ pub fn unknown_set(state: &AppState, set: &str) -> AppError {
 
 /// Embed the intents of `set` that are not yet embedded with its encoder (intents file, or
 /// made with another encoder or prefix), in one encoder pass.
-async fn embed_pending(state: &Arc<AppState>, set: &str, enc: &str, prefix: &str) -> AppResult<()> {
-    let pending = |s: &AppState| -> Vec<Arc<Intent>> {
+async fn embed_pending(state: Sets<'_>, set: &str, enc: &str, prefix: &str) -> AppResult<()> {
+    let pending = |s: Sets<'_>| -> Vec<Arc<Intent>> {
         s.intents
             .all()
             .into_values()
@@ -261,21 +264,21 @@ async fn embed_pending(state: &Arc<AppState>, set: &str, enc: &str, prefix: &str
         return Ok(());
     }
     let texts: Vec<String> = todo.iter().flat_map(|i| i.examples.clone()).collect();
-    let (_, mut xs, _) = encode(state, Some(enc), texts).await?;
+    let (_, mut xs, _) = state.models.encode(Some(enc), texts).await?;
     let mut done = Vec::new();
     for i in todo.into_iter().rev() {
         let v = xs.split_off(xs.len() - i.examples.len());
         done.push((i, Embedded::new(enc, prefix, v)));
     }
-    let st = state.clone();
-    tokio::task::spawn_blocking(move || st.intents.set_embedded(done))
+    let intents = state.intents.clone();
+    tokio::task::spawn_blocking(move || intents.set_embedded(done))
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("store task: {e}")))?
 }
 
 /// How `/v1/intent` answers `set`: its trained head and its few-shot intents (embedded first
 /// when needed). 404 when no such set exists.
-pub async fn set_view(state: &Arc<AppState>, set: &str) -> AppResult<SetView> {
+pub async fn set_view(state: Sets<'_>, set: &str) -> AppResult<SetView> {
     let head = state.heads.intents.get(set).cloned();
     let (encoder, prefix) = encoder_of(state, set);
     let has_fewshot = state.intents.all().values().any(|i| i.set == set);
@@ -306,13 +309,13 @@ pub async fn set_view(state: &Arc<AppState>, set: &str) -> AppResult<SetView> {
 
 /// With discovery on: keep the texts answered out of scope or unsure.
 pub async fn keep_unmatched(
-    state: &Arc<AppState>,
+    intents: &Arc<Intents>,
     view: &SetView,
     texts: Option<Vec<String>>,
     xs: &[Vec<f32>],
     answers: &[Answer],
 ) {
-    let Some(texts) = texts.filter(|_| state.intents.discovery.enabled) else {
+    let Some(texts) = texts.filter(|_| intents.discovery.enabled) else {
         return;
     };
     let at = super::files::now_secs();
@@ -334,8 +337,8 @@ pub async fn keep_unmatched(
     if items.is_empty() {
         return;
     }
-    let st = state.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || st.intents.keep(items)).await {
+    let intents = intents.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || intents.keep(items)).await {
         tracing::error!(error = %e, "unmatched store task failed");
     }
 }

@@ -63,7 +63,7 @@ pub struct Running {
 /// puts the deadline on it.
 pub async fn drain(state: Arc<AppState>, run: Running) -> Result<()> {
     let s = state.clone();
-    let batch = tokio::task::spawn_blocking(move || crate::batch::jobs::stop(&s));
+    let batch = tokio::task::spawn_blocking(move || s.stop_jobs());
     let http = async {
         let r = run.http.await;
         run.tracker.idle().await;

@@ -6,7 +6,7 @@ pub mod extractive;
 pub mod rouge;
 pub mod sentences;
 
-use crate::http::AppState;
+use crate::engine::Models;
 use anyhow::ensure;
 use entities::Entity;
 use serde::{Deserialize, Serialize};
@@ -127,15 +127,12 @@ pub fn sentence_texts(turns: &[Turn]) -> Vec<String> {
 
 /// Extractive summary with the default encoder (one batched pass over all sentences); the lead
 /// fallback when the encoder is not ready.
-pub async fn extractive_summary(state: &AppState, turns: &[Turn], max_words: usize) -> Summary {
+pub async fn extractive_summary(models: &Models, turns: &[Turn], max_words: usize) -> Summary {
     let texts = sentence_texts(turns);
     let emb = if texts.is_empty() {
         None
     } else {
-        crate::http::embed::encode(state, None, texts)
-            .await
-            .ok()
-            .map(|r| r.1)
+        models.encode(None, texts).await.ok().map(|r| r.1)
     };
     assemble(turns, emb.as_deref(), max_words)
 }

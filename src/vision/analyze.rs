@@ -4,10 +4,9 @@
 use super::catalog::Catalog;
 use super::ocr::{self, Layout, OcrText};
 use super::{matcher, preprocess, Analysis, Loaded, OcrPart, Solution, Timings, Vision};
+use crate::engine::Models;
 use crate::error::{AppError, AppResult};
-use crate::http::AppState;
 use image::GrayImage;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn cjk_share(s: &str) -> f32 {
@@ -23,20 +22,19 @@ fn cjk_share(s: &str) -> f32 {
 
 /// Run one OCR pass within `budget`; `None` when it did not finish in time.
 async fn ocr_pass(
-    state: &AppState,
     vision: &Vision,
     image: GrayImage,
     prepared: preprocess::Prepared,
     layout: Layout,
     budget: Duration,
 ) -> AppResult<Option<OcrText>> {
-    let cfg = &state.config.screenshot;
+    let cfg = &vision.config;
     let rx = vision
         .ocr
         .submit(image, prepared, layout)
         .map_err(|r| match r {
             ocr::Refused::Busy => AppError::Overloaded {
-                retry_after: state.config.limits.retry_after_secs,
+                retry_after: vision.retry_after_secs,
                 message: format!(
                     "{} screenshots are waiting for OCR (screenshot.ocr_queue)",
                     cfg.ocr_queue
@@ -62,12 +60,12 @@ async fn ocr_pass(
 
 /// Rank the catalog's faults for the OCR text plus the customer's text (None: too little text).
 async fn rank(
-    state: &Arc<AppState>,
+    vision: &Vision,
     loaded: &Loaded,
     text: &OcrText,
     customer_text: Option<&str>,
 ) -> AppResult<Option<matcher::Ranking>> {
-    let cfg = &state.config.screenshot;
+    let cfg = &vision.config;
     let mut all = text.text.clone();
     if let Some(c) = customer_text {
         all.push('\n');
@@ -78,14 +76,14 @@ async fn rank(
     }
     let examples = loaded
         .examples
-        .get_or_try_init(|| embed_examples(state, &loaded.catalog))
+        .get_or_try_init(|| embed_examples(&vision.models, &loaded.catalog))
         .await?;
     let mut queries: Vec<String> = vec![all.chars().take(2000).collect()];
     queries.extend(line_queries(&text.lines));
     if let Some(c) = customer_text {
         queries.push(c.to_string());
     }
-    let (_, q, _) = crate::http::embed::encode(state, None, queries).await?;
+    let (_, q, _) = vision.models.encode(None, queries).await?;
     let th = matcher::Thresholds {
         similarity: cfg.similarity,
         with_keyword: cfg.with_keyword,
@@ -95,13 +93,12 @@ async fn rank(
 
 /// Read a screenshot and say which known fault it shows (or that it does not know).
 pub async fn analyze(
-    state: &Arc<AppState>,
+    vision: &Vision,
     bytes: Vec<u8>,
     customer_text: Option<String>,
     language: Option<String>,
 ) -> AppResult<Analysis> {
-    let vision = state.vision()?;
-    let cfg = state.config.screenshot.clone();
+    let cfg = vision.config.clone();
     let t0 = Instant::now();
     let c2 = cfg.clone();
     let (gray, prepared) = tokio::task::spawn_blocking(move || {
@@ -113,8 +110,7 @@ pub async fn analyze(
 
     let t1 = Instant::now();
     let limit = Duration::from_millis(cfg.ocr_timeout_ms);
-    let Some(mut text) =
-        ocr_pass(state, &vision, gray.clone(), prepared, Layout::Auto, limit).await?
+    let Some(mut text) = ocr_pass(vision, gray.clone(), prepared, Layout::Auto, limit).await?
     else {
         return Err(AppError::invalid(
             "image",
@@ -127,7 +123,7 @@ pub async fn analyze(
     let loaded = vision.current();
     let mut layout = "auto";
     let t2 = Instant::now();
-    let mut ranking = rank(state, &loaded, &text, customer_text.as_deref()).await?;
+    let mut ranking = rank(vision, &loaded, &text, customer_text.as_deref()).await?;
     let mut matching = t2.elapsed();
     // Auto layout can split a dialog into fragments; when it read text but matched nothing,
     // read the image as one block within what is left of the time limit (a miss keeps pass 1).
@@ -135,9 +131,9 @@ pub async fn analyze(
     let readable = text.lines.iter().filter(|l| substantial(&l.text)).count() >= 1;
     if unmatched && readable {
         let left = limit.saturating_sub(t1.elapsed());
-        if let Some(t) = ocr_pass(state, &vision, gray, prepared, Layout::Block, left).await? {
+        if let Some(t) = ocr_pass(vision, gray, prepared, Layout::Block, left).await? {
             let t3 = Instant::now();
-            let r = rank(state, &loaded, &t, customer_text.as_deref()).await?;
+            let r = rank(vision, &loaded, &t, customer_text.as_deref()).await?;
             matching += t3.elapsed();
             if r.as_ref().is_some_and(|r| r.best.is_some()) {
                 (text, ranking, layout) = (t, r, "block");
@@ -146,7 +142,7 @@ pub async fn analyze(
     }
     let ocr_ms = (t1.elapsed() - matching).as_millis() as u64;
     answer(
-        state,
+        vision,
         &loaded,
         text,
         customer_text.as_deref(),
@@ -172,7 +168,7 @@ struct OcrMeta {
 
 /// The answer from the OCR text and the ranking.
 fn answer(
-    state: &AppState,
+    vision: &Vision,
     loaded: &Loaded,
     text: OcrText,
     customer_text: Option<&str>,
@@ -183,7 +179,7 @@ fn answer(
     let mut languages: Vec<String> = Vec::new();
     for l in &text.lines {
         if l.text.chars().filter(|c| c.is_alphabetic()).count() >= 4 {
-            let d = state.lang.detect(&l.text);
+            let d = vision.lang.detect(&l.text);
             if d.language != "und" && !languages.contains(&d.language) {
                 languages.push(d.language);
             }
@@ -282,13 +278,13 @@ fn line_queries(lines: &[ocr::Line]) -> Vec<String> {
     out
 }
 
-async fn embed_examples(state: &Arc<AppState>, cat: &Catalog) -> AppResult<Vec<Vec<Vec<f32>>>> {
+async fn embed_examples(models: &Models, cat: &Catalog) -> AppResult<Vec<Vec<Vec<f32>>>> {
     let texts: Vec<String> = cat
         .faults
         .iter()
         .flat_map(|f| f.spec.examples.iter().cloned())
         .collect();
-    let (_, mut e, _) = crate::http::embed::encode(state, None, texts).await?;
+    let (_, mut e, _) = models.encode(None, texts).await?;
     let mut out = Vec::new();
     for f in &cat.faults {
         let rest = e.split_off(f.spec.examples.len().min(e.len()));

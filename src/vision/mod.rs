@@ -10,6 +10,8 @@ pub mod preprocess;
 
 pub use analyze::analyze;
 
+use crate::engine::Models;
+use crate::lang::LangId;
 use anyhow::ensure;
 use catalog::Catalog;
 use serde::{Deserialize, Serialize};
@@ -112,16 +114,26 @@ pub struct Loaded {
     examples: tokio::sync::OnceCell<Vec<Vec<Vec<f32>>>>,
 }
 
-/// The screenshot service: OCR pool and current catalog.
+/// The screenshot service: OCR pool, current catalog, and the encoder and language detector the
+/// matching uses.
 pub struct Vision {
     pub ocr: ocr::OcrPool,
     loaded: RwLock<Arc<Loaded>>,
     config: ScreenshotConfig,
+    models: Arc<Models>,
+    lang: Arc<LangId>,
+    /// `limits.retry_after_secs`, said when the OCR queue is full.
+    retry_after_secs: u64,
 }
 
 impl Vision {
     /// Load and check the catalog and start the OCR pool.
-    pub fn start(cfg: &ScreenshotConfig) -> anyhow::Result<Vision> {
+    pub fn start(
+        cfg: &ScreenshotConfig,
+        models: Arc<Models>,
+        lang: Arc<LangId>,
+        retry_after_secs: u64,
+    ) -> anyhow::Result<Vision> {
         let catalog = Catalog::load(cfg.catalog.as_deref())?;
         let pool = ocr::OcrPool::start(
             cfg.ocr_workers,
@@ -136,6 +148,9 @@ impl Vision {
                 examples: Default::default(),
             })),
             config: cfg.clone(),
+            models,
+            lang,
+            retry_after_secs,
         })
     }
 

@@ -3,28 +3,56 @@
 //! failures with exponential backoff and jitter. Deliveries survive restarts in the outbox.
 //! At graceful shutdown it finishes (and records) the delivery in progress, then returns.
 
+use super::WebhookConfig;
+use crate::engine::Models;
 use crate::error::AppResult;
-use crate::http::AppState;
-use crate::store::{now_ms, outbox::OutboxRow};
+use crate::metrics::Metrics;
+use crate::store::{now_ms, outbox::OutboxRow, Store};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// What the delivery worker needs: the outbox, the models for handoff summaries, and the signals
+/// that wake it (a queued delivery) and stop it (graceful shutdown).
+pub struct Worker {
+    pub config: WebhookConfig,
+    pub store: Arc<Store>,
+    pub models: Arc<Models>,
+    pub metrics: Arc<Metrics>,
+    /// Notified when a delivery is queued.
+    pub wake: Arc<Notify>,
+    /// Turns true when graceful shutdown begins.
+    pub shutdown: watch::Receiver<bool>,
+    /// `summarize.max_words` of the handoff package's summary.
+    pub summary_words: usize,
+}
+
+impl Worker {
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    async fn stopping(&self) {
+        let mut rx = self.shutdown.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
 
 /// Run until graceful shutdown (spawned once per server when webhooks are configured).
-pub async fn run(state: Arc<AppState>) {
-    let cfg = state.config.webhooks.clone();
+pub async fn run(state: Worker) {
+    let state = Arc::new(state);
+    let cfg = state.config.clone();
     let Some(key) = cfg.key() else { return };
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(cfg.timeout_secs))
         .redirects(0)
         .build();
     while !state.shutting_down() {
-        let due = match state.store() {
-            Ok(store) => tokio::task::spawn_blocking(move || store.outbox_due(now_ms(), 32))
-                .await
-                .unwrap_or_else(|e| Err(anyhow::anyhow!("outbox task: {e}").into())),
-            Err(e) => Err(e),
-        };
+        let store = state.store.clone();
+        let due = tokio::task::spawn_blocking(move || store.outbox_due(now_ms(), 32))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("outbox task: {e}").into()));
         let rows = match due {
             Ok(r) => r,
             Err(e) => {
@@ -51,30 +79,28 @@ pub async fn run(state: Arc<AppState>) {
 }
 
 /// Sleep until the next row falls due, a new row is queued, or 5 s pass.
-async fn wait_for_work(state: &Arc<AppState>) {
-    let next = match state.store() {
-        Ok(s) => tokio::task::spawn_blocking(move || s.outbox_next_due())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten(),
-        Err(_) => None,
-    };
+async fn wait_for_work(state: &Arc<Worker>) {
+    let s = state.store.clone();
+    let next = tokio::task::spawn_blocking(move || s.outbox_next_due())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
     let wait = next.map_or(5000, |n| (n - now_ms()).clamp(0, 5000)) as u64;
     tokio::select! {
-        _ = state.webhook_wake.notified() => {}
+        _ = state.wake.notified() => {}
         _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
         _ = state.stopping() => {}
     }
 }
 
 async fn deliver(
-    state: &Arc<AppState>,
+    state: &Arc<Worker>,
     agent: &ureq::Agent,
     key: &str,
     row: &OutboxRow,
 ) -> AppResult<()> {
-    let store = state.store()?;
+    let store = state.store.clone();
     let body = match &row.body {
         Some(b) => b.clone(),
         None => {
@@ -114,7 +140,7 @@ async fn deliver(
     })
     .await
     .map_err(|e| anyhow::anyhow!("webhook task: {e}"))?;
-    let cfg = &state.config.webhooks;
+    let cfg = &state.config;
     let (id, now) = (row.id, now_ms());
     let store2 = store.clone();
     match sent {
@@ -152,14 +178,21 @@ async fn deliver(
 
 /// `{"event", "idempotency_key", "conversation_id", "turn", "decision", "handoff"}`; the
 /// package is `null` (with `handoff_error`) when it cannot be built, e.g. after retention.
-async fn body_for(state: &Arc<AppState>, row: &OutboxRow) -> String {
+async fn body_for(state: &Arc<Worker>, row: &OutboxRow) -> String {
     let decision: serde_json::Value =
         serde_json::from_str(&row.decision).unwrap_or(serde_json::Value::Null);
-    let (handoff, error) =
-        match crate::handoff::build(state, &row.conversation_id, Some(row.turn)).await {
-            Ok(p) => (serde_json::to_value(p).unwrap_or_default(), None),
-            Err(e) => (serde_json::Value::Null, Some(e.to_string())),
-        };
+    let (handoff, error) = match crate::handoff::build(
+        &state.store,
+        &state.models,
+        state.summary_words,
+        &row.conversation_id,
+        Some(row.turn),
+    )
+    .await
+    {
+        Ok(p) => (serde_json::to_value(p).unwrap_or_default(), None),
+        Err(e) => (serde_json::Value::Null, Some(e.to_string())),
+    };
     serde_json::json!({
         "event": "route.changed",
         "idempotency_key": row.key,

@@ -1,0 +1,202 @@
+//! The state a server shares between requests and background work: configuration, the model
+//! service, heads, few-shot intents, the store, screenshots, seq2seq models, live-event and
+//! shutdown signals, and the batch jobs. It knows nothing of HTTP; `http` takes it as its state.
+
+use crate::batch::jobs::Jobs;
+use crate::batch::{EncoderSummarizer, Summarizer};
+use crate::config::Config;
+use crate::engine::Slot;
+use crate::error::{AppError, AppResult};
+use crate::heads::registry::HeadRegistry;
+use crate::metrics::Metrics;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything handlers share.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub heads: Arc<HeadRegistry>,
+    pub lang: Arc<crate::lang::LangId>,
+    /// Few-shot intents and unmatched texts (persisted once `intents.load` has run).
+    pub intents: Arc<crate::intents::Intents>,
+    /// The served embedding models.
+    pub models: Arc<crate::engine::Models>,
+    /// The conversation store, once opened (`serve` opens it before listening).
+    store: std::sync::OnceLock<Arc<crate::store::Store>>,
+    /// The newest live event's sequence number: SSE streams wake when it moves.
+    pub events: tokio::sync::watch::Sender<i64>,
+    /// Open SSE streams (bounded by `store.max_subscribers`).
+    pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
+    /// OCR and the fault catalog, once started (`serve` starts them).
+    vision: std::sync::OnceLock<Arc<crate::vision::Vision>>,
+    /// Wakes the webhook worker when a delivery is queued.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// Translation and abstractive-summarization models (loaded on first use).
+    pub seq2seq: Arc<crate::translate::Seq2SeqModels>,
+    /// Turns true when graceful shutdown begins: SSE streams end, background workers stop.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The batch jobs of `batch.dir` and their runner, once started (`jobs`).
+    jobs: std::sync::Mutex<Option<Arc<Jobs>>>,
+}
+
+impl AppState {
+    /// A state in which every configured model is still loading.
+    pub fn new(config: Config, metrics: Arc<Metrics>, heads: HeadRegistry) -> Arc<Self> {
+        let models = Arc::new(crate::engine::Models::new(
+            &config.models,
+            &config.default_model,
+            config.limits.overlong,
+        ));
+        let device =
+            crate::engine::device::open(config.server.device).map_err(|e| format!("{e:#}"));
+        let seq2seq = Arc::new(crate::translate::Seq2SeqModels::new(
+            config.home(),
+            device,
+            config.limits.retry_after_secs,
+        ));
+        Arc::new(AppState {
+            seq2seq,
+            intents: Arc::new(crate::intents::Intents::new(
+                &config.fewshot,
+                &config.discovery,
+            )),
+            config: Arc::new(config),
+            metrics,
+            heads: Arc::new(heads),
+            lang: Arc::new(crate::lang::LangId::default()),
+            models,
+            store: std::sync::OnceLock::new(),
+            vision: std::sync::OnceLock::new(),
+            events: tokio::sync::watch::channel(0).0,
+            subscribers: Arc::default(),
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
+            shutdown: tokio::sync::watch::channel(false).0,
+            jobs: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Attach the conversation store (once); live streams start after its newest event.
+    pub fn set_store(&self, store: Arc<crate::store::Store>) -> anyhow::Result<()> {
+        let last = store.last_event_seq().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.events.send_replace(last);
+        self.store
+            .set(store)
+            .map_err(|_| anyhow::anyhow!("the store is already open"))
+    }
+
+    /// True once graceful shutdown has begun.
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Resolves when graceful shutdown begins (at once if it has).
+    pub async fn stopping(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Attach the screenshot service (once).
+    pub fn set_vision(&self, v: Arc<crate::vision::Vision>) {
+        let _ = self.vision.set(v);
+    }
+
+    /// The screenshot service, or 503.
+    pub fn vision(&self) -> AppResult<Arc<crate::vision::Vision>> {
+        self.vision
+            .get()
+            .cloned()
+            .ok_or_else(|| AppError::Unavailable {
+                message: "screenshot recognition is not started".into(),
+            })
+    }
+
+    /// The conversation store, or 503 when this server runs without one.
+    pub fn store(&self) -> AppResult<Arc<crate::store::Store>> {
+        self.store
+            .get()
+            .cloned()
+            .ok_or_else(|| AppError::Unavailable {
+                message: "the conversation store is not open".into(),
+            })
+    }
+
+    pub fn set_slot(&self, name: &str, slot: Slot) {
+        self.models.set_slot(name, slot)
+    }
+
+    pub fn slots(&self) -> BTreeMap<String, Slot> {
+        self.models.slots()
+    }
+
+    /// The named model (or the default), ready to serve.
+    pub fn model(&self, name: Option<&str>) -> AppResult<Arc<crate::engine::EmbedModel>> {
+        self.models.model(name)
+    }
+
+    /// The intent sets (few-shot intents, trained heads, their encoders).
+    pub fn sets(&self) -> crate::intents::service::Sets<'_> {
+        crate::intents::service::Sets {
+            intents: &self.intents,
+            heads: &self.heads,
+            models: &self.models,
+        }
+    }
+}
+
+impl AppState {
+    /// The batch jobs folder the config names.
+    pub fn jobs_dir(&self) -> PathBuf {
+        let c = &self.config;
+        c.batch.resolved_dir(&c.store.resolved_path(&c.home()))
+    }
+
+    fn jobs_slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Jobs>>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The batch jobs, started with the `EncoderSummarizer` on first use; call at server start
+    /// so that unfinished jobs resume. While shutting down, a stopped runner is kept (jobs
+    /// uploaded then are queued on disk and run at the next start). Needs a tokio runtime.
+    pub fn jobs(&self) -> anyhow::Result<Arc<Jobs>> {
+        let mut slot = self.jobs_slot();
+        if let Some(j) = slot
+            .as_ref()
+            .filter(|j| !j.stopped() || self.shutting_down())
+        {
+            return Ok(j.clone());
+        }
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|_| anyhow::anyhow!("batch jobs need a tokio runtime"))?;
+        let s = EncoderSummarizer::new(self.models.clone(), self.config.summarize.max_words, rt)
+            .stopping_on(self.shutdown.subscribe())
+            .yielding(self.config.batching.max_batch_size);
+        let jobs = Jobs::open(self.jobs_dir(), self.config.batch.clone(), Arc::new(s))?;
+        *slot = Some(jobs.clone());
+        Ok(jobs)
+    }
+
+    /// Start the batch jobs with `summarizer`, replacing (and waiting for) any runner started
+    /// before.
+    pub fn start_jobs_with(&self, summarizer: Arc<dyn Summarizer>) -> anyhow::Result<Arc<Jobs>> {
+        let mut slot = self.jobs_slot();
+        if let Some(old) = slot.take() {
+            old.shutdown_and_wait();
+        }
+        let jobs = Jobs::open(self.jobs_dir(), self.config.batch.clone(), summarizer)?;
+        *slot = Some(jobs.clone());
+        Ok(jobs)
+    }
+
+    /// Graceful shutdown: stop the runner after its current batch (the output so far is
+    /// durable) and wait for it; the running job stays `running` on disk and resumes at the
+    /// next start. Blocking; a no-op when no runner was started.
+    pub fn stop_jobs(&self) {
+        let jobs = self.jobs_slot().clone();
+        if let Some(j) = jobs {
+            j.shutdown_and_wait();
+            tracing::info!("batch: runner stopped at a resumable point");
+        }
+    }
+}
