@@ -14,6 +14,7 @@ pub mod keys;
 pub mod lang;
 pub mod metrics;
 pub mod models;
+pub mod pipeline;
 pub mod routing;
 pub mod seq2seq;
 pub mod server;

@@ -37,6 +37,8 @@ pub struct AppState {
     pub seq2seq: Arc<crate::translate::Seq2SeqModels>,
     /// Turns true when graceful shutdown begins: SSE streams end, background workers stop.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The routing policy (`[routing]` or `routing_file`).
+    pub policy: Arc<crate::routing::Policy>,
     /// The batch jobs of `batch.dir` and their runner, once started (`jobs`).
     jobs: std::sync::Mutex<Option<Arc<Jobs>>>,
 }
@@ -62,6 +64,7 @@ impl AppState {
                 &config.fewshot,
                 &config.discovery,
             )),
+            policy: Arc::new(config.routing.clone()),
             config: Arc::new(config),
             metrics,
             heads: Arc::new(heads),
@@ -146,6 +149,21 @@ impl AppState {
 }
 
 impl AppState {
+    /// The triage pipeline over this state's services; 503 without a store.
+    pub fn pipeline(&self) -> AppResult<crate::pipeline::Pipeline<'_>> {
+        Ok(crate::pipeline::Pipeline {
+            sets: self.sets(),
+            lang: &self.lang,
+            store: self.store()?,
+            vision: self.vision.get().cloned(),
+            policy: self.policy.clone(),
+            webhook_urls: &self.config.webhooks.urls,
+            events: &self.events,
+            webhook_wake: &self.webhook_wake,
+            metrics: &self.metrics,
+        })
+    }
+
     /// The batch jobs folder the config names.
     pub fn jobs_dir(&self) -> PathBuf {
         let c = &self.config;

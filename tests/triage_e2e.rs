@@ -17,7 +17,10 @@ use common::hooks::{Receiver, REFUSE_FIRST, SECRET};
 /// app served on a loopback port.
 async fn start(hook: &str) -> Option<(axum::Router, String, std::path::PathBuf)> {
     common::pack_model("multilingual-e5-small")?;
-    let dir = std::env::temp_dir().join(format!("triage-e2e-{}", std::process::id()));
+    // One folder per call: the tests of this file run in parallel, each with its own store.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("triage-e2e-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut cfg = Config::default();
     cfg.models.retain(|m| m.name == "multilingual-e5-small");

@@ -1,15 +1,15 @@
-//! `POST /v1/intent` and `POST /v1/emotion`: trained heads over one shared encoder pass.
+//! `POST /v1/intent`, `POST /v1/emotion` and `POST /v1/language`: checked requests handed to
+//! the signal service (`pipeline::signals`).
 
 use super::embed::check_texts;
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
-use crate::heads::head::Head;
 use crate::heads::predict::IntentPrediction;
+use crate::pipeline::signals::{self, EmotionResult};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
@@ -36,34 +36,7 @@ pub async fn intent(
     let name = req
         .intent_set
         .unwrap_or_else(|| state.heads.default_intent.clone());
-    // The trained head and the set's few-shot intents (404 when neither exists).
-    let view = crate::intents::service::set_view(state.sets(), &name).await?;
-    let n = view.label_count();
-    let top_k = req.top_k.unwrap_or(n.min(3));
-    if top_k == 0 || top_k > n {
-        return Err(AppError::invalid(
-            "top_k",
-            format!("must be between 1 and {n} (the labels of `{name}`)"),
-        ));
-    }
-    let kept = state.intents.discovery.enabled.then(|| req.texts.clone());
-    let langs = detect_all(&state, &req.texts).await?;
-    // One trunk pass: plain embeddings for the few-shot intents, and the head's own when it
-    // fine-tuned the encoder's top layers.
-    let key = view.head.as_ref().and_then(|h| h.branch_key());
-    let branches: &[Option<&str>] = if key.is_some() { &[None, key] } else { &[None] };
-    let (_, e, _) = state
-        .models
-        .encode_for(Some(&view.encoder), req.texts, branches)
-        .await?;
-    let x: Vec<Vec<f32>> = e.iter().map(|v| v[0].clone()).collect();
-    let hx: Vec<Vec<f32>> = e
-        .into_iter()
-        .map(|mut v| v.pop().unwrap_or_default())
-        .collect();
-    let answers = view.predict_with(&x, &hx, top_k, &langs)?;
-    crate::intents::service::keep_unmatched(&state.intents, &view, kept, &x, &answers).await;
-    let results = answers.into_iter().map(|a| a.prediction).collect();
+    let results = signals::classify(state.sets(), &state.lang, req.texts, &name, req.top_k).await?;
     Ok(Json(IntentResponse {
         intent_set: name,
         results,
@@ -77,33 +50,6 @@ pub struct EmotionRequest {
 }
 
 #[derive(Debug, Serialize)]
-pub struct EmotionResult {
-    /// Every emotion label's probability.
-    pub emotions: BTreeMap<String, f32>,
-    /// Labels at or over their tuned thresholds.
-    pub labels: Vec<String>,
-    /// Support-oriented groups (max of their labels).
-    pub groups: BTreeMap<String, f32>,
-    pub top_group: String,
-    pub escalate: bool,
-    pub reasons: Vec<String>,
-    /// The escalation head's calibrated score (0.5: its tuned threshold for the language), when
-    /// one is served.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub escalation: Option<f32>,
-    /// Abusive language (insults, slurs, threats), when an abuse head is served.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub abusive: Option<Abusive>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Abusive {
-    /// Calibrated score: 0.5 means detected (the head's tuned threshold for the language).
-    pub score: f32,
-    pub detected: bool,
-}
-
-#[derive(Debug, Serialize)]
 pub struct EmotionResponse {
     pub results: Vec<EmotionResult>,
 }
@@ -113,141 +59,8 @@ pub async fn emotion(
     JsonBody(req): JsonBody<EmotionRequest>,
 ) -> AppResult<Json<EmotionResponse>> {
     check_texts(&req.texts, &state, "texts")?;
-    let head = state
-        .heads
-        .emotion
-        .clone()
-        .ok_or_else(|| AppError::Unavailable {
-            message: "no emotion head is configured (emotion.head)".into(),
-        })?;
-    let langs = detect_all(&state, &req.texts).await?;
-    let side = SideHeads::of(&state);
-    let (_, per_head) =
-        embed_for_heads(&state, &head.meta.encoder, req.texts, &[], &side.list()).await?;
-    let results = langs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, l)| side.answer(&per_head, i, Some(l), &state.heads.escalation))
-        .collect();
+    let results = signals::emotions(&state.models, &state.heads, &state.lang, req.texts).await?;
     Ok(Json(EmotionResponse { results }))
-}
-
-/// The emotion head and the heads whose signals ride on its answer (abuse, escalation).
-pub struct SideHeads {
-    pub emotion: Option<Arc<Head>>,
-    pub abuse: Option<Arc<Head>>,
-    pub escalation: Option<Arc<Head>>,
-}
-
-impl SideHeads {
-    pub fn of(state: &AppState) -> SideHeads {
-        SideHeads {
-            emotion: state.heads.emotion.clone(),
-            abuse: state.heads.abuse.clone(),
-            escalation: state.heads.escalation_head.clone(),
-        }
-    }
-
-    /// The served ones, in order: emotion, abuse, escalation.
-    pub fn list(&self) -> Vec<Arc<Head>> {
-        [&self.emotion, &self.abuse, &self.escalation]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect()
-    }
-
-    /// The emotion answer of text `i` from `per_head[head][text]` (as `embed_for_heads` gives,
-    /// in `list` order); None without an emotion head.
-    pub fn answer(
-        &self,
-        per_head: &[Vec<Vec<f32>>],
-        i: usize,
-        lang: Option<&str>,
-        cfg: &crate::heads::emotion::EscalationConfig,
-    ) -> Option<EmotionResult> {
-        let h = self.emotion.as_ref()?;
-        let mut at = 1;
-        let mut next = |present: bool| -> Option<&Vec<f32>> {
-            if !present {
-                return None;
-            }
-            at += 1;
-            per_head.get(at - 1).and_then(|v| v.get(i))
-        };
-        let ax = next(self.abuse.is_some());
-        let ex = next(self.escalation.is_some());
-        let escalation = match (&self.escalation, ex) {
-            (Some(e), Some(x)) => Some(e.label_score(x, lang, crate::heads::calibrate::ESCALATE)),
-            _ => None,
-        };
-        let x = per_head.first().and_then(|v| v.get(i))?;
-        let mut r = emotion_result(h, x, lang, escalation, cfg);
-        if let (Some(a), Some(x)) = (&self.abuse, ax) {
-            r.abusive = Some(abusive(a, x, lang));
-        }
-        Some(r)
-    }
-}
-
-/// Embeddings of `texts` for each of `heads`, each through its own tuned layers: one trunk pass
-/// for the heads on `encoder` (after the `extra` branches, e.g. the plain embedding), another
-/// for each head on a different encoder. Returns (per text, the `extra` embeddings) and (per
-/// head, per text, its embedding).
-pub async fn embed_for_heads(
-    state: &AppState,
-    encoder: &str,
-    texts: Vec<String>,
-    extra: &[Option<&str>],
-    heads: &[Arc<Head>],
-) -> AppResult<(Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>)> {
-    let mut branches: Vec<Option<&str>> = extra.to_vec();
-    let shared: Vec<bool> = heads.iter().map(|h| h.meta.encoder == encoder).collect();
-    for (h, s) in heads.iter().zip(&shared) {
-        if *s {
-            branches.push(h.branch_key());
-        }
-    }
-    let (_, e, _) = state
-        .models
-        .encode_for(Some(encoder), texts.clone(), &branches)
-        .await?;
-    let n = extra.len();
-    let mut per_head = Vec::with_capacity(heads.len());
-    let mut at = n;
-    for (h, s) in heads.iter().zip(&shared) {
-        if *s {
-            per_head.push(
-                e.iter()
-                    .map(|v| v.get(at).cloned().unwrap_or_default())
-                    .collect(),
-            );
-            at += 1;
-        } else {
-            let (_, o, _) = state
-                .models
-                .encode_for(Some(&h.meta.encoder), texts.clone(), &[h.branch_key()])
-                .await?;
-            per_head.push(o.into_iter().map(|mut v| v.swap_remove(0)).collect());
-        }
-    }
-    let base = e
-        .into_iter()
-        .map(|mut v| {
-            v.truncate(n);
-            v
-        })
-        .collect();
-    Ok((base, per_head))
-}
-
-/// The abuse head's signal for one embedding of a text in `lang`.
-pub fn abusive(head: &Head, x: &[f32], lang: Option<&str>) -> Abusive {
-    let score = head.label_score(x, lang, crate::heads::registry::ABUSIVE);
-    Abusive {
-        score,
-        detected: score >= 0.5,
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,36 +86,4 @@ pub async fn language(
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!("language task: {e}")))?;
     Ok(Json(LanguageResponse { results }))
-}
-
-/// Each text's language (ISO 639-1 or `und`), detected on the blocking pool.
-pub async fn detect_all(state: &AppState, texts: &[String]) -> AppResult<Vec<String>> {
-    let lang = state.lang.clone();
-    let texts = texts.to_vec();
-    tokio::task::spawn_blocking(move || texts.iter().map(|t| lang.detect(t).language).collect())
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("language task: {e}")))
-}
-
-/// The emotion answer of one embedding of a text in `lang`, with the escalation head's score.
-pub fn emotion_result(
-    head: &Head,
-    x: &[f32],
-    lang: Option<&str>,
-    escalation: Option<f32>,
-    cfg: &crate::heads::emotion::EscalationConfig,
-) -> EmotionResult {
-    let (probs, labels) = head.predict_labels(x, lang);
-    let groups = head.groups(x, lang);
-    let (escalate, reasons) = crate::heads::emotion::escalation(&groups, escalation, cfg);
-    EmotionResult {
-        emotions: head.meta.labels.iter().cloned().zip(probs).collect(),
-        labels,
-        top_group: crate::heads::emotion::top_group(&groups),
-        groups,
-        escalate,
-        reasons,
-        escalation,
-        abusive: None,
-    }
 }

@@ -1,17 +1,16 @@
-//! `POST /v1/triage`: one customer message in, its signals and routing decision out; the turn
-//! is stored (with its live event and webhooks) before the answer is sent.
+//! `POST /v1/triage`: the request checked, then one customer message through the triage
+//! pipeline (`pipeline::triage`); the turn is stored before the answer is sent.
 
 use super::json::JsonBody;
-use super::signals::EmotionResult;
 use super::AppState;
 use crate::error::{AppError, AppResult};
-use crate::heads::predict::IntentPrediction;
-use crate::routing::{self, IntentSignal, Route, Target, TurnSignals};
-use crate::store::turns::{NewTurn, TurnRecord};
+use crate::pipeline::{
+    self,
+    triage::{Customer, Message, TriageResponse},
+};
 use axum::extract::State;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
 use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
@@ -31,39 +30,6 @@ pub struct TriageRequest {
     /// `limits.max_body_bytes` for the whole request.
     #[serde(default)]
     pub screenshot: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Customer {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tier: Option<String>,
-    /// The customer's own language (ISO 639-1); wins over detection for queue choice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct TriageResponse {
-    pub language: Value,
-    pub intent: Value,
-    pub emotion: Option<EmotionResult>,
-    pub route: Route,
-    pub conversation: ConversationRef,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub screenshot: Option<crate::vision::Analysis>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ConversationRef {
-    pub id: String,
-    pub turn: u32,
-    pub previous_target: Option<Target>,
-    /// The live event's id (SSE `id:`).
-    pub event_id: i64,
-    pub webhooks_queued: usize,
 }
 
 /// A conversation id: 1..=128 characters of `A-Z a-z 0-9 . _ : @ -`.
@@ -124,145 +90,22 @@ pub async fn triage(
     JsonBody(req): JsonBody<TriageRequest>,
 ) -> AppResult<Json<TriageResponse>> {
     req.check(&state.config.limits)?;
-    let store = state.store()?;
-    let id = req
-        .conversation_id
-        .clone()
-        .unwrap_or_else(new_conversation_id);
-    let shot = match &req.screenshot {
-        None => None,
-        Some(b64) => Some(attached(&state, b64, &req).await?),
+    let screenshot = req
+        .screenshot
+        .as_deref()
+        .map(screenshot_bytes)
+        .transpose()?;
+    let msg = Message {
+        conversation_id: req.conversation_id.unwrap_or_else(new_conversation_id),
+        text: req.text,
+        channel: req.channel,
+        customer: req.customer,
+        intent_set: req.intent_set,
+        screenshot,
     };
-
-    let sig = signals(&state, &req.text, req.intent_set.as_deref()).await?;
-    let queue_lang = req
-        .customer
-        .as_ref()
-        .and_then(|c| c.language.clone())
-        .unwrap_or_else(|| sig.language.language.clone());
-    let tier = req.customer.as_ref().and_then(|c| c.tier.clone());
-    let language = json!({
-        "language": sig.language.language,
-        "score": sig.language.score,
-        "customer_language": req.customer.as_ref().and_then(|c| c.language.clone()),
-    });
-    let mut intent = serde_json::to_value(&sig.intent).unwrap_or_default();
-    intent["intent_set"] = json!(sig.intent_set);
-    let shot_summary = shot.as_ref().map(|a| {
-        json!({
-            "fault": a.fault.as_ref().map(|f| &f.id),
-            "route_hint": a.route_hint,
-            "error_codes": a.evidence.error_codes,
-        })
-    });
-    let stored = json!({"language": language, "intent": intent, "emotion": sig.emotion, "screenshot": shot_summary});
-    let shot_fault = shot
-        .as_ref()
-        .and_then(|a| a.fault.as_ref().map(|f| f.id.clone()));
-    let shot_hint = shot.as_ref().map(|a| a.route_hint);
-
-    let signal = IntentSignal {
-        label: sig.intent.label.clone(),
-        score: sig.intent.score,
-        out_of_scope: sig.intent.out_of_scope,
-    };
-    let groups = sig.emotion.as_ref().map(|e| e.groups.clone());
-    let abuse = sig
-        .emotion
-        .as_ref()
-        .and_then(|e| e.abusive.map(|a| a.score));
-    let escalation = sig.emotion.as_ref().and_then(|e| e.escalation);
-    let (policy, thresholds) = (state.config.clone(), state.heads.escalation.clone());
-    let (text, channel) = (req.text.clone(), req.channel.clone());
-    let customer = req
-        .customer
-        .as_ref()
-        .and_then(|c| serde_json::to_value(c).ok());
-    let urls = state.config.webhooks.urls.clone();
-    let conv = id.clone();
-    let appended = tokio::task::spawn_blocking(move || {
-        let decide = |history: &[routing::PastTurn], n: u32| {
-            let s = TurnSignals {
-                text: &text,
-                language: &queue_lang,
-                intent: Some(&signal),
-                emotion: groups.as_ref(),
-                tier: tier.as_deref(),
-                abuse,
-                escalation,
-                screenshot: shot_hint.map(|h| routing::ScreenshotSignal {
-                    fault: shot_fault.as_deref(),
-                    route_hint: h,
-                }),
-            };
-            routing::decide(&policy.routing, &thresholds, &s, history, n)
-        };
-        let turn = NewTurn {
-            conversation_id: conv,
-            text: text.clone(),
-            channel,
-            customer,
-            signals: stored,
-        };
-        store.append(turn, decide, &event_data, &urls)
-    })
-    .await
-    .map_err(|e| AppError::Internal(anyhow::anyhow!("store task: {e}")))??;
-
-    state.events.send_replace(appended.event_seq);
-    if let Some(r) = &appended.turn.route {
-        state.metrics.inc(
-            "triage_routes_total",
-            "Triaged messages by routing target.",
-            &[("target", r.target.as_str())],
-            1.0,
-        );
-    }
-    if appended.webhooks > 0 {
-        state.webhook_wake.notify_one();
-    }
-    let route = appended.turn.route.clone().unwrap_or_else(|| Route {
-        target: Target::Bot,
-        queue: String::new(),
-        priority: 0,
-        reasons: Vec::new(),
-    });
-    Ok(Json(TriageResponse {
-        language: appended.turn.signals["language"].clone(),
-        intent: appended.turn.signals["intent"].clone(),
-        emotion: sig.emotion,
-        route,
-        conversation: ConversationRef {
-            id,
-            turn: appended.turn.turn,
-            previous_target: appended.previous.map(|p| p.target),
-            event_id: appended.event_seq,
-            webhooks_queued: appended.webhooks,
-        },
-        screenshot: shot,
-    }))
-}
-
-/// Read an attached screenshot; errors name the `screenshot` field.
-async fn attached(
-    state: &Arc<AppState>,
-    b64: &str,
-    req: &TriageRequest,
-) -> AppResult<crate::vision::Analysis> {
-    let bytes = screenshot_bytes(b64)?;
-    let lang = req.customer.as_ref().and_then(|c| c.language.clone());
-    crate::vision::analyze(&*state.vision()?, bytes, Some(req.text.clone()), lang)
-        .await
-        .map_err(|e| match e {
-            AppError::Invalid {
-                status, message, ..
-            } => AppError::Invalid {
-                status,
-                field: "screenshot".into(),
-                message,
-            },
-            other => other,
-        })
+    Ok(Json(
+        pipeline::triage::triage(&state.pipeline()?, msg).await?,
+    ))
 }
 
 /// The bytes of an attached screenshot (standard base64); errors name the `screenshot` field.
@@ -271,111 +114,4 @@ pub fn screenshot_bytes(b64: &str) -> AppResult<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|e| AppError::invalid("screenshot", format!("not valid base64: {e}")))
-}
-
-/// The live event of a turn (the SSE `data:`), with the flags agents watch.
-fn event_data(conversation: &str, t: &TurnRecord, previous: Option<&Route>, seq: i64) -> Value {
-    let mut flags: Vec<String> = Vec::new();
-    let e = &t.signals["emotion"];
-    if e["escalate"].as_bool() == Some(true) {
-        flags.push("escalate".into());
-        if let Some(g) = e["top_group"].as_str() {
-            if g != "neutral" && g != "gratitude_joy" {
-                flags.push(g.to_string());
-            }
-        }
-    }
-    if e["abusive"]["detected"].as_bool() == Some(true) {
-        flags.push("abusive".into());
-    }
-    if t.signals["intent"]["out_of_scope"].as_bool() == Some(true) {
-        flags.push("out_of_scope".into());
-    }
-    if let Some(r) = &t.route {
-        let before = previous.map_or(Target::Bot, |p| p.target);
-        if before != r.target || previous.is_some_and(|p| p.queue != r.queue) {
-            flags.push("route_changed".into());
-        }
-        if before == Target::Bot && r.target != Target::Bot {
-            flags.push("left_bot".into());
-        }
-        if r.reasons.iter().any(|x| x.code == "request.human") {
-            flags.push("human_requested".into());
-        }
-    }
-    json!({
-        "seq": seq,
-        "conversation_id": conversation,
-        "turn": t.turn,
-        "at_ms": t.at_ms,
-        "text": t.text,
-        "language": t.signals["language"]["language"],
-        "intent": {
-            "label": t.signals["intent"]["label"],
-            "score": t.signals["intent"]["score"],
-            "out_of_scope": t.signals["intent"]["out_of_scope"],
-        },
-        "emotion": {
-            "top_group": e["top_group"],
-            "escalate": e["escalate"],
-            "groups": e["groups"],
-        },
-        "route": t.route,
-        "previous_target": previous.map(|p| p.target),
-        "flags": flags,
-    })
-}
-
-/// One message's signals.
-pub struct Signals {
-    pub language: crate::lang::Detection,
-    pub intent_set: String,
-    pub intent: IntentPrediction,
-    pub emotion: Option<EmotionResult>,
-}
-
-/// Language, intent and emotion of `text`, sharing one encoder pass when the heads share an
-/// encoder (each tuned head through its own top layers).
-pub async fn signals(state: &Arc<AppState>, text: &str, set: Option<&str>) -> AppResult<Signals> {
-    let set = set.unwrap_or(&state.heads.default_intent).to_string();
-    let view = crate::intents::service::set_view(state.sets(), &set).await?;
-    let lang = state.lang.clone();
-    let t = text.to_string();
-    let language = tokio::task::spawn_blocking(move || lang.detect(&t))
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("language task: {e}")))?;
-    let side = super::signals::SideHeads::of(state);
-    let intent_key = view.head.as_ref().and_then(|h| h.branch_key());
-    // One trunk pass: the plain embedding, the intent head's layers, then the emotion, abuse and
-    // escalation heads' layers.
-    let (v, per_head) = super::signals::embed_for_heads(
-        state,
-        &view.encoder,
-        vec![text.to_string()],
-        &[None, intent_key],
-        &side.list(),
-    )
-    .await?;
-    let v = v.into_iter().next().unwrap_or_default();
-    let pick = |v: &[Vec<f32>], i: usize| v.get(i).cloned().unwrap_or_default();
-    let top_k = view.label_count().min(3);
-    let lang_code = [language.language.clone()];
-    let answers = view.predict_with(&[pick(&v, 0)], &[pick(&v, 1)], top_k, &lang_code)?;
-    let intent = answers
-        .into_iter()
-        .next()
-        .map(|a| a.prediction)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no intent answer")))?;
-    let emotion = side.answer(
-        &per_head,
-        0,
-        Some(&language.language),
-        &state.heads.escalation,
-    );
-    Ok(Signals {
-        language,
-        intent_set: set,
-        intent,
-        emotion,
-    })
 }
