@@ -123,6 +123,10 @@ UPPER = {
 }
 
 
+# Only these may see HTTP types (axum): below them errors and inputs are the services' own.
+HTTP_LAYERS = {"http", "server", "cli", "fuzzing"}
+
+
 def find_cycles(nodes, edges):
     """Strongly connected components with more than one node (Tarjan)."""
     index, low, on, stack, out, counter = {}, {}, set(), [], [], [0]
@@ -179,11 +183,14 @@ def main():
 
     top_edges, top_why = defaultdict(set), defaultdict(set)
     sub_edges, sub_why = defaultdict(lambda: defaultdict(set)), defaultdict(set)
+    http_users = set()
     for full, mod in files.items():
         if not mod:
             continue
         text = strip_tests(strip_comments(open(full, encoding="utf-8").read()))
         rel = os.path.relpath(full, args.src)
+        if mod[0] not in HTTP_LAYERS and re.search(r"\baxum::", text):
+            http_users.add(rel)
         for path in use_trees(text):
             target = resolve(mod, path)
             if not target or target[0] not in tops:
@@ -197,6 +204,9 @@ def main():
                     sub_why[(mod[0], mod[1], target[1])].add(rel)
 
     bad = False
+    for rel in sorted(http_users):
+        bad = True
+        print(f"layering: {rel} uses HTTP types (axum) below the http layer")
     for comp in find_cycles(tops, top_edges):
         bad = True
         print("cycle between top-level modules: " + ", ".join(comp))

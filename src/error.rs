@@ -1,16 +1,32 @@
-//! The one error type of the server and the one place that maps it to an HTTP status + JSON body.
+//! The one error type of the services: what went wrong and which part of the input is at fault,
+//! without HTTP types. `http::error` maps it to a status and a JSON body, in one place.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+/// Why an input is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidKind {
+    /// The value is not acceptable (HTTP 422).
+    Unacceptable,
+    /// The input cannot be read as the expected format (400).
+    Malformed,
+    /// Over a configured size limit (413).
+    TooLarge,
+    /// Did not arrive within its deadline (408).
+    Timeout,
+    /// Conflicts with the current state (409).
+    Conflict,
+    /// A media type that is not supported (415).
+    UnsupportedMedia,
+    /// An operation the target does not offer (405).
+    NotAllowed,
+}
 
 /// Every failure a request can meet. `field` names the part of the request at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The request is malformed or violates a limit (400 / 408 / 413 / 422).
+    /// The input is malformed, unacceptable or violates a limit (400 / 408 / 409 / 413 / 415 / 422).
     #[error("{message}")]
     Invalid {
-        status: StatusCode,
+        kind: InvalidKind,
         field: String,
         message: String,
     },
@@ -53,7 +69,7 @@ impl AppError {
     /// 422: the value of `field` is not acceptable.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         AppError::Invalid {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
+            kind: InvalidKind::Unacceptable,
             field: field.into(),
             message: message.into(),
         }
@@ -62,7 +78,7 @@ impl AppError {
     /// 400: the request body cannot be read as the expected JSON.
     pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
         AppError::Invalid {
-            status: StatusCode::BAD_REQUEST,
+            kind: InvalidKind::Malformed,
             field: field.into(),
             message: message.into(),
         }
@@ -71,7 +87,7 @@ impl AppError {
     /// 413: `field` is over a configured size limit.
     pub fn too_large(field: impl Into<String>, message: impl Into<String>) -> Self {
         AppError::Invalid {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
+            kind: InvalidKind::TooLarge,
             field: field.into(),
             message: message.into(),
         }
@@ -80,7 +96,7 @@ impl AppError {
     /// 408: the request body did not arrive within its deadline (`http::deadline`).
     pub fn body_timeout(message: impl Into<String>) -> Self {
         AppError::Invalid {
-            status: StatusCode::REQUEST_TIMEOUT,
+            kind: InvalidKind::Timeout,
             field: "body".into(),
             message: message.into(),
         }
@@ -93,29 +109,33 @@ impl AppError {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
-        match self {
-            AppError::Invalid { status, .. } => *status,
-            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
-            AppError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable { .. }
-            | AppError::QueueTimeout { .. }
-            | AppError::ShuttingDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    /// 409: `field` conflicts with the current state.
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Invalid {
+            kind: InvalidKind::Conflict,
+            field: field.into(),
+            message: message.into(),
         }
     }
 
-    fn kind(&self) -> &'static str {
+    /// 415: `field` is not of a supported media type.
+    pub fn unsupported_media(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Invalid {
+            kind: InvalidKind::UnsupportedMedia,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The `kind` of the JSON error body: a stable name clients can match on.
+    pub fn code(&self) -> &'static str {
         match self {
-            AppError::Invalid { status, .. } if *status == StatusCode::PAYLOAD_TOO_LARGE => {
-                "too_large"
-            }
-            AppError::Invalid { status, .. } if *status == StatusCode::BAD_REQUEST => "bad_request",
-            AppError::Invalid { status, .. } if *status == StatusCode::REQUEST_TIMEOUT => "timeout",
-            AppError::Invalid { .. } => "invalid",
+            AppError::Invalid { kind, .. } => match kind {
+                InvalidKind::TooLarge => "too_large",
+                InvalidKind::Malformed => "bad_request",
+                InvalidKind::Timeout => "timeout",
+                _ => "invalid",
+            },
             AppError::NotFound { .. } => "not_found",
             AppError::Overloaded { .. } => "overloaded",
             AppError::QueueTimeout { .. } => "queue_timeout",
@@ -126,58 +146,6 @@ impl AppError {
             AppError::Unavailable { .. } => "unavailable",
             AppError::Internal(_) => "internal",
         }
-    }
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: String,
-    kind: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let field = match &self {
-            AppError::Invalid { field, .. } | AppError::NotFound { field, .. } => {
-                Some(field.as_str())
-            }
-            AppError::Unauthorized { .. } | AppError::Forbidden { .. } => Some("authorization"),
-            AppError::RateLimited { .. } => Some("rate"),
-            _ => None,
-        };
-        let error = match &self {
-            // Internals stay in the log, never in the answer.
-            AppError::Internal(e) => {
-                tracing::error!(error = %e, "internal error");
-                "internal error".to_string()
-            }
-            other => other.to_string(),
-        };
-        let body = ErrorBody {
-            error,
-            kind: self.kind(),
-            field,
-        };
-        let mut resp = (status, axum::Json(body)).into_response();
-        if let AppError::Overloaded { retry_after, .. }
-        | AppError::RateLimited { retry_after }
-        | AppError::QueueTimeout { retry_after, .. }
-        | AppError::ShuttingDown { retry_after } = &self
-        {
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        if let AppError::Unauthorized { .. } = &self {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"triage\""),
-            );
-        }
-        resp
     }
 }
 

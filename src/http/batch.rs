@@ -66,7 +66,7 @@ fn check_content_type(h: &HeaderMap) -> AppResult<()> {
     match ct {
         Some(t) if JSONL_TYPES.contains(&t.as_str()) => Ok(()),
         other => Err(AppError::Invalid {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            kind: crate::error::InvalidKind::UnsupportedMedia,
             field: "content-type".into(),
             message: format!(
                 "expected application/x-ndjson or application/jsonl (one JSON conversation a line), got {}",
@@ -223,7 +223,7 @@ async fn file_response(
     if st.state != JobState::Done {
         let state = serde_json::to_value(st.state).unwrap_or(Value::Null);
         return Err(AppError::Invalid {
-            status: StatusCode::CONFLICT,
+            kind: crate::error::InvalidKind::Conflict,
             field: "job_id".into(),
             message: format!(
                 "batch job `{id}` is {state}: its files are ready when it is \"done\""

@@ -128,11 +128,11 @@ pub async fn put(
         .await
         .map_err(|e| match e {
             AppError::Invalid {
-                status,
+                kind,
                 field,
                 message,
             } => AppError::Invalid {
-                status,
+                kind,
                 field: field.replacen("texts", "examples", 1),
                 message,
             },

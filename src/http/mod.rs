@@ -6,6 +6,7 @@ pub mod batch;
 pub mod conversations;
 pub mod deadline;
 pub mod embed;
+pub mod error;
 pub mod events;
 pub mod intents;
 pub mod json;
@@ -114,7 +115,7 @@ async fn not_found() -> AppError {
 
 async fn method_not_allowed() -> AppError {
     AppError::Invalid {
-        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        kind: crate::error::InvalidKind::NotAllowed,
         field: "method".into(),
         message: "method not allowed on this endpoint".into(),
     }

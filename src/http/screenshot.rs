@@ -56,7 +56,7 @@ pub async fn screenshot(
         (b.to_vec(), q.0.text, q.0.language)
     } else {
         return Err(AppError::Invalid {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            kind: crate::error::InvalidKind::UnsupportedMedia,
             field: "content-type".into(),
             message: "send multipart/form-data with an `image` field, or the image itself as image/png, image/jpeg, image/webp, image/gif or image/bmp".into(),
         });

@@ -38,11 +38,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// 409 naming `field`.
 pub fn conflict(field: &str, message: impl Into<String>) -> AppError {
-    AppError::Invalid {
-        status: axum::http::StatusCode::CONFLICT,
-        field: field.into(),
-        message: message.into(),
-    }
+    AppError::conflict(field, message)
 }
 
 impl Intents {

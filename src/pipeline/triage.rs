@@ -190,10 +190,8 @@ async fn attached(
     crate::vision::analyze(&vision, bytes, Some(req.text.clone()), lang)
         .await
         .map_err(|e| match e {
-            AppError::Invalid {
-                status, message, ..
-            } => AppError::Invalid {
-                status,
+            AppError::Invalid { kind, message, .. } => AppError::Invalid {
+                kind,
                 field: "screenshot".into(),
                 message,
             },

@@ -4,7 +4,6 @@
 use super::{now_ms, Store};
 use crate::error::{AppError, AppResult};
 use crate::routing::{Decision, PastTurn, Route};
-use axum::http::StatusCode;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::Value;
@@ -88,7 +87,7 @@ impl Store {
         let (turns, resolved) = head.as_ref().map_or((0, 0), |h| (h.0, h.1));
         if turns >= self.config.max_turns {
             return Err(AppError::Invalid {
-                status: StatusCode::CONFLICT,
+                kind: crate::error::InvalidKind::Conflict,
                 field: "conversation_id".into(),
                 message: format!(
                     "conversation has {turns} turns, the limit (store.max_turns); start a new one"
@@ -188,7 +187,7 @@ impl Store {
         })?;
         if turns >= self.config.max_turns {
             return Err(AppError::Invalid {
-                status: StatusCode::CONFLICT,
+                kind: crate::error::InvalidKind::Conflict,
                 field: "conversation_id".into(),
                 message: format!("conversation has {turns} turns, the limit (store.max_turns)"),
             });

@@ -3,7 +3,6 @@
 
 use super::ScreenshotConfig;
 use crate::error::{AppError, AppResult};
-use axum::http::StatusCode;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use std::io::Cursor;
 
@@ -47,7 +46,7 @@ pub fn decode(bytes: &[u8], cfg: &ScreenshotConfig) -> AppResult<DynamicImage> {
         )));
     }
     let format = sniff(bytes).ok_or_else(|| AppError::Invalid {
-        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        kind: crate::error::InvalidKind::UnsupportedMedia,
         field: FIELD.into(),
         message: "not a PNG, JPEG, WebP, GIF or BMP image (judged by its content)".into(),
     })?;
