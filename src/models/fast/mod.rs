@@ -6,6 +6,7 @@
 pub mod amx;
 pub mod avx2;
 pub mod bf16;
+pub mod cpu;
 pub mod f32pack;
 pub mod layer;
 pub mod linear;
