@@ -4,6 +4,8 @@ pub mod batch;
 pub mod config;
 pub mod engine;
 pub mod error;
+/// Fuzz target bodies: behind the `fuzzing` feature (scripts/fuzz and `cargo test` turn it on).
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod handoff;
 pub mod heads;
