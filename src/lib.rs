@@ -4,6 +4,7 @@ pub mod batch;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
 /// Fuzz target bodies: behind the `fuzzing` feature (scripts/fuzz and `cargo test` turn it on).
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

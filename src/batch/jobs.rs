@@ -3,8 +3,8 @@
 //! running jobs found at start are run again (the engine resumes where the output stops).
 
 use super::run::{run, RunOptions, Stats};
-use super::spool::sync_write;
 use super::{BatchConfig, EncoderSummarizer, Summarizer};
+use crate::fsutil::write_atomic;
 use crate::http::AppState;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -295,7 +295,7 @@ impl Jobs {
     }
 
     fn save(&self, id: &str, r: &JobRecord) -> Result<()> {
-        sync_write(&self.file(id, RECORD), &serde_json::to_vec_pretty(r)?)
+        write_atomic(&self.file(id, RECORD), &serde_json::to_vec_pretty(r)?)
     }
 
     /// Change a job's record in memory and on disk.

@@ -1,32 +1,7 @@
-//! On-disk helpers for the intent store: atomic writes (tmp + fsync + rename) and compact
-//! embeddings (little-endian f32 in base64).
+//! On-disk helpers for the intent store: compact embeddings (little-endian f32 in base64) and
+//! the clock. Atomic writes are `crate::fsutil::write_atomic`.
 
-use anyhow::{bail, Context, Result};
-use std::io::Write;
-use std::path::Path;
-
-/// Replace `path` with `bytes` so that a crash leaves either the old or the new file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("a file path needs a folder")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .context("a file path needs a name")?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    // The rename itself is durable once the folder is synced (not possible on every platform).
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+use anyhow::{bail, Result};
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -96,17 +71,5 @@ mod tests {
         assert_eq!(encode_vec(&[1.0]), "AACAPw==");
         assert!(decode_vec("AA*A").is_err());
         assert!(decode_vec("AAAA").is_err());
-    }
-
-    #[test]
-    fn atomic_write_replaces() {
-        let dir = std::env::temp_dir().join(format!("triage-files-{}", std::process::id()));
-        let p = dir.join("x.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        let left = std::fs::read_dir(&dir).unwrap().count();
-        assert_eq!(left, 1, "no temporary file is left");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
