@@ -7,11 +7,12 @@ use super::{BatchConfig, EncoderSummarizer, Summarizer};
 use crate::fsutil::write_atomic;
 use crate::http::AppState;
 use anyhow::{Context, Result};
+use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,10 +86,6 @@ pub struct Jobs {
     runner: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// One `Jobs` per jobs folder in this process.
 static REGISTRY: Mutex<Vec<Arc<Jobs>>> = Mutex::new(Vec::new());
 
@@ -102,7 +99,7 @@ pub fn jobs_dir(state: &AppState) -> PathBuf {
 /// server start so that unfinished jobs resume. Needs a tokio runtime.
 pub fn for_state(state: &Arc<AppState>) -> Result<Arc<Jobs>> {
     let dir = jobs_dir(state);
-    let mut reg = lock(&REGISTRY);
+    let mut reg = REGISTRY.lock();
     // While shutting down, a stopped runner is kept: no new runner starts.
     let keep = |j: &Arc<Jobs>| j.dir == dir && (!j.stopped() || state.shutting_down());
     if let Some(j) = reg.iter().find(|j| keep(j)) {
@@ -121,7 +118,7 @@ pub fn for_state(state: &Arc<AppState>) -> Result<Arc<Jobs>> {
 /// and run at the next start.
 pub fn stop(state: &AppState) {
     let dir = jobs_dir(state);
-    let jobs = lock(&REGISTRY).iter().find(|j| j.dir == dir).cloned();
+    let jobs = REGISTRY.lock().iter().find(|j| j.dir == dir).cloned();
     if let Some(j) = jobs {
         j.shutdown_and_wait();
         tracing::info!("batch: runner stopped at a resumable point");
@@ -131,7 +128,7 @@ pub fn stop(state: &AppState) {
 /// Start the jobs of `state`'s folder with `summarizer`, replacing (and waiting for) any
 /// runner started before on that folder.
 pub fn start_with(state: &Arc<AppState>, summarizer: Arc<dyn Summarizer>) -> Result<Arc<Jobs>> {
-    install(&mut lock(&REGISTRY), jobs_dir(state), state, summarizer)
+    install(&mut REGISTRY.lock(), jobs_dir(state), state, summarizer)
 }
 
 fn install(
@@ -212,7 +209,7 @@ impl Jobs {
             .name("batch-jobs".into())
             .spawn(move || j.runner())
             .context("spawning the batch runner")?;
-        *lock(&jobs.runner) = Some(h);
+        *jobs.runner.lock() = Some(h);
         Ok(jobs)
     }
 
@@ -234,7 +231,7 @@ impl Jobs {
     /// `shutdown`, then wait until the runner has finished its current batch.
     pub fn shutdown_and_wait(&self) {
         self.shutdown();
-        if let Some(h) = lock(&self.runner).take() {
+        if let Some(h) = self.runner.lock().take() {
             let _ = h.join();
         }
     }
@@ -262,14 +259,14 @@ impl Jobs {
             stats: Stats::default(),
         };
         self.save(id, &r)?;
-        lock(&self.records).insert(id.to_string(), r);
-        lock(&self.queue).push_back(id.to_string());
+        self.records.lock().insert(id.to_string(), r);
+        self.queue.lock().push_back(id.to_string());
         self.wake.notify_all();
         Ok(())
     }
 
     pub fn status(&self, id: &str) -> Option<JobStatus> {
-        let r = lock(&self.records).get(id)?.clone();
+        let r = self.records.lock().get(id)?.clone();
         let s = &r.stats;
         Some(JobStatus {
             job_id: id.to_string(),
@@ -301,7 +298,7 @@ impl Jobs {
     /// Change a job's record in memory and on disk.
     fn update(&self, id: &str, f: impl FnOnce(&mut JobRecord)) {
         let r = {
-            let mut recs = lock(&self.records);
+            let mut recs = self.records.lock();
             let Some(r) = recs.get_mut(id) else { return };
             f(r);
             r.clone()
@@ -312,7 +309,7 @@ impl Jobs {
     }
 
     fn next(&self) -> Option<String> {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         loop {
             if self.stopped() {
                 return None;
@@ -320,11 +317,7 @@ impl Jobs {
             if let Some(id) = q.pop_front() {
                 return Some(id);
             }
-            q = self
-                .wake
-                .wait_timeout(q, Duration::from_millis(500))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            self.wake.wait_for(&mut q, Duration::from_millis(500));
         }
     }
 
@@ -343,7 +336,7 @@ impl Jobs {
             };
             tracing::info!(job = %id, "batch: job started");
             let mut live = |s: &Stats| {
-                if let Some(r) = lock(&self.records).get_mut(&id) {
+                if let Some(r) = self.records.lock().get_mut(&id) {
                     r.stats = s.clone();
                 }
             };

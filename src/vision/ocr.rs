@@ -3,9 +3,9 @@
 
 use super::preprocess::Prepared;
 use image::GrayImage;
+use parking_lot::Mutex;
 use serde::Serialize;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,7 +88,7 @@ impl OcrPool {
         prepared: Prepared,
         layout: Layout,
     ) -> Result<oneshot::Receiver<Result<OcrText, String>>, Refused> {
-        if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(e) = self.error.lock().clone() {
             return Err(Refused::Unavailable(e));
         }
         let (reply, rx) = oneshot::channel();
@@ -114,7 +114,7 @@ impl OcrPool {
     }
 
     pub fn set_unavailable(&self, why: String) {
-        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        *self.error.lock() = Some(why);
     }
 }
 
@@ -126,7 +126,7 @@ fn worker(
     let mut engine: Option<tesseract::Tesseract> = None;
     loop {
         let job = {
-            let r = rx.lock().unwrap_or_else(|p| p.into_inner());
+            let r = rx.lock();
             match r.recv() {
                 Ok(j) => j,
                 Err(_) => return,
