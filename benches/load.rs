@@ -16,9 +16,10 @@ use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Http = Client<HttpConnector, Full<Bytes>>;
@@ -96,7 +97,7 @@ async fn one(http: Http, url: hyper::Uri, body: Bytes, start: Instant, tally: Ar
     })
     .await;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+    let mut t = tally.lock();
     match res {
         Ok(Ok(s)) if (200..300).contains(&s) => t.ok_ms.push(ms),
         Ok(Ok(429)) => t.r429 += 1,
@@ -182,7 +183,7 @@ async fn capacity(http: &Http, url: &hyper::Uri, conc: usize, secs: f64, run: u6
         let _ = t.await;
     }
     Arc::try_unwrap(tally)
-        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .map(Mutex::into_inner)
         .unwrap_or_default()
 }
 
@@ -206,7 +207,7 @@ async fn open_loop(
         let at = t0 + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(at.into()).await;
         if inflight.load(Ordering::SeqCst) >= 4096 {
-            tally.lock().unwrap_or_else(|p| p.into_inner()).conn_err += 1;
+            tally.lock().conn_err += 1;
             continue;
         }
         let (http, url, tally, inflight) =
@@ -222,7 +223,7 @@ async fn open_loop(
         let _ = t.await;
     }
     let t = Arc::try_unwrap(tally)
-        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .map(Mutex::into_inner)
         .unwrap_or_default();
     let secs = t
         .last_done

@@ -1,6 +1,7 @@
 //! The bodies of the fuzz targets (`scripts/fuzz`, cargo-fuzz + libFuzzer) and of their stable
 //! replay test (`tests/fuzz_corpus.rs`): each reads untrusted bytes the way the server does and
 //! may fail with the crate's errors, but never panic, overflow or allocate without bound.
+//! Compiled only with the `fuzzing` feature (the fuzz crate and the crate's own tests enable it).
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};

@@ -242,27 +242,20 @@ pub fn hash_key(key: &str) -> [u8; 32] {
 
 /// SHA-256 of a key as lowercase hex (what `sha256` holds).
 pub fn hash_hex(key: &str) -> String {
-    hash_key(key).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hash_key(key))
 }
 
 /// 64 hex digits into 32 bytes.
 pub fn decode_hash(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = [0u8; 32];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
+    hex::decode_to_slice(hex, &mut out).ok()?;
     Some(out)
 }
 
-/// Equal in time independent of where the inputs differ.
+/// Equal in time independent of where the inputs differ (`subtle`).
 pub fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// A fresh random key: `trg_` and 64 hex digits (256 bits from the OS-seeded CSPRNG).
@@ -270,8 +263,7 @@ pub fn generate() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("trg_{hex}")
+    format!("trg_{}", hex::encode(bytes))
 }
 
 /// A new key for `id` with `scopes`, as the text `triage keys new` prints: the key (shown once),

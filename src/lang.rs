@@ -58,10 +58,20 @@ impl LangId {
     }
 }
 
-/// A CJK unified ideograph (the basic block and extensions A-F, compatibility ideographs).
+/// A CJK unified ideograph (the basic block and extensions A-F, compatibility ideographs): the
+/// one test for "a Chinese character" (language hints, tf-idf bigrams, screenshot text shares).
 pub fn is_han(c: char) -> bool {
     matches!(c as u32,
         0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+}
+
+/// A character of CJK running text, which has no spaces between words: a Han ideograph, CJK
+/// symbols and punctuation (U+3000-303F: `。、「」`, the ideographic space) or a half-/full-width
+/// form (U+FF00-FFEF: `，！？`, full-width letters and digits). Wider than `is_han` on purpose:
+/// where text is split or joined character by character (summary word counts, OCR word
+/// joining), the punctuation and full-width forms around Chinese words count as CJK too.
+pub fn is_cjk_text_char(c: char) -> bool {
+    is_han(c) || matches!(c as u32, 0x3000..=0x303F | 0xFF00..=0xFFEF)
 }
 
 fn is_kana(c: char) -> bool {

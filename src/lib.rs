@@ -5,6 +5,9 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
+/// Fuzz target bodies: behind the `fuzzing` feature (scripts/fuzz and `cargo test` turn it on).
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod handoff;
 pub mod heads;

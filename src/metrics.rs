@@ -1,8 +1,8 @@
 //! Prometheus metrics: counters, gauges and histograms, rendered as the text exposition format.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 
 type Key = (&'static str, String);
 
@@ -48,7 +48,7 @@ fn labels(l: &[(&str, &str)]) -> String {
 
 impl Metrics {
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.inner.lock();
         f(&mut g)
     }
 

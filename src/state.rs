@@ -40,7 +40,7 @@ pub struct AppState {
     /// The routing policy (`[routing]` or `routing_file`).
     pub policy: Arc<crate::routing::Policy>,
     /// The batch jobs of `batch.dir` and their runner, once started (`jobs`).
-    jobs: std::sync::Mutex<Option<Arc<Jobs>>>,
+    jobs: parking_lot::Mutex<Option<Arc<Jobs>>>,
 }
 
 impl AppState {
@@ -76,7 +76,7 @@ impl AppState {
             subscribers: Arc::default(),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
             shutdown: tokio::sync::watch::channel(false).0,
-            jobs: std::sync::Mutex::new(None),
+            jobs: parking_lot::Mutex::new(None),
         })
     }
 
@@ -170,8 +170,8 @@ impl AppState {
         c.batch.resolved_dir(&c.store.resolved_path(&c.home()))
     }
 
-    fn jobs_slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Jobs>>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    fn jobs_slot(&self) -> parking_lot::MutexGuard<'_, Option<Arc<Jobs>>> {
+        self.jobs.lock()
     }
 
     /// The batch jobs, started with the `EncoderSummarizer` on first use; call at server start

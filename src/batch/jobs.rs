@@ -3,14 +3,15 @@
 //! running jobs found at start are run again (the engine resumes where the output stops).
 
 use super::run::{run, RunOptions, Stats};
-use super::spool::sync_write;
 use super::{BatchConfig, Summarizer};
+use crate::fsutil::write_atomic;
 use anyhow::{Context, Result};
+use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,10 +85,6 @@ pub struct Jobs {
     runner: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Sets the flag when dropped: a task holding it dies with its runtime.
 struct StopOnDrop(Arc<AtomicBool>);
 
@@ -156,7 +153,7 @@ impl Jobs {
             .name("batch-jobs".into())
             .spawn(move || j.runner())
             .context("spawning the batch runner")?;
-        *lock(&jobs.runner) = Some(h);
+        *jobs.runner.lock() = Some(h);
         Ok(jobs)
     }
 
@@ -178,7 +175,7 @@ impl Jobs {
     /// `shutdown`, then wait until the runner has finished its current batch.
     pub fn shutdown_and_wait(&self) {
         self.shutdown();
-        if let Some(h) = lock(&self.runner).take() {
+        if let Some(h) = self.runner.lock().take() {
             let _ = h.join();
         }
     }
@@ -206,14 +203,14 @@ impl Jobs {
             stats: Stats::default(),
         };
         self.save(id, &r)?;
-        lock(&self.records).insert(id.to_string(), r);
-        lock(&self.queue).push_back(id.to_string());
+        self.records.lock().insert(id.to_string(), r);
+        self.queue.lock().push_back(id.to_string());
         self.wake.notify_all();
         Ok(())
     }
 
     pub fn status(&self, id: &str) -> Option<JobStatus> {
-        let r = lock(&self.records).get(id)?.clone();
+        let r = self.records.lock().get(id)?.clone();
         let s = &r.stats;
         Some(JobStatus {
             job_id: id.to_string(),
@@ -239,13 +236,13 @@ impl Jobs {
     }
 
     fn save(&self, id: &str, r: &JobRecord) -> Result<()> {
-        sync_write(&self.file(id, RECORD), &serde_json::to_vec_pretty(r)?)
+        write_atomic(&self.file(id, RECORD), &serde_json::to_vec_pretty(r)?)
     }
 
     /// Change a job's record in memory and on disk.
     fn update(&self, id: &str, f: impl FnOnce(&mut JobRecord)) {
         let r = {
-            let mut recs = lock(&self.records);
+            let mut recs = self.records.lock();
             let Some(r) = recs.get_mut(id) else { return };
             f(r);
             r.clone()
@@ -256,7 +253,7 @@ impl Jobs {
     }
 
     fn next(&self) -> Option<String> {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         loop {
             if self.stopped() {
                 return None;
@@ -264,11 +261,7 @@ impl Jobs {
             if let Some(id) = q.pop_front() {
                 return Some(id);
             }
-            q = self
-                .wake
-                .wait_timeout(q, Duration::from_millis(500))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            self.wake.wait_for(&mut q, Duration::from_millis(500));
         }
     }
 
@@ -287,7 +280,7 @@ impl Jobs {
             };
             tracing::info!(job = %id, "batch: job started");
             let mut live = |s: &Stats| {
-                if let Some(r) = lock(&self.records).get_mut(&id) {
+                if let Some(r) = self.records.lock().get_mut(&id) {
                     r.stats = s.clone();
                 }
             };

@@ -168,7 +168,7 @@ impl Appender {
             .open(path)
             .with_context(|| format!("opening {} for appending", path.display()))?;
         if !existed {
-            sync_dir(path)?;
+            crate::fsutil::sync_dir(path)?;
         }
         Ok((
             Appender {
@@ -189,19 +189,6 @@ impl Appender {
             .and_then(|_| self.file.sync_data())
             .with_context(|| format!("writing {}", self.path.display()))
     }
-}
-
-/// fsync the folder holding `path`, so that a new file's name survives a power loss.
-pub fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing {}", dir.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

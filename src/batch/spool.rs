@@ -1,26 +1,15 @@
-//! Durable files for HTTP jobs: an upload spooled to `<name>.part` and renamed when complete,
-//! and small records written atomically (temporary file, fsync, rename, fsync of the folder).
+//! An HTTP job's upload, spooled into a temporary file beside its final name and made durable
+//! there (fsync, rename, fsync of the folder) when complete (`crate::fsutil::Pending`); an
+//! upload that fails or is dropped leaves nothing behind.
 
-use super::jsonl::sync_dir;
+use crate::fsutil::Pending;
 use anyhow::{Context, Result};
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Write `bytes` to `path` so that a crash leaves either the old or the new content.
-pub fn sync_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    sync_dir(path)
-}
-
 /// An upload being written; `finish` makes it durable under its final name.
 pub struct Spool {
-    file: File,
-    part: PathBuf,
+    file: Pending,
     path: PathBuf,
     bytes: u64,
     /// The first byte that is not ASCII whitespace, once seen.
@@ -29,11 +18,8 @@ pub struct Spool {
 
 impl Spool {
     pub fn create(path: &Path) -> Result<Spool> {
-        let part = path.with_extension("part");
-        let file = File::create(&part).with_context(|| format!("creating {}", part.display()))?;
         Ok(Spool {
-            file,
-            part,
+            file: Pending::create(path)?,
             path: path.to_path_buf(),
             bytes: 0,
             first: None,
@@ -46,8 +32,9 @@ impl Spool {
         }
         self.bytes += chunk.len() as u64;
         self.file
+            .file()
             .write_all(chunk)
-            .with_context(|| format!("writing {}", self.part.display()))
+            .with_context(|| format!("writing the upload for {}", self.path.display()))
     }
 
     pub fn bytes(&self) -> u64 {
@@ -60,10 +47,7 @@ impl Spool {
 
     /// fsync, rename to the final name, fsync the folder.
     pub fn finish(self) -> Result<u64> {
-        self.file.sync_all()?;
-        std::fs::rename(&self.part, &self.path)
-            .with_context(|| format!("renaming to {}", self.path.display()))?;
-        sync_dir(&self.path)?;
+        self.file.persist()?;
         Ok(self.bytes)
     }
 }

@@ -407,7 +407,7 @@ mod tests {
         assert!(cs
             .iter()
             .all(|c| c.turns.iter().any(|t| t.role == "customer")));
-        let zh = |t: &str| t.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        let zh = |t: &str| t.chars().any(crate::lang::is_han);
         let n_zh = cs
             .iter()
             .filter(|c| zh(&c.turns[c.turns.len() - 1].text))

@@ -7,10 +7,11 @@ use crate::error::{AppError, AppResult};
 use crate::heads::registry::HeadRegistry;
 use crate::metrics::Metrics;
 use crate::models::config::{ModelConfig, Overlong};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Load state of a configured model.
 #[derive(Clone)]
@@ -85,25 +86,25 @@ impl Models {
     }
 
     pub fn set_slot(&self, name: &str, slot: Slot) {
-        let mut g = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.slots.write();
         g.insert(name.to_string(), slot);
     }
 
     pub fn slots(&self) -> BTreeMap<String, Slot> {
-        self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.slots.read().clone()
     }
 
     /// True while the named model (or the default) is still loading.
     pub fn loading(&self, name: Option<&str>) -> bool {
         let name = name.unwrap_or(&self.default);
-        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        let slots = self.slots.read();
         matches!(slots.get(name), Some(Slot::Loading))
     }
 
     /// The named model (or the default), ready to serve.
     pub fn model(&self, name: Option<&str>) -> AppResult<Arc<EmbedModel>> {
         let name = name.unwrap_or(&self.default);
-        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        let slots = self.slots.read();
         match slots.get(name) {
             Some(Slot::Ready(m)) => Ok(m.clone()),
             Some(Slot::Loading) => Err(AppError::Unavailable {

@@ -61,38 +61,27 @@ fn read_jsonl(text: &str) -> Result<Vec<Example>> {
     Ok(out)
 }
 
-/// Minimal RFC 4180 CSV: quoted fields may hold commas, quotes ("") and newlines.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, '\r') => {}
-            (false, c) => field.push(c),
-        }
+/// The records of an RFC 4180 CSV text (`csv`: quoted fields may hold commas, quotes ("") and
+/// newlines; rows may differ in length); blank lines are skipped.
+fn parse_csv(text: &str) -> Result<Vec<Vec<String>>> {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    for rec in r.records() {
+        rows.push(
+            rec.context("invalid CSV")?
+                .iter()
+                .map(String::from)
+                .collect(),
+        );
     }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
+    Ok(rows)
 }
 
 fn read_csv(text: &str) -> Result<Vec<Example>> {
-    let rows = parse_csv(text.trim_start_matches('\u{feff}'));
+    let rows = parse_csv(text.trim_start_matches('\u{feff}'))?;
     let header = rows.first().context("empty CSV")?;
     let col = |names: &[&str]| {
         header
@@ -188,5 +177,14 @@ mod tests {
         assert_eq!(c[1].labels, vec!["leave"]);
         assert!(read_jsonl("{\"text\":\"a\"}").is_err());
         assert!(read_csv("foo,bar\n1,2\n").is_err());
+        // CRLF line ends, a blank line, a BOM, a multi-label column.
+        let c = read_csv("\u{feff}Text,Labels\r\na,x; y\r\n\r\nb,z\r\n").unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            (c[0].text.as_str(), &c[0].labels),
+            ("a", &vec!["x".to_string(), "y".into()])
+        );
+        let e = read_csv("text,label\na,x\n\nb\n").unwrap_err();
+        assert!(e.to_string().contains("row 3"), "{e}");
     }
 }

@@ -172,10 +172,9 @@ impl DatasetEncoder {
 
     fn save(&self, file: &Path, t: [(String, Tensor); 2]) -> Result<()> {
         std::fs::create_dir_all(&self.cache)?;
-        let tmp = file.with_extension("part");
-        candle_core::safetensors::save(&t.into_iter().collect(), &tmp)?;
-        std::fs::rename(&tmp, file).context("writing the embedding cache")?;
-        Ok(())
+        let map: std::collections::HashMap<String, Tensor> = t.into_iter().collect();
+        crate::fsutil::replace_via_path(file, |tmp| Ok(candle_core::safetensors::save(&map, tmp)?))
+            .context("writing the embedding cache")
     }
 
     /// Length-sorted batches (up to 64 sequences or 8192 padded tokens) with a progress bar;

@@ -8,7 +8,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The id of the key that authenticated a request (never the key), in its extensions.
@@ -127,7 +128,7 @@ impl Guard {
             });
         }
         if let Some(b) = &key.bucket {
-            let mut b = b.lock().unwrap_or_else(|p| p.into_inner());
+            let mut b = b.lock();
             if let Err(retry_after) = b.take(Instant::now()) {
                 tracing::debug!(key = %key.id, retry_after, "rate limited");
                 return Err(AppError::RateLimited { retry_after });

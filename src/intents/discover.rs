@@ -6,7 +6,7 @@
 pub use super::candidate::Candidate;
 use super::cluster::{by_centrality, cluster};
 use super::keyterms::{suggest_name, Pool};
-use super::service::{conflict, lock, Intents};
+use super::service::{conflict, Intents};
 use super::store::{Embedded, Intent, Origin};
 use super::unmatched::Item;
 use super::validate::{check_name, dedup_key};
@@ -57,7 +57,9 @@ fn candidate_id(set: &str, ids: &[u64]) -> String {
 impl Intents {
     /// Cluster the unmatched texts of `p.set` and remember the candidates for `accept`.
     pub fn discover(&self, mut p: Params) -> Result<Discovered> {
-        let items: Vec<Item> = lock(&self.unmatched)
+        let items: Vec<Item> = self
+            .unmatched
+            .lock()
             .of_set(&p.set, &p.encoder, &p.prefix)
             .into_iter()
             .cloned()
@@ -106,7 +108,7 @@ impl Intents {
             });
         }
         {
-            let mut last = lock(&self.candidates);
+            let mut last = self.candidates.lock();
             last.retain(|_, c| c.set != p.set);
             for c in &candidates {
                 last.insert(c.id.clone(), c.clone());
@@ -128,7 +130,7 @@ impl Intents {
         name: Option<String>,
         trained_labels: &dyn Fn(&str) -> Vec<String>,
     ) -> AppResult<(Arc<Intent>, usize)> {
-        let cand = lock(&self.candidates).get(id).cloned().ok_or_else(|| {
+        let cand = self.candidates.lock().get(id).cloned().ok_or_else(|| {
             AppError::not_found(
                 "id",
                 format!(
@@ -145,7 +147,7 @@ impl Intents {
                 format!("`{name}` is a trained label of set `{}`", cand.set),
             ));
         }
-        let items = lock(&self.unmatched).by_ids(&cand.members);
+        let items = self.unmatched.lock().by_ids(&cand.members);
         if items.is_empty() {
             return Err(AppError::not_found(
                 "id",
@@ -185,10 +187,12 @@ impl Intents {
         };
         self.install(intent, true)?;
         let ids: HashSet<u64> = items.iter().map(|i| i.id).collect();
-        let removed = lock(&self.unmatched)
+        let removed = self
+            .unmatched
+            .lock()
             .remove(&ids)
             .map_err(AppError::Internal)?;
-        lock(&self.candidates).remove(id);
+        self.candidates.lock().remove(id);
         let made = self
             .get(&name)
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("accepted intent vanished")))?;

@@ -1,6 +1,7 @@
 //! Key terms of a cluster of texts and a name suggested from them: tf-idf over words (Latin
 //! scripts) and character bigrams (Chinese), stopwords left out.
 
+use crate::lang::is_han;
 use std::collections::{BTreeMap, HashSet};
 
 const EN_STOP: &str = "a about above after again against all am an and any are aren as at be \
@@ -16,10 +17,6 @@ help tell also still already yet one im ive id dont cant doesnt didnt isnt wont 
 
 /// Function characters and numerals: a Chinese bigram holding one of these is not a key term.
 const ZH_STOP: &str = "到的了吗呢吧啊呀哦嘛么我你您他她它们是在这那个一不没和与及或就都也还很太请帮给把被让怎什啥哪谁为想要能可以呗嗯哈零二三四五六七八九十幺两百千";
-
-fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FFFF)
-}
 
 /// The distinct terms of a text: lowercase words of 2+ characters (no stopwords, no numbers),
 /// and bigrams of Chinese runs (a one-character run is its own term).

@@ -11,9 +11,10 @@ use crate::engine::Models;
 use crate::error::{AppError, AppResult};
 use crate::heads::registry::HeadRegistry;
 use anyhow::Result;
+use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
 
 pub type IntentMap = BTreeMap<String, Arc<Intent>>;
 
@@ -30,10 +31,6 @@ pub struct Intents {
     pub(super) unmatched: Mutex<Unmatched>,
     /// The last discovery result of each set, by candidate id.
     pub(super) candidates: Mutex<BTreeMap<String, Candidate>>,
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// 409 naming `field`.
@@ -81,41 +78,32 @@ impl Intents {
             }
         }
         if self.discovery.enabled {
-            lock(&self.unmatched).load(&dir.join("unmatched.jsonl"))?;
+            self.unmatched.lock().load(&dir.join("unmatched.jsonl"))?;
         }
         tracing::info!(intents = map.len(), "few-shot intents loaded");
-        *self.map.write().unwrap_or_else(|p| p.into_inner()) = map;
-        *self.store_path.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
+        *self.map.write() = map;
+        *self.store_path.write() = Some(store);
         Ok(())
     }
 
     /// A snapshot of every few-shot intent.
     pub fn all(&self) -> IntentMap {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.map.read().clone()
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Intent>> {
-        self.map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.map.read().get(name).cloned()
     }
 
     /// Apply `change` to a copy of the intents, write it, then publish it.
     fn change<T>(&self, change: impl FnOnce(&mut IntentMap) -> AppResult<T>) -> AppResult<T> {
-        let _w = lock(&self.write);
+        let _w = self.write.lock();
         let mut next = self.all();
         let out = change(&mut next)?;
-        if let Some(p) = self
-            .store_path
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
+        if let Some(p) = self.store_path.read().as_ref() {
             write_store(p, &next).map_err(AppError::Internal)?;
         }
-        *self.map.write().unwrap_or_else(|p| p.into_inner()) = next;
+        *self.map.write() = next;
         Ok(out)
     }
 
@@ -183,18 +171,20 @@ impl Intents {
 
     /// How many unmatched texts of `set` are kept.
     pub fn unmatched_count(&self, set: &str) -> usize {
-        lock(&self.unmatched).count_set(set)
+        self.unmatched.lock().count_set(set)
     }
 
     /// Forget the unmatched texts of `set` (all when None) and their candidates.
     pub fn purge_unmatched(&self, set: Option<&str>) -> AppResult<usize> {
-        lock(&self.candidates).retain(|_, c| set.is_some_and(|s| s != c.set));
-        lock(&self.unmatched).purge(set).map_err(AppError::Internal)
+        self.candidates
+            .lock()
+            .retain(|_, c| set.is_some_and(|s| s != c.set));
+        self.unmatched.lock().purge(set).map_err(AppError::Internal)
     }
 
     /// Keep unmatched texts (discovery on); a disk error is logged, never the caller's problem.
     pub fn keep(&self, items: Vec<Item>) {
-        if let Err(e) = lock(&self.unmatched).push(items) {
+        if let Err(e) = self.unmatched.lock().push(items) {
             tracing::error!(error = %format!("{e:#}"), "cannot persist unmatched texts");
         }
     }

@@ -2,10 +2,11 @@
 //! they were made with), the JSON file they persist to, and the intents file of the config.
 
 use super::config::FewShotConfig;
-use super::files::{decode_vec, encode_vec, write_atomic};
+use super::files::{decode_vec, encode_vec};
 use super::sim::{centroid, normalize};
 use super::validate::{check_description, check_examples, check_name};
 use crate::error::AppError;
+use crate::fsutil::write_atomic;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -2,7 +2,8 @@
 //! persisted as an append-only JSONL file that is rewritten (atomically) when it grows to twice
 //! the bound or when texts are taken out.
 
-use super::files::{decode_vec, encode_vec, write_atomic};
+use super::files::{decode_vec, encode_vec};
+use crate::fsutil::write_atomic;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};

@@ -264,17 +264,25 @@ fn compression(path: &str) -> zip::CompressionMethod {
     }
 }
 
-/// Write `models` into the bundle `out` (through `out.partial`); returns its manifest.
+/// Write `models` into the bundle `out` (through a temporary file beside it, renamed when
+/// complete: `crate::fsutil`); returns its manifest.
 pub fn write(models: &[ModelSource], out: &Path) -> Result<Manifest> {
-    let tmp = PathBuf::from(format!("{}.partial", out.display()));
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
     let mut manifest = Manifest {
         format: FORMAT.into(),
         version: 1,
         models: Vec::new(),
     };
+    crate::fsutil::replace_with(out, |file| write_zip(models, &mut manifest, file))?;
+    Ok(manifest)
+}
+
+/// The bundle's archive into `file`, listing what it packs in `manifest`.
+fn write_zip(
+    models: &[ModelSource],
+    manifest: &mut Manifest,
+    file: &mut std::fs::File,
+) -> Result<()> {
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
     for (i, m) in models.iter().enumerate() {
         check_repo(&m.repo)?;
         check_revision(&m.revision)?;
@@ -312,12 +320,10 @@ pub fn write(models: &[ModelSource], out: &Path) -> Result<Manifest> {
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
     zip.start_file(MANIFEST, opts)?;
-    zip.write_all(&serde_json::to_vec_pretty(&manifest)?)?;
+    zip.write_all(&serde_json::to_vec_pretty(&*manifest)?)?;
     let mut w = zip.finish()?;
     w.flush()?;
-    drop(w);
-    std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
-    Ok(manifest)
+    Ok(())
 }
 
 #[cfg(test)]

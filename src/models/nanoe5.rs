@@ -321,11 +321,11 @@ impl<'a> Container<'a> {
         for (name, shape, values) in self.hf_tensors()? {
             map.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
         }
-        let tmp = dir.join("model.safetensors.tmp");
-        candle_core::safetensors::save(&map, &tmp)?;
-        std::fs::rename(&tmp, dir.join("model.safetensors"))?;
+        crate::fsutil::replace_via_path(&dir.join("model.safetensors"), |tmp| {
+            Ok(candle_core::safetensors::save(&map, tmp)?)
+        })?;
         let cfg = serde_json::to_string_pretty(&self.hf_config())?;
-        std::fs::write(dir.join("config.json"), cfg)?;
+        crate::fsutil::write_atomic(&dir.join("config.json"), cfg.as_bytes())?;
         Ok(())
     }
 }

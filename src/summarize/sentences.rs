@@ -1,11 +1,7 @@
 //! Sentence splitting and word counting for Chinese and English conversation turns (the units
 //! the extractive summarizer scores).
 
-/// Is `c` a CJK ideograph or CJK punctuation (counted and compared character by character)?
-pub fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x3000..=0x303F | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xFF00..=0xFFEF)
-}
+use crate::lang::is_cjk_text_char;
 
 /// Words for length limits and ROUGE: lowercase alphanumeric runs for Latin script, one token
 /// per CJK ideograph (Chinese is scored by characters).
@@ -13,7 +9,8 @@ pub fn tokens(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     for c in text.chars() {
-        if is_cjk(c) {
+        // CJK ideographs and punctuation are counted and compared character by character.
+        if is_cjk_text_char(c) {
             if !cur.is_empty() {
                 out.push(std::mem::take(&mut cur));
             }

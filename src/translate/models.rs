@@ -5,10 +5,11 @@ use super::segment::segments;
 use crate::error::{AppError, AppResult};
 use crate::models::source::Source;
 use crate::seq2seq::{GenerateOptions, Seq2Seq};
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Jobs allowed to wait for the generation slot before 429.
 const MAX_WAITING: usize = 16;
@@ -71,8 +72,8 @@ impl Seq2SeqModels {
         Ok(model)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Seq2Seq>>> {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Seq2Seq>>> {
+        self.loaded.lock()
     }
 
     /// Run `f` on a blocking thread when the generation slot is free (429 when too many wait).

@@ -13,7 +13,7 @@ fn cjk_share(s: &str) -> f32 {
     let (mut cjk, mut letters) = (0usize, 0usize);
     for c in s.chars().filter(|c| c.is_alphabetic()) {
         letters += 1;
-        if matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF) {
+        if crate::lang::is_han(c) {
             cjk += 1;
         }
     }
@@ -251,10 +251,7 @@ fn answer(
 
 /// Long enough to carry a message: 12+ Latin letters/digits or 5+ CJK characters.
 fn substantial(s: &str) -> bool {
-    let cjk = s
-        .chars()
-        .filter(|c| matches!(*c as u32, 0x4E00..=0x9FFF))
-        .count();
+    let cjk = s.chars().filter(|&c| crate::lang::is_han(c)).count();
     let alnum = s.chars().filter(|c| c.is_ascii_alphanumeric()).count();
     cjk >= 5 || alnum >= 12
 }

@@ -14,9 +14,10 @@ use crate::engine::Models;
 use crate::lang::LangId;
 use anyhow::ensure;
 use catalog::Catalog;
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -155,10 +156,7 @@ impl Vision {
     }
 
     pub fn current(&self) -> Arc<Loaded> {
-        self.loaded
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.loaded.read().clone()
     }
 
     /// Re-read the catalog; the old one stays when the new one is malformed.
@@ -168,7 +166,7 @@ impl Vision {
             catalog,
             examples: Default::default(),
         });
-        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = l.clone();
+        *self.loaded.write() = l.clone();
         Ok(l)
     }
 }

@@ -2,10 +2,11 @@
 //! with its own engine, fed by a bounded queue so OCR load cannot starve text inference.
 
 use super::preprocess::Prepared;
+use crate::lang::is_cjk_text_char;
 use image::GrayImage;
+use parking_lot::Mutex;
 use serde::Serialize;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,7 +89,7 @@ impl OcrPool {
         prepared: Prepared,
         layout: Layout,
     ) -> Result<oneshot::Receiver<Result<OcrText, String>>, Refused> {
-        if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(e) = self.error.lock().clone() {
             return Err(Refused::Unavailable(e));
         }
         let (reply, rx) = oneshot::channel();
@@ -114,7 +115,7 @@ impl OcrPool {
     }
 
     pub fn set_unavailable(&self, why: String) {
-        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        *self.error.lock() = Some(why);
     }
 }
 
@@ -126,7 +127,7 @@ fn worker(
     let mut engine: Option<tesseract::Tesseract> = None;
     loop {
         let job = {
-            let r = rx.lock().unwrap_or_else(|p| p.into_inner());
+            let r = rx.lock();
             match r.recv() {
                 Ok(j) => j,
                 Err(_) => return,
@@ -187,10 +188,6 @@ fn recognize(
     Ok((t, parse_tsv(&tsv, p.scale)))
 }
 
-fn is_cjk(c: char) -> bool {
-    matches!(c as u32, 0x3000..=0x303F | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xFF00..=0xFFEF)
-}
-
 /// Tesseract's TSV (level, page, block, par, line, word, left, top, width, height, conf, text)
 /// to lines; boxes scaled back by `1 / scale`. CJK words join without spaces.
 pub fn parse_tsv(tsv: &str, scale: f32) -> OcrText {
@@ -212,8 +209,8 @@ pub fn parse_tsv(tsv: &str, scale: f32) -> OcrText {
         let b = [n(6), n(7), n(6) + n(8), n(7) + n(9)];
         match lines.last_mut() {
             Some(l) if l.3 == key => {
-                let glue = !(l.0.chars().last().is_some_and(is_cjk)
-                    && word.chars().next().is_some_and(is_cjk));
+                let glue = !(l.0.chars().last().is_some_and(is_cjk_text_char)
+                    && word.chars().next().is_some_and(is_cjk_text_char));
                 if glue {
                     l.0.push(' ');
                 }

@@ -3,16 +3,12 @@
 //!
 //! The instructions are written in inline assembly (Rust's AMX intrinsics are not stable), and
 //! Linux must grant the process the tile state once (`arch_prctl(ARCH_REQ_XCOMP_PERM)`) before any
-//! thread touches it; `available()` does both checks and is false everywhere else.
+//! thread touches it; `available()` (from `cpu.rs`) does both checks and is false everywhere else.
 
-/// Whether AMX-BF16 can run here: the CPU has it, Linux granted the tile state, and the
-/// environment does not turn it off (`TRIAGE_AMX=0`, to compare against the AVX-512 kernel).
+/// Whether AMX-BF16 can run here (`cpu::amx_bf16`: the CPU has it, Linux granted the tile state,
+/// and `TRIAGE_AMX=0` does not turn it off, to compare against the AVX-512 kernel).
 pub fn available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        let off = std::env::var("TRIAGE_AMX").is_ok_and(|v| v == "0" || v == "off");
-        !off && imp::request()
-    })
+    super::cpu::amx_bf16()
 }
 
 /// Pairs per row the tiles consume at a time (32 bf16 values = 64 bytes).
@@ -118,25 +114,6 @@ impl Drop for Tiles {
 mod imp {
     use std::arch::asm;
 
-    /// CPUID AMX-TILE and AMX-BF16, then ask Linux for the tile data state.
-    pub fn request() -> bool {
-        let r = std::arch::x86_64::__cpuid_count(7, 0);
-        let (tile, bf16) = ((r.edx >> 24) & 1 == 1, (r.edx >> 22) & 1 == 1);
-        if !(tile && bf16) {
-            return false;
-        }
-        const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
-        const XFEATURE_XTILEDATA: libc::c_long = 18;
-        // SAFETY: a plain syscall with integer arguments; it changes only what this process may use.
-        unsafe {
-            libc::syscall(
-                libc::SYS_arch_prctl,
-                ARCH_REQ_XCOMP_PERM,
-                XFEATURE_XTILEDATA,
-            ) == 0
-        }
-    }
-
     #[repr(C, align(64))]
     struct Config([u8; 64]);
 
@@ -157,9 +134,6 @@ mod imp {
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 mod imp {
-    pub fn request() -> bool {
-        false
-    }
     pub unsafe fn configure() {}
     pub unsafe fn release() {}
 }

@@ -10,17 +10,9 @@ pub const NR: usize = 32;
 /// Rows per micro-kernel call.
 const MR: usize = 6;
 
-/// Whether this CPU runs the BF16 kernel.
+/// Whether this CPU runs the BF16 kernel (AVX-512 F and BF16, `cpu.rs`).
 pub fn supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::cpu::avx512_bf16()
 }
 
 /// A `[n, k]` weight matrix (PyTorch `Linear` layout) as panels: for panel `p`, pair `q`,

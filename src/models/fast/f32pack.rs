@@ -19,14 +19,7 @@ const MC: usize = 72;
 /// layers and attention): AVX-512 CPUs included, since the `gemm` crate runs its AVX2 kernel there
 /// too (its AVX-512 kernels need a nightly compiler) and this one beats it (`benches/matmul.rs`).
 pub fn supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::cpu::avx2_fma()
 }
 
 /// Pack `B` `[k, n]` into NR-column panels (the layout `PackedF32` and `panel_product` read):

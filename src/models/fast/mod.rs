@@ -6,6 +6,7 @@
 pub mod amx;
 pub mod avx2;
 pub mod bf16;
+pub mod cpu;
 pub mod f32pack;
 pub mod layer;
 pub mod linear;
@@ -17,7 +18,7 @@ use super::branch::Branch;
 use anyhow::{bail, ensure, Context, Result};
 use layer::{to_vec, FastLayer, Norm, Scratch};
 pub use linear::Precision;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 pub struct FastEncoder {
     pub precision: Precision,
@@ -161,7 +162,7 @@ impl FastEncoder {
             .into_iter()
             .min()
             .unwrap_or(self.layers.len());
-        let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.scratch.lock();
         let bufs = &mut *guard;
         let seqs = self.embed_tokens(model, batch, &mut bufs.trunk)?;
         for l in &self.layers[..split] {

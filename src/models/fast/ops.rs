@@ -69,11 +69,12 @@ macro_rules! multiversion {
                 unsafe fn v512($($arg: $ty),*) $body
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn v256($($arg: $ty),*) $body
-                if std::arch::is_x86_feature_detected!("avx512f") {
+                let cpu = super::cpu::features();
+                if cpu.avx512 {
                     // SAFETY: the CPU has the features the function was compiled for.
                     return unsafe { v512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                if cpu.avx2_fma {
                     // SAFETY: as above.
                     return unsafe { v256($($arg),*) };
                 }
