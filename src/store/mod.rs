@@ -2,79 +2,19 @@
 //! outbox in one SQLite database (WAL). A turn is acknowledged only after its transaction
 //! commits, so nothing acknowledged is lost when the process is killed.
 
+pub mod config;
 pub mod events;
 pub mod outbox;
 #[cfg(test)]
 mod tests;
 pub mod turns;
 
+pub use config::StoreConfig;
+
 use anyhow::{ensure, Context, Result};
 use parking_lot::{Mutex, MutexGuard};
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// The database file; default `$TRIAGE_HOME/store/triage.sqlite`.
-    pub path: Option<PathBuf>,
-    /// Conversations untouched for this many days are deleted (0 = keep forever).
-    pub retention_days: u32,
-    /// Most conversations kept; the least recently updated go first.
-    pub max_conversations: u64,
-    /// Most turns per conversation; more get 409 (start a new conversation).
-    pub max_turns: u32,
-    /// `full` (fsync every commit: survives power loss) or `normal` (survives a killed process).
-    pub synchronous: String,
-    /// Seconds between SSE keep-alive comments.
-    pub keepalive_secs: u64,
-    /// Most open SSE streams; more get 503.
-    pub max_subscribers: usize,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            path: None,
-            retention_days: 30,
-            max_conversations: 1_000_000,
-            max_turns: 1000,
-            synchronous: "full".into(),
-            keepalive_secs: 15,
-            max_subscribers: 256,
-        }
-    }
-}
-
-impl StoreConfig {
-    pub fn check(&self) -> Result<()> {
-        ensure!(
-            matches!(self.synchronous.as_str(), "full" | "normal"),
-            "config: store.synchronous must be `full` or `normal`"
-        );
-        ensure!(
-            self.max_conversations > 0,
-            "config: store.max_conversations must be > 0"
-        );
-        ensure!(self.max_turns > 0, "config: store.max_turns must be > 0");
-        ensure!(
-            (1..=3600).contains(&self.keepalive_secs),
-            "config: store.keepalive_secs must be 1..=3600"
-        );
-        ensure!(
-            self.max_subscribers > 0,
-            "config: store.max_subscribers must be > 0"
-        );
-        Ok(())
-    }
-
-    pub fn resolved_path(&self, home: &Path) -> PathBuf {
-        self.path
-            .clone()
-            .unwrap_or_else(|| home.join("store").join("triage.sqlite"))
-    }
-}
+use std::path::Path;
 
 /// One writer connection and one reader (WAL lets reads run beside the writer).
 pub struct Store {
