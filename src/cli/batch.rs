@@ -4,15 +4,11 @@
 use crate::batch::run::{check_paths, run as run_batch, RunOptions, Stats};
 use crate::batch::EncoderSummarizer;
 use crate::config::{Config, Overrides};
-use crate::engine::Models;
-use crate::heads::registry::HeadRegistry;
-use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
@@ -118,13 +114,7 @@ fn summarize(a: SummarizeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     eprintln!("batch: loading model `{name}`");
-    let models = Arc::new(Models::new(
-        &cfg.models,
-        &cfg.default_model,
-        cfg.limits.overlong,
-    ));
-    let (metrics, heads) = (Arc::new(Metrics::default()), HeadRegistry::default());
-    models.load_all(&cfg.engine(), &cfg.models, &cfg.home(), metrics, &heads)?;
+    let models = super::load_models(&cfg)?;
     let load_secs = t0.elapsed().as_secs_f64();
     let summarizer = EncoderSummarizer::new(models, cfg.summarize.max_words, rt.handle().clone());
     let mut progress = Progress::new();

@@ -124,15 +124,14 @@ pub fn run(
     let (mut ours, mut lead3, mut longest) = (Mean::default(), Mean::default(), Mean::default());
     let mut words = [0usize; 3];
     rt.block_on(async {
-        let state = crate::server::loaded_state(cfg)?;
+        let models = super::load_models(&cfg)?;
         for ex in &rows {
             let units = extractive::units(&ex.turns);
             let texts: Vec<String> = units.iter().map(|u| u.text.clone()).collect();
             let emb = if texts.is_empty() {
                 Vec::new()
             } else {
-                state
-                    .models
+                models
                     .encode(None, texts)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?

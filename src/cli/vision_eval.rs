@@ -42,9 +42,10 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let state = crate::server::loaded_state(cfg)?;
-        crate::server::start_vision(&state)?;
-        let vision = state.vision()?;
+        let models = super::load_models(&cfg)?;
+        let lang = std::sync::Arc::new(crate::lang::LangId::default());
+        let retry = cfg.limits.retry_after_secs;
+        let vision = crate::vision::Vision::start(&cfg.screenshot, models, lang, retry)?;
         let mut table: BTreeMap<String, PerFault> = BTreeMap::new();
         let (mut correct, mut unknown_pos, mut wrong_pos, mut false_pos) = (0, 0, 0, 0);
         let (mut pos, mut neg) = (0, 0);
