@@ -13,6 +13,7 @@ pub mod handoff;
 pub mod heads;
 pub mod http;
 pub mod intents;
+pub mod jsonl;
 pub mod keys;
 pub mod lang;
 pub mod metrics;

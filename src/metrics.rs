@@ -1,4 +1,8 @@
 //! Prometheus metrics: counters, gauges and histograms, rendered as the text exposition format.
+//! Not (yet) `metrics` + `metrics-exporter-prometheus` (issue 19): that exporter is built around
+//! one process-wide recorder with histogram buckets fixed per metric name when it is built,
+//! while each server state (and each test) here owns its registry and callers give the buckets;
+//! moving would change the call sites and add about ten crates for ~150 lines.
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;

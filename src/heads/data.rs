@@ -15,12 +15,16 @@ pub struct Example {
     pub escalate: Option<bool>,
 }
 
+/// Longest JSONL line (one example) read.
+const MAX_LINE_BYTES: usize = 1 << 20;
+
 pub fn read(path: &Path) -> Result<Vec<Example>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let reading = || format!("reading {}", path.display());
     let rows = match path.extension().and_then(|e| e.to_str()) {
-        Some("csv") => read_csv(&text),
-        _ => read_jsonl(&text),
+        Some("csv") => read_csv(&std::fs::read_to_string(path).with_context(reading)?),
+        _ => read_jsonl(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(reading)?,
+        )),
     }
     .with_context(|| format!("in {}", path.display()))?;
     if rows.is_empty() {
@@ -29,27 +33,25 @@ pub fn read(path: &Path) -> Result<Vec<Example>> {
     Ok(rows)
 }
 
-fn read_jsonl(text: &str) -> Result<Vec<Example>> {
+fn read_jsonl(r: impl std::io::BufRead) -> Result<Vec<Example>> {
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
+    crate::jsonl::each_line(r, MAX_LINE_BYTES, |no, line| {
+        let line = line.map_err(|len| anyhow::anyhow!("line {no}: {len} bytes, over 1 MiB"))?;
         let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("line {}: invalid JSON", i + 1))?;
+            serde_json::from_slice(line).with_context(|| format!("line {no}: invalid JSON"))?;
         let t = v["text"]
             .as_str()
-            .with_context(|| format!("line {}: no \"text\"", i + 1))?;
+            .with_context(|| format!("line {no}: no \"text\""))?;
         let labels: Vec<String> = match (&v["label"], &v["labels"]) {
             (serde_json::Value::String(l), _) => vec![l.clone()],
             (_, serde_json::Value::Array(ls)) => ls
                 .iter()
                 .filter_map(|l| l.as_str().map(String::from))
                 .collect(),
-            _ => bail!("line {}: no \"label\" or \"labels\"", i + 1),
+            _ => bail!("line {no}: no \"label\" or \"labels\""),
         };
         if labels.is_empty() {
-            bail!("line {}: empty labels", i + 1);
+            bail!("line {no}: empty labels");
         }
         out.push(Example {
             text: t.to_string(),
@@ -57,7 +59,8 @@ fn read_jsonl(text: &str) -> Result<Vec<Example>> {
             lang: v["lang"].as_str().map(String::from),
             escalate: v["escalate"].as_bool(),
         });
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -168,14 +171,15 @@ mod tests {
     #[test]
     fn reads_jsonl_and_csv() {
         let j = read_jsonl(
-            "{\"text\":\"a\",\"label\":\"x\"}\n\n{\"text\":\"b\",\"labels\":[\"y\",\"z\"]}\n",
+            "{\"text\":\"a\",\"label\":\"x\"}\n\n{\"text\":\"b\",\"labels\":[\"y\",\"z\"]}\n"
+                .as_bytes(),
         )
         .unwrap();
         assert_eq!(j[1].labels, vec!["y", "z"]);
         let c = read_csv("text,label\n\"hi, \"\"you\"\"\nthere\",greet\nbye,leave\n").unwrap();
         assert_eq!(c[0].text, "hi, \"you\"\nthere");
         assert_eq!(c[1].labels, vec!["leave"]);
-        assert!(read_jsonl("{\"text\":\"a\"}").is_err());
+        assert!(read_jsonl(&b"{\"text\":\"a\"}"[..]).is_err());
         assert!(read_csv("foo,bar\n1,2\n").is_err());
         // CRLF line ends, a blank line, a BOM, a multi-label column.
         let c = read_csv("\u{feff}Text,Labels\r\na,x; y\r\n\r\nb,z\r\n").unwrap();

@@ -2,6 +2,9 @@
 //! (batch uploads: `batch.upload_timeout_secs`). Past it the body read fails, and whatever the
 //! handler made of that failure is answered as 408 `timeout` on `body`. A slow sender thus cannot
 //! hold one of the `max_concurrent_requests` permits (taken before the body is read) for longer.
+//! Kept hand-written (issue 19): tower-http's `RequestBodyTimeoutLayer` restarts its timer at
+//! every frame, so a sender trickling bytes never trips it; this is one deadline for the whole
+//! body, with its own limit for batch uploads and the 408 answer above.
 
 use crate::error::AppError;
 use axum::body::{Body, Bytes};

@@ -10,6 +10,9 @@ use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Longest line read back (a text within the request limits and one embedding fit easily).
+const MAX_LINE_BYTES: usize = 4 << 20;
+
 /// One kept text.
 #[derive(Debug, Clone)]
 pub struct Item {
@@ -71,22 +74,20 @@ impl Unmatched {
     }
 
     /// Read `path` (absent: empty) and persist there from now on. A torn last line (a crash
-    /// while appending) is skipped.
+    /// while appending), an unreadable line and one over `MAX_LINE_BYTES` are skipped.
     pub fn load(&mut self, path: &Path) -> Result<()> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
         let mut items = VecDeque::new();
         let mut lines = 0;
-        for (n, l) in text.lines().enumerate() {
-            if l.trim().is_empty() {
-                continue;
-            }
+        let file = match std::fs::File::open(path) {
+            Ok(f) => Some(std::io::BufReader::new(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let each = |n, l: crate::jsonl::Line<'_>| {
             lines += 1;
-            let parsed: Result<Item> = serde_json::from_str::<Line>(l)
-                .map_err(anyhow::Error::from)
+            let parsed: Result<Item> = l
+                .map_err(|len| anyhow::anyhow!("a line of {len} bytes is over the bound"))
+                .and_then(|l| Ok(serde_json::from_slice::<Line>(l)?))
                 .and_then(|l| {
                     Ok(Item {
                         vector: decode_vec(&l.embedding)?,
@@ -106,9 +107,14 @@ impl Unmatched {
                         Some(j) => format!("{:?} error at column {}", j.classify(), j.column()),
                         None => format!("{e}"),
                     };
-                    tracing::warn!(file = %path.display(), line = n + 1, %error, "skipping an unreadable unmatched text")
+                    tracing::warn!(file = %path.display(), line = n, %error, "skipping an unreadable unmatched text")
                 }
             }
+            Ok(())
+        };
+        if let Some(r) = file {
+            crate::jsonl::each_line(r, MAX_LINE_BYTES, each)
+                .with_context(|| format!("reading {}", path.display()))?;
         }
         while items.len() > self.max {
             items.pop_front();

@@ -1,4 +1,8 @@
 //! BERT-family encoder (BERT, e5, XLM-R checkpoints) on candle: padded batches with attention masks.
+//! Hand-written rather than candle-transformers' `BertModel` (issue 19): one model for BERT and
+//! XLM-R checkpoints (RoBERTa position offset), whose layers the fine-tuned branches
+//! (`branch.rs`) share and replace, `forward_until` a layer (head training caches), and the
+//! reference the fast CPU path (`fast/`) is built from and checked against.
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};

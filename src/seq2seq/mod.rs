@@ -1,6 +1,9 @@
 //! Seq2seq generation (Marian translation, T5 / flan-t5): one loaded model behind [`Seq2Seq`],
 //! with its tokenizer, padding masks for batched inputs of different lengths, and greedy or beam
 //! search matching Hugging Face transformers' `generate`.
+//! Hand-written rather than candle-transformers' Marian/T5 (issue 19): batches of different
+//! lengths need encoder padding masks, and the outputs must be those of transformers' `generate`
+//! (its beam search and logits processors, `generate.rs`), which the parity tests check exactly.
 
 pub mod generate;
 pub mod layers;

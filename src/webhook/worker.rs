@@ -2,6 +2,9 @@
 //! handoff package as of that turn), POSTs it signed with its idempotency key, and retries
 //! failures with exponential backoff and jitter. Deliveries survive restarts in the outbox.
 //! At graceful shutdown it finishes (and records) the delivery in progress, then returns.
+//! The backoff stays hand-written (issue 19): each failure stores the row's next due time in the
+//! outbox (`WebhookConfig::backoff_ms` plus jitter), so the schedule survives restarts; retry
+//! crates (`backoff`, `backon`) drive an in-memory loop around one call and keep no such state.
 
 use super::WebhookConfig;
 use crate::engine::Models;

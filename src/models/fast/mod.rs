@@ -2,6 +2,11 @@
 //! vectorised element-wise kernels and f32 (packed AVX2 kernel, else `gemm`) or bf16 (AVX-512
 //! BF16) matrix multiplies.
 //! Built from a loaded candle `Bert` (which stays the reference and the training path).
+//!
+//! Kept hand-written (SIMD kernels, issue 19): candle's CPU path pads every batch and multiplies
+//! through `gemm`, whose AVX-512 kernels need a nightly compiler and which has no AVX-512 BF16 or
+//! AMX path; these kernels run unpadded rows, fuse bias, residual and GELU into the product, and
+//! measure faster (`benches/matmul.rs`, `benches/embed.rs`). CPU features come from `cpu.rs`.
 
 pub mod amx;
 pub mod avx2;
