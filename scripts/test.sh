@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 export TRIAGE_REQUIRE_MODELS=1   # tests that need the pack fail instead of skipping
-cargo build --locked --bin triage
+cargo build --locked --features fuzzing --bin triage   # the features `cargo test` builds with: one compile
 target/debug/triage models setup
 python3 scripts/prepare_data.py >/dev/null   # public dev sets for the parity test (skips when absent)
 cargo fmt --check
