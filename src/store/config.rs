@@ -5,6 +5,26 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// `store.synchronous`: SQLite's `synchronous` pragma, parsed once when the config is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync every commit: survives power loss.
+    Full,
+    /// Survives a killed process.
+    Normal,
+}
+
+impl Synchronous {
+    /// The pragma's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -17,7 +37,7 @@ pub struct StoreConfig {
     /// Most turns per conversation; more get 409 (start a new conversation).
     pub max_turns: u32,
     /// `full` (fsync every commit: survives power loss) or `normal` (survives a killed process).
-    pub synchronous: String,
+    pub synchronous: Synchronous,
     /// Seconds between SSE keep-alive comments.
     pub keepalive_secs: u64,
     /// Most open SSE streams; more get 503.
@@ -31,7 +51,7 @@ impl Default for StoreConfig {
             retention_days: 30,
             max_conversations: 1_000_000,
             max_turns: 1000,
-            synchronous: "full".into(),
+            synchronous: Synchronous::Full,
             keepalive_secs: 15,
             max_subscribers: 256,
         }
@@ -40,10 +60,6 @@ impl Default for StoreConfig {
 
 impl StoreConfig {
     pub fn check(&self) -> Result<()> {
-        ensure!(
-            matches!(self.synchronous.as_str(), "full" | "normal"),
-            "config: store.synchronous must be `full` or `normal`"
-        );
         ensure!(
             self.max_conversations > 0,
             "config: store.max_conversations must be > 0"
