@@ -115,16 +115,15 @@ def resolve(mod, path):
 # types or the command line.
 UPPER = {
     "cli": set(),
-    "fuzzing": set(),
     "server": {"cli"},
-    "http": {"server", "cli", "fuzzing"},
-    "state": {"http", "server", "cli", "fuzzing"},
-    "config": {"state", "http", "server", "cli", "fuzzing"},
+    "http": {"server", "cli"},
+    "state": {"http", "server", "cli"},
+    "config": {"state", "http", "server", "cli"},
 }
 
 
 # Only these may see HTTP types (axum): below them errors and inputs are the services' own.
-HTTP_LAYERS = {"http", "server", "cli", "fuzzing"}
+HTTP_LAYERS = {"http", "server", "cli"}
 
 
 def find_cycles(nodes, edges):

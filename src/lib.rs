@@ -6,9 +6,10 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
-/// Fuzz target bodies: behind the `fuzzing` feature (scripts/fuzz and `cargo test` turn it on).
+/// Fuzz target bodies (`http::fuzzing`, at the top layer: they drive the request parsers): behind
+/// the `fuzzing` feature (scripts/fuzz and `cargo test` turn it on).
 #[cfg(feature = "fuzzing")]
-pub mod fuzzing;
+pub use http::fuzzing;
 pub mod handoff;
 pub mod heads;
 pub mod http;

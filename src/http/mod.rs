@@ -8,6 +8,8 @@ pub mod deadline;
 pub mod embed;
 pub mod error;
 pub mod events;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod intents;
 pub mod json;
 pub mod meta;

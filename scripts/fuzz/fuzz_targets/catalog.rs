@@ -1,4 +1,4 @@
-//! libFuzzer target `catalog`: bytes into `triage::fuzzing::catalog` (see src/fuzzing.rs); a panic,
+//! libFuzzer target `catalog`: bytes into `triage::fuzzing::catalog` (see src/http/fuzzing.rs); a panic,
 //! an overflow or an allocation past `-rss_limit_mb` is a finding.
 #![no_main]
 

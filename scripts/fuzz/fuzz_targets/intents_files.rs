@@ -1,4 +1,4 @@
-//! libFuzzer target `intents_files`: bytes into `triage::fuzzing::intents_files` (see src/fuzzing.rs); a panic,
+//! libFuzzer target `intents_files`: bytes into `triage::fuzzing::intents_files` (see src/http/fuzzing.rs); a panic,
 //! an overflow or an allocation past `-rss_limit_mb` is a finding.
 #![no_main]
 

@@ -1,4 +1,4 @@
-//! libFuzzer target `json_requests`: bytes into `triage::fuzzing::json_requests` (see src/fuzzing.rs); a panic,
+//! libFuzzer target `json_requests`: bytes into `triage::fuzzing::json_requests` (see src/http/fuzzing.rs); a panic,
 //! an overflow or an allocation past `-rss_limit_mb` is a finding.
 #![no_main]
 

