@@ -133,11 +133,6 @@ impl AppState {
         self.models.slots()
     }
 
-    /// The named model (or the default), ready to serve.
-    pub fn model(&self, name: Option<&str>) -> AppResult<Arc<crate::engine::EmbedModel>> {
-        self.models.model(name)
-    }
-
     /// The intent sets (few-shot intents, trained heads, their encoders).
     pub fn sets(&self) -> crate::intents::service::Sets<'_> {
         crate::intents::service::Sets {

@@ -163,15 +163,7 @@ pub fn spm(data: &[u8]) {
                 piece("▁", -2.0, PieceType::Normal),
                 piece("o", -3.0, PieceType::Normal),
             ],
-            model_type: 1,
-            unk_id: 0,
-            byte_fallback: false,
-            treat_whitespace_as_suffix: false,
-            normalizer_name: String::new(),
-            precompiled_charsmap: Vec::new(),
-            add_dummy_prefix: true,
-            remove_extra_whitespaces: true,
-            escape_whitespaces: true,
+            ..SpmModel::default()
         };
         try_build(&model, vocab);
     }

@@ -51,7 +51,7 @@ impl Source {
     /// or Marian's `source.spm` + `vocab.json` (+ `target.spm` + `target_vocab.json` with
     /// separate vocabularies).
     pub fn resolve_seq2seq(&self, home: &Path) -> Result<PathBuf> {
-        let dir = self.resolve_files(home, &Files::SEQ2SEQ)?;
+        let dir = self.resolve_files(home, &Files::ANY)?;
         let spm = dir.join("source.spm").exists() && dir.join("vocab.json").exists();
         if !dir.join("tokenizer.json").exists() && !spm {
             bail!(
@@ -110,19 +110,7 @@ impl Files {
         required: &["config.json", "tokenizer.json"],
         optional: &[],
     };
-    const SEQ2SEQ: Files = Files {
-        required: &["config.json"],
-        optional: &[
-            "generation_config.json",
-            "tokenizer.json",
-            "tokenizer_config.json",
-            "special_tokens_map.json",
-            "source.spm",
-            "target.spm",
-            "vocab.json",
-            "target_vocab.json",
-        ],
-    };
+    /// A seq2seq model or any other: `config.json` and whichever tokenizer files it has.
     const ANY: Files = Files {
         required: &["config.json"],
         optional: TOKENIZER_FILES,

@@ -38,6 +38,25 @@ pub struct SpmModel {
     pub escape_whitespaces: bool,
 }
 
+impl Default for SpmModel {
+    /// No pieces, and the `ModelProto` defaults for everything else (unigram, dummy prefix,
+    /// whitespace handling on).
+    fn default() -> Self {
+        SpmModel {
+            pieces: Vec::new(),
+            model_type: 1,
+            unk_id: 0,
+            byte_fallback: false,
+            treat_whitespace_as_suffix: false,
+            normalizer_name: String::new(),
+            precompiled_charsmap: Vec::new(),
+            add_dummy_prefix: true,
+            remove_extra_whitespaces: true,
+            escape_whitespaces: true,
+        }
+    }
+}
+
 /// Minimal protobuf wire-format reader (varint, fixed32/64, length-delimited).
 struct Reader<'a> {
     buf: &'a [u8],
@@ -143,18 +162,7 @@ fn parse_piece(b: &[u8]) -> Result<Piece> {
 
 /// Parse a serialized SentencePiece `ModelProto`.
 pub fn parse_model(bytes: &[u8]) -> Result<SpmModel> {
-    let mut m = SpmModel {
-        pieces: Vec::new(),
-        model_type: 1,
-        unk_id: 0,
-        byte_fallback: false,
-        treat_whitespace_as_suffix: false,
-        normalizer_name: String::new(),
-        precompiled_charsmap: Vec::new(),
-        add_dummy_prefix: true,
-        remove_extra_whitespaces: true,
-        escape_whitespaces: true,
-    };
+    let mut m = SpmModel::default();
     let mut r = Reader::new(bytes);
     while let Some((field, v)) = r.next_field()? {
         match (field, v) {
