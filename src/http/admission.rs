@@ -2,7 +2,8 @@
 //! one more gets 429 `overloaded` with `Retry-After` at once (no unbounded queue in front of the
 //! models). Admitted requests that the model has not started within `limits.queue_wait_ms` of
 //! their admission (or the end of their OCR) are shed by the engine (503 `queue_timeout`; see
-//! `engine::ADMITTED`). Probes and metrics are never refused, so a loaded server still reports.
+//! `engine::ADMITTED`). Probes and metrics are outside this layer (`http::router`), so a loaded
+//! server still reports.
 
 use crate::config::LimitsConfig;
 use crate::error::AppError;
@@ -11,9 +12,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-
-/// Paths that take no permit.
-const EXEMPT: [&str; 3] = ["/health", "/ready", "/metrics"];
 
 /// The permits of one router.
 pub struct Gate {
@@ -35,9 +33,6 @@ impl Gate {
 /// The middleware: hold a permit while the handler runs (until the response head is ready;
 /// streamed bodies such as SSE hold none), or answer 429.
 pub async fn admit(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
-    if EXEMPT.contains(&req.uri().path()) {
-        return next.run(req).await;
-    }
     match gate.permits.clone().try_acquire_owned() {
         Ok(permit) => {
             let admitted = std::time::Instant::now();
