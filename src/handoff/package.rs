@@ -73,13 +73,15 @@ pub struct Line {
 }
 
 /// The package of conversation `id` as of turn `upto` (the latest when `None`), its summary at
-/// most `max_words` words (`summarize.max_words`).
+/// most `max_words` words (`summarize.max_words`); its model call's queue wait counts from
+/// `admitted`.
 pub async fn build(
     store: &Arc<Store>,
     models: &Models,
     max_words: usize,
     id: &str,
     upto: Option<u32>,
+    admitted: std::time::Instant,
 ) -> AppResult<Package> {
     let (info, turns) = {
         let (store, id) = (store.clone(), id.to_string());
@@ -90,7 +92,8 @@ pub async fn build(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("handoff task: {e}")))??
     };
     // The summary uses the encoder when it is ready; a lead summary otherwise.
-    let summary = summarize::extractive_summary(models, &summary_turns(&turns), max_words).await;
+    let summary =
+        summarize::extractive_summary(models, &summary_turns(&turns), max_words, admitted).await;
     Ok(assemble(&info.id, info.customer, &turns, summary))
 }
 

@@ -4,6 +4,7 @@
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::admission::Admitted;
 use crate::pipeline::{
     self,
     triage::{Customer, Message, TriageResponse},
@@ -87,6 +88,7 @@ fn new_conversation_id() -> String {
 
 pub async fn triage(
     State(state): State<Arc<AppState>>,
+    Admitted(admitted): Admitted,
     JsonBody(req): JsonBody<TriageRequest>,
 ) -> AppResult<Json<TriageResponse>> {
     req.check(&state.config.limits)?;
@@ -104,7 +106,7 @@ pub async fn triage(
         screenshot,
     };
     Ok(Json(
-        pipeline::triage::triage(&state.pipeline()?, msg).await?,
+        pipeline::triage::triage(&state.pipeline(admitted)?, msg).await?,
     ))
 }
 

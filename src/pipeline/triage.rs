@@ -7,10 +7,13 @@ use super::signals::{embed_for_heads, EmotionResult, SideHeads};
 use super::Pipeline;
 use crate::error::{AppError, AppResult};
 use crate::heads::predict::IntentPrediction;
+use crate::intents::service::Sets;
+use crate::lang::LangId;
 use crate::routing::{self, IntentSignal, Route, Target, TurnSignals};
 use crate::store::turns::{NewTurn, TurnRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// One customer message to triage (checked by the caller).
 #[derive(Debug, Clone)]
@@ -68,7 +71,15 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
         Some(bytes) => Some(attached(state, bytes.clone(), &req).await?),
     };
 
-    let sig = signals(state, &req.text, req.intent_set.as_deref()).await?;
+    let sets = match &shot {
+        None => state.sets,
+        // OCR and matching had their own bounds: the model's queue wait starts after them.
+        Some(_) => crate::intents::service::Sets {
+            admitted: std::time::Instant::now(),
+            ..state.sets
+        },
+    };
+    let sig = signals(sets, state.lang, &req.text, req.intent_set.as_deref()).await?;
     let queue_lang = req
         .customer
         .as_ref()
@@ -262,11 +273,16 @@ pub struct Signals {
 
 /// Language, intent and emotion of `text`, sharing one encoder pass when the heads share an
 /// encoder (each tuned head through its own top layers).
-pub async fn signals(state: &Pipeline<'_>, text: &str, set: Option<&str>) -> AppResult<Signals> {
-    let heads = state.sets.heads;
+pub async fn signals(
+    sets: Sets<'_>,
+    lang: &Arc<LangId>,
+    text: &str,
+    set: Option<&str>,
+) -> AppResult<Signals> {
+    let heads = sets.heads;
     let set = set.unwrap_or(&heads.default_intent).to_string();
-    let view = crate::intents::service::set_view(state.sets, &set).await?;
-    let lang = state.lang.clone();
+    let view = crate::intents::service::set_view(sets, &set).await?;
+    let lang = lang.clone();
     let t = text.to_string();
     let language = tokio::task::spawn_blocking(move || lang.detect(&t))
         .await
@@ -276,11 +292,12 @@ pub async fn signals(state: &Pipeline<'_>, text: &str, set: Option<&str>) -> App
     // One trunk pass: the plain embedding, the intent head's layers, then the emotion, abuse and
     // escalation heads' layers.
     let (v, per_head) = embed_for_heads(
-        state.sets.models,
+        sets.models,
         &view.encoder,
         vec![text.to_string()],
         &[None, intent_key],
         &side.list(),
+        sets.admitted,
     )
     .await?;
     let v = v.into_iter().next().unwrap_or_default();

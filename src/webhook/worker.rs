@@ -190,6 +190,7 @@ async fn body_for(state: &Arc<Worker>, row: &OutboxRow) -> String {
         state.summary_words,
         &row.conversation_id,
         Some(row.turn),
+        std::time::Instant::now(),
     )
     .await
     {
