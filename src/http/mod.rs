@@ -165,7 +165,7 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
         "triage_http_requests_total",
         "HTTP requests by route, method and status.",
         &[("route", &route), ("method", &method), ("status", &status)],
-        1.0,
+        1,
     );
     m.observe(
         "triage_http_request_seconds",

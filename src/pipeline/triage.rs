@@ -160,7 +160,7 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
             "triage_routes_total",
             "Triaged messages by routing target.",
             &[("target", r.target.as_str())],
-            1.0,
+            1,
         );
     }
     if appended.webhooks > 0 {

@@ -155,7 +155,7 @@ async fn deliver(
                 "triage_webhook_deliveries_total",
                 "Webhook deliveries by outcome.",
                 &[("outcome", "delivered")],
-                1.0,
+                1,
             );
         }
         Err(err) => {
@@ -172,7 +172,7 @@ async fn deliver(
                 "triage_webhook_deliveries_total",
                 "Webhook deliveries by outcome.",
                 &[("outcome", outcome)],
-                1.0,
+                1,
             );
         }
     }
