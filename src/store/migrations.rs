@@ -76,15 +76,21 @@ pub fn latest() -> u32 {
 /// Bring the database at `path` (open as `c`) to `latest()`; refuses one that is newer.
 /// Returns the version it was at.
 pub fn migrate(c: &mut Connection, path: &Path) -> Result<u32> {
+    apply(c, path, MIGRATIONS)
+}
+
+/// `migrate` over the migrations `list` (tests run it over longer lists).
+pub(crate) fn apply(c: &mut Connection, path: &Path, list: &[&str]) -> Result<u32> {
+    let known = list.len() as u32;
     let found = version(c, path)?;
-    refuse_newer(found, path)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    refuse_newer(found, known, path)?;
+    for (i, sql) in list.iter().enumerate().skip(found as usize) {
         let to = i as u32 + 1;
         // IMMEDIATE: a second process opening the same file waits here, then sees the version
         // this one reached and skips what is done.
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let at: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        refuse_newer(at, path)?;
+        refuse_newer(at, known, path)?;
         if at >= to {
             continue;
         }
@@ -107,13 +113,13 @@ fn version(c: &Connection, path: &Path) -> Result<u32> {
         })
 }
 
-fn refuse_newer(found: u32, path: &Path) -> Result<()> {
-    if found > latest() {
+fn refuse_newer(found: u32, known: u32, path: &Path) -> Result<()> {
+    if found > known {
         bail!(
             "store: {} is at schema version {found}, newer than this binary knows (version {}); \
              run a newer triage on it, or point store.path at another file",
             path.display(),
-            latest()
+            known
         );
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Schema migrations and typed signals: a database from before migrations (no user_version, an
 //! old-format signals row) opens, migrates and reads back typed; a newer database is refused;
-//! every stored field round-trips; unreadable and future rows read tolerantly.
+//! every stored field round-trips; unreadable and future rows read tolerantly; a later migration
+//! runs once, and a failing one rolls back whole.
 
 use super::migrations;
 use super::signals::{
@@ -260,4 +261,37 @@ fn unreadable_and_future_rows_read_tolerantly() {
     );
     assert_eq!(future.schema, 7);
     assert_eq!(future.language.unwrap().language, "fr");
+}
+
+#[test]
+fn later_migrations_run_once_each_in_its_own_transaction() {
+    let path = temp("steps");
+    let mut c = Connection::open(&path).unwrap();
+    let first = migrations::MIGRATIONS[0];
+    let two = [first, "CREATE TABLE extra (x INTEGER)"];
+    assert_eq!(migrations::apply(&mut c, &path, &two).unwrap(), 0);
+    // Already at 2: migration 2 (no IF NOT EXISTS) is not run again.
+    assert_eq!(migrations::apply(&mut c, &path, &two).unwrap(), 2);
+    let failing = [
+        two[0],
+        two[1],
+        "CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1)",
+    ];
+    let err = format!(
+        "{:#}",
+        migrations::apply(&mut c, &path, &failing).unwrap_err()
+    );
+    assert!(err.contains("migration 3 failed"), "{err}");
+    // Rolled back: still version 2, and the table the failed migration made is gone.
+    assert_eq!(user_version(&path), 2);
+    let half: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(half, 0);
+    drop(c);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
