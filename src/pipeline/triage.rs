@@ -193,7 +193,7 @@ async fn attached(
     req: &Message,
 ) -> AppResult<crate::vision::Analysis> {
     let vision = state.vision.clone().ok_or_else(|| AppError::Unavailable {
-        message: "screenshot recognition is not started".into(),
+        message: "this server was built without screenshot recognition".into(),
     })?;
     let lang = req.customer.as_ref().and_then(|c| c.language.clone());
     crate::vision::analyze(&vision, bytes, Some(req.text.clone()), lang)
