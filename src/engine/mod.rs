@@ -40,7 +40,7 @@ pub fn restart_queue_clock() {
 }
 
 /// What `/v1/models` says about a model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {
     pub name: String,
     pub task: String,

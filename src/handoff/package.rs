@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Package {
     pub conversation_id: String,
     pub generated_at_ms: i64,
@@ -27,19 +27,19 @@ pub struct Package {
     pub transcript: Vec<Line>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntentPart {
     pub current: Option<Value>,
     pub history: Vec<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EmotionPart {
     pub current: Option<Value>,
     pub trajectory: Vec<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Found {
     #[serde(flatten)]
     pub entity: Entity,
@@ -47,13 +47,13 @@ pub struct Found {
     pub turn: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LanguageCount {
     pub language: String,
     pub turns: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RouteStep {
     pub turn: u32,
     pub target: String,
@@ -62,7 +62,8 @@ pub struct RouteStep {
     pub codes: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = TranscriptLine)]
 pub struct Line {
     pub turn: u32,
     pub role: String,

@@ -167,7 +167,7 @@ pub fn required_scope(method: &Method, route: Option<&str>, metrics_public: bool
         return Some(Inference);
     };
     Some(match route {
-        "/health" | "/ready" => return None,
+        "/health" | "/ready" | "/openapi.json" | "/docs" => return None,
         "/metrics" if metrics_public => return None,
         "/metrics" => Inference,
         r if r.starts_with("/v1/batch/") => Admin,

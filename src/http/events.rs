@@ -2,6 +2,8 @@
 //! `Last-Event-ID` resumes exactly and a client that never reads holds at most one batch.
 //! Streams end when graceful shutdown begins (clients reconnect with `Last-Event-ID`).
 
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use super::triage::check_conversation_id;
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Resume after this event (for clients that cannot set the `Last-Event-ID` header;
@@ -30,6 +32,13 @@ pub struct EventsQuery {
 }
 
 /// `GET /v1/conversations/{id}/events`: the conversation's events (it need not exist yet).
+#[utoipa::path(
+    get, path = "/v1/conversations/{id}/events", tag = "events", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Conversation id (it need not exist yet)"), EventsQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "Server-Sent Events: `event: triage`, `id:` the event's sequence number, `data:` the event JSON", content_type = "text/event-stream", body = String),
+        BadInput, Guarded)
+)]
 pub async fn conversation(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -53,6 +62,12 @@ pub async fn conversation(
 }
 
 /// `GET /v1/events[?queue=NAME]`: every event, or one queue's.
+#[utoipa::path(
+    get, path = "/v1/events", tag = "events", security(("bearer" = [])),
+    params(EventsQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "Server-Sent Events: `event: triage`, `id:` the event's sequence number, `data:` the event JSON", content_type = "text/event-stream", body = String),
+        (status = 404, description = "Unknown queue", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn all(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

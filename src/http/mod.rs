@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod intents;
 pub mod json;
 pub mod meta;
+pub mod openapi;
 pub mod screenshot;
 pub mod signals;
 pub mod summarize;
@@ -43,6 +44,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     let guard = Arc::new(auth::Guard::new(&state.config.auth, &state.config.limits));
     Router::new()
         .route("/health", get(meta::health))
+        .route("/openapi.json", get(openapi::json))
+        .route("/docs", get(openapi::docs))
         .route("/ready", get(meta::ready))
         .route("/metrics", get(meta::metrics))
         .route("/v1/models", get(meta::models))
@@ -107,6 +110,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// The agent console demo page (plain HTML/JS).
+#[utoipa::path(get, path = "/console", tag = "meta", security(("bearer" = [])),
+    responses((status = 200, description = "The agent console page", content_type = "text/html", body = String),
+        openapi::Guarded))]
 async fn console() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("console.html"))
 }

@@ -1,6 +1,7 @@
 //! `POST /v1/summarize`: a conversation's structured summary, extractive on the encoder (the
 //! default) or abstractive with the configured T5-family model.
 
+use crate::http::openapi::{BadInput, Guarded};
 use super::embed::check_text_within;
 use super::json::JsonBody;
 use super::AppState;
@@ -12,7 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SummarizeRequest {
     pub conversation: Vec<Turn>,
@@ -57,6 +58,11 @@ impl SummarizeRequest {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/summarize", tag = "generation", security(("bearer" = [])),
+    request_body = SummarizeRequest,
+    responses((status = 200, description = "The structured summary", body = Summary), BadInput, Guarded)
+)]
 pub async fn summarize(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<SummarizeRequest>,

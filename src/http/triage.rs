@@ -1,6 +1,8 @@
 //! `POST /v1/triage`: the request checked, then one customer message through the triage
 //! pipeline (`pipeline::triage`); the turn is stored before the answer is sent.
 
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
@@ -13,7 +15,7 @@ use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriageRequest {
     #[serde(default)]
@@ -85,6 +87,12 @@ fn new_conversation_id() -> String {
     format!("c-{n:032x}")
 }
 
+#[utoipa::path(
+    post, path = "/v1/triage", tag = "triage", security(("bearer" = [])),
+    request_body = TriageRequest,
+    responses((status = 200, description = "The signals and the routing decision; the turn is stored", body = TriageResponse),
+        (status = 404, description = "Unknown intent set", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn triage(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<TriageRequest>,
