@@ -101,7 +101,10 @@ fn router_routes(app: &axum::Router) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for c in route_re.captures_iter(paths_part) {
         let (id, kind, fields) = (&c[1], &c[2], &c[3]);
-        assert_eq!(kind, "MethodRouter", "route {id} is a bare service: {fields}");
+        assert_eq!(
+            kind, "MethodRouter",
+            "route {id} is a bare service: {fields}"
+        );
         let path = paths
             .get(id)
             .unwrap_or_else(|| panic!("no path for RouteId({id}) in {paths_part}"));
@@ -119,7 +122,9 @@ fn router_routes(app: &axum::Router) -> BTreeSet<(String, String)> {
 fn documented(doc: &Value) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
-        for m in ["get", "put", "post", "delete", "patch", "head", "options", "trace"] {
+        for m in [
+            "get", "put", "post", "delete", "patch", "head", "options", "trace",
+        ] {
             if item.get(m).is_some() {
                 out.insert((m.to_ascii_uppercase(), path.clone()));
             }
@@ -141,6 +146,7 @@ async fn every_route_of_the_router_is_documented() {
         "only {} routes read from the router's Debug output (did axum change its format?): {routes:?}",
         routes.len()
     );
+    eprintln!("{} routes in the router: {routes:?}", routes.len());
     assert!(routes.contains(&("POST".into(), "/v1/triage".into())));
     assert!(routes.contains(&("GET".into(), "/v1/batch/{job_id}".into())));
     let doc = doc();
@@ -321,7 +327,10 @@ fn check_object(
 fn response_schema(doc: &Value, method: &str, path: &str, status: u16) -> Value {
     let r = &doc["paths"][path][method]["responses"][status.to_string()];
     let s = r["content"]["application/json"]["schema"].clone();
-    assert!(!s.is_null(), "{method} {path} {status}: no JSON schema: {r}");
+    assert!(
+        !s.is_null(),
+        "{method} {path} {status}: no JSON schema: {r}"
+    );
     s
 }
 
@@ -396,7 +405,10 @@ async fn openapi_json_and_docs_are_served_without_a_key() {
         Arc::new(Metrics::default()),
         HeadRegistry::default(),
     ));
-    for (uri, ctype) in [("/openapi.json", "application/json"), ("/docs", "text/html")] {
+    for (uri, ctype) in [
+        ("/openapi.json", "application/json"),
+        ("/docs", "text/html"),
+    ] {
         let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
         let resp = app.clone().oneshot(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{uri}");
@@ -409,7 +421,10 @@ async fn openapi_json_and_docs_are_served_without_a_key() {
         }
     }
     // Guarded routes still need the key.
-    let req = Request::builder().uri("/v1/queues").body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .uri("/v1/queues")
+        .body(Body::empty())
+        .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }

@@ -2,11 +2,11 @@
 //! before 202), `GET /v1/batch/{job_id}` (state and counts), `.../result` and `.../rejects` (the
 //! JSONL files, once done). Jobs run one at a time through the batch engine and survive restarts.
 
-use crate::http::error::ErrorBody;
-use crate::http::openapi::{BadInput, Guarded};
 use crate::batch::jobs::{self, JobState, JobStatus, Jobs, INPUT, OUTPUT, REJECTS};
 use crate::batch::spool::Spool;
 use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::http::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;

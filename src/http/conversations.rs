@@ -1,10 +1,10 @@
 //! Conversations: `GET /v1/conversations[/{id}]`, `/handoff`, `/resolve`, and `GET /v1/queues`.
 
-use crate::http::error::ErrorBody;
-use crate::http::openapi::{BadInput, Guarded};
 use super::triage::check_conversation_id;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::store::turns::{ConversationInfo, TurnRecord};
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -50,6 +50,7 @@ pub async fn get_one(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     pub queue: Option<String>,

@@ -1,10 +1,10 @@
 //! `POST /v1/embed`: texts in, unit-length sentence embeddings out.
 
-use crate::http::openapi::{BadInput, Guarded};
 use super::json::JsonBody;
 use super::AppState;
 use crate::config::LimitsConfig;
 use crate::error::{AppError, AppResult};
+use crate::http::openapi::{BadInput, Guarded};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};

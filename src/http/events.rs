@@ -2,11 +2,11 @@
 //! `Last-Event-ID` resumes exactly and a client that never reads holds at most one batch.
 //! Streams end when graceful shutdown begins (clients reconnect with `Last-Event-ID`).
 
-use crate::http::error::ErrorBody;
-use crate::http::openapi::{BadInput, Guarded};
 use super::triage::check_conversation_id;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::store::events::{EventFilter, StoredEvent};
 use crate::store::Store;
 use axum::extract::{Path, Query, State};
@@ -22,6 +22,7 @@ use std::time::Duration;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Resume after this event (for clients that cannot set the `Last-Event-ID` header;
     /// `0` replays everything kept).

@@ -1,11 +1,11 @@
 //! `/v1/intents`: few-shot intents (PUT, GET, DELETE by name; GET all by set) and
 //! unmatched-question discovery (`POST /v1/intents/discover`, `.../discover/{id}/accept`).
 
-use crate::http::error::ErrorBody;
-use crate::http::openapi::{BadInput, Guarded};
 use super::json::{parse, JsonBody};
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::intents::service::{conflict, encoder_of, set_names, unknown_set};
 use crate::intents::store::{Embedded, Intent, Origin};
 use crate::intents::validate::{check_description, check_examples, check_name};

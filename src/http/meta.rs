@@ -92,7 +92,7 @@ pub struct ModelList {
     pub models: Vec<ModelEntry>,
 }
 
-/// One configured model: a loaded model's [`crate::engine::ModelInfo`] fields with `status` `ready` and
+/// One configured model: a loaded model's `ModelInfo` fields with `status` `ready` and
 /// `default`; `{name, status: "loading"}` while it loads; `{name, status: "failed", error}`.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]

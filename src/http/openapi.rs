@@ -157,7 +157,10 @@ impl IntoResponses for BadInput {
                 "400",
                 "Malformed request: not JSON, wrong types, unknown fields",
             ),
-            ("408", "The body did not arrive in time (limits.body_timeout_secs)"),
+            (
+                "408",
+                "The body did not arrive in time (limits.body_timeout_secs)",
+            ),
             ("413", "Over a size limit (limits.*)"),
             ("422", "A value is out of range or not acceptable"),
         ])

@@ -1,10 +1,10 @@
 //! `POST /v1/screenshot` (multipart `image` + optional `text`, `language`; or a raw image body
 //! with `?text=&language=`), and the fault catalog: `GET /v1/faults`, `POST /v1/faults/reload`.
 
-use crate::http::error::ErrorBody;
-use crate::http::openapi::{BadInput, Guarded};
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::vision::{self, Analysis};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RawQuery {
     #[serde(default)]
     pub text: Option<String>,

@@ -1,13 +1,13 @@
 //! `POST /v1/intent`, `POST /v1/emotion` and `POST /v1/language`: checked requests handed to
 //! the signal service (`pipeline::signals`).
 
-use crate::http::error::ErrorBody;
-use crate::http::openapi::{BadInput, Guarded};
 use super::embed::check_texts;
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::heads::predict::IntentPrediction;
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::pipeline::signals::{self, EmotionResult};
 use axum::extract::State;
 use axum::Json;

@@ -1,11 +1,11 @@
 //! `POST /v1/summarize`: a conversation's structured summary, extractive on the encoder (the
 //! default) or abstractive with the configured T5-family model.
 
-use crate::http::openapi::{BadInput, Guarded};
 use super::embed::check_text_within;
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::openapi::{BadInput, Guarded};
 use crate::seq2seq::GenerateOptions;
 use crate::summarize::{self, Summary, Turn};
 use axum::extract::State;

@@ -1,11 +1,11 @@
 //! `POST /v1/translate`: texts from a source language (or `auto`) to a target language through
 //! the configured Marian models, pivoting through English when needed.
 
-use crate::http::openapi::{BadInput, Guarded};
 use super::embed::check_texts_within;
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::openapi::{BadInput, Guarded};
 use crate::seq2seq::GenerateOptions;
 use crate::translate::models::translate_with;
 use axum::extract::State;

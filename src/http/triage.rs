@@ -1,11 +1,11 @@
 //! `POST /v1/triage`: the request checked, then one customer message through the triage
 //! pipeline (`pipeline::triage`); the turn is stored before the answer is sent.
 
-use crate::http::error::ErrorBody;
-use crate::http::openapi::{BadInput, Guarded};
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::pipeline::{
     self,
     triage::{Customer, Message, TriageResponse},
