@@ -39,7 +39,10 @@ pub struct Customer {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TriageResponse {
+    /// `{"language", "score", "customer_language"}`: the detected language (ISO 639-1 or `und`),
+    /// its confidence, and the customer's own language when given.
     pub language: Value,
+    /// The intent prediction (`label`, `score`, `out_of_scope`, `top`) and its `intent_set`.
     pub intent: Value,
     pub emotion: Option<EmotionResult>,
     pub route: Route,
