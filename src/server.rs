@@ -10,19 +10,19 @@ use crate::engine;
 use crate::heads::registry::HeadRegistry;
 use crate::http::{self, AppState, Slot};
 use crate::metrics::Metrics;
+use crate::state::Open;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
-/// Build the state and start loading every configured model on the blocking pool.
+/// Start loading every configured model of `state` on the blocking pool.
 /// `/health` answers at once; `/ready` turns 200 when all models are loaded.
-pub fn start_loading(cfg: Config, heads: HeadRegistry) -> Arc<AppState> {
-    let metrics = Arc::new(Metrics::default());
-    let state = AppState::new(cfg, metrics.clone(), heads);
+pub fn start_loading(state: &Arc<AppState>) {
     let home = state.config.home();
     for mc in state.config.models.clone() {
-        let (st, home, metrics) = (state.clone(), home.clone(), metrics.clone());
+        let (st, home) = (state.clone(), home.clone());
         tokio::task::spawn_blocking(move || {
             let t = std::time::Instant::now();
+            let metrics = st.metrics.clone();
             match engine::load_model(&mc, &st.config.engine(), &home, metrics, &st.heads) {
                 Ok(m) => {
                     tracing::info!(model = %mc.name, secs = t.elapsed().as_secs_f32(), "model ready");
@@ -35,21 +35,25 @@ pub fn start_loading(cfg: Config, heads: HeadRegistry) -> Arc<AppState> {
             }
         });
     }
-    state
 }
 
-/// A state with every configured model loaded now (blocking): for offline commands and tests.
+/// A state with neither store nor vision and every configured model loaded now (blocking):
+/// for offline commands and tests.
 pub fn loaded_state(cfg: Config) -> Result<Arc<AppState>> {
+    loaded(cfg, Open::default())
+}
+
+/// A state that opens what `open` says, with every configured model loaded now (blocking).
+pub fn loaded(cfg: Config, open: Open) -> Result<Arc<AppState>> {
     let heads = HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)?;
-    let metrics = Arc::new(Metrics::default());
-    let state = AppState::new(cfg, metrics.clone(), heads);
+    let state = AppState::open(cfg, Arc::new(Metrics::default()), heads, open)?;
     let home = state.config.home();
     for mc in state.config.models.clone() {
         let m = engine::load_model(
             &mc,
             &state.config.engine(),
             &home,
-            metrics.clone(),
+            state.metrics.clone(),
             &state.heads,
         )?;
         state.set_slot(&mc.name, Slot::Ready(m));
@@ -73,11 +77,12 @@ pub async fn serve(cfg: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %tcp.local_addr()?, scheme, "listening");
-    let state = start_loading(cfg, heads);
+    // Everything the handlers share is built before the listener serves a request.
+    let state = AppState::open(cfg, Arc::new(Metrics::default()), heads, Open::ALL)?;
+    start_loading(&state);
     state.intents.load(&state.config.home(), &state.heads)?;
-    let webhooks = open_store_worker(&state)?;
+    let webhooks = start_store_workers(&state);
     crate::http::batch::start(&state)?;
-    start_vision(&state)?;
 
     let drain = listener::Drain {
         tracker: tracker::Tracker::new(),
@@ -131,18 +136,11 @@ pub async fn serve(cfg: Config) -> Result<()> {
     }
 }
 
-/// Open the conversation store, enforce retention now and hourly, start the webhook worker.
-pub fn open_store(state: &Arc<AppState>) -> Result<()> {
-    open_store_worker(state).map(|_| ())
-}
-
-/// `open_store`, returning the webhook worker (it returns at graceful shutdown).
-fn open_store_worker(state: &Arc<AppState>) -> Result<Option<tokio::task::JoinHandle<()>>> {
+/// Enforce the store's retention now and hourly, and start the webhook worker (returned: it
+/// returns at graceful shutdown). Nothing to start without a store.
+pub fn start_store_workers(state: &Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
     let cfg = &state.config;
-    let path = cfg.store.resolved_path(&cfg.home());
-    let store = Arc::new(crate::store::Store::open(&path, cfg.store.clone())?);
-    state.set_store(store.clone())?;
-    tracing::info!(path = %path.display(), "conversation store open");
+    let store = state.store().ok()?;
     let unknown = cfg.routing.unknown_intents(&|name| {
         state
             .heads
@@ -170,7 +168,7 @@ fn open_store_worker(state: &Arc<AppState>) -> Result<Option<tokio::task::JoinHa
         }
     });
     if cfg.webhooks.urls.is_empty() {
-        return Ok(None);
+        return None;
     }
     let worker = crate::webhook::worker::Worker {
         config: cfg.webhooks.clone(),
@@ -181,23 +179,5 @@ fn open_store_worker(state: &Arc<AppState>) -> Result<Option<tokio::task::JoinHa
         shutdown: state.shutdown.subscribe(),
         summary_words: cfg.summarize.max_words,
     };
-    Ok(Some(tokio::spawn(crate::webhook::worker::run(worker))))
-}
-
-/// Check the fault catalog (a malformed one stops the start) and start the OCR pool; a missing
-/// Tesseract only disables `/v1/screenshot` (503 saying what to install).
-pub fn start_vision(state: &Arc<AppState>) -> Result<()> {
-    let cfg = &state.config.screenshot;
-    let v = crate::vision::Vision::start(
-        cfg,
-        state.models.clone(),
-        state.lang.clone(),
-        state.config.limits.retry_after_secs,
-    )?;
-    if let Err(e) = crate::vision::ocr::OcrPool::probe(cfg.tessdata.as_deref(), &cfg.languages) {
-        tracing::warn!(error = %e, "screenshot OCR unavailable");
-        v.ocr.set_unavailable(e);
-    }
-    state.set_vision(Arc::new(v));
-    Ok(())
+    Some(tokio::spawn(crate::webhook::worker::run(worker)))
 }

@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Everything handlers share.
 pub struct AppState {
@@ -23,14 +24,14 @@ pub struct AppState {
     pub intents: Arc<crate::intents::Intents>,
     /// The served embedding models.
     pub models: Arc<crate::engine::Models>,
-    /// The conversation store, once opened (`serve` opens it before listening).
-    store: std::sync::OnceLock<Arc<crate::store::Store>>,
+    /// The conversation store (`serve` always opens one; a state built without is for tests).
+    store: Option<Arc<crate::store::Store>>,
     /// The newest live event's sequence number: SSE streams wake when it moves.
     pub events: tokio::sync::watch::Sender<i64>,
     /// Open SSE streams (bounded by `store.max_subscribers`).
     pub subscribers: Arc<std::sync::atomic::AtomicUsize>,
-    /// OCR and the fault catalog, once started (`serve` starts them).
-    vision: std::sync::OnceLock<Arc<crate::vision::Vision>>,
+    /// OCR and the fault catalog (`serve` always starts them).
+    vision: Option<Arc<crate::vision::Vision>>,
     /// Wakes the webhook worker when a delivery is queued.
     pub webhook_wake: Arc<tokio::sync::Notify>,
     /// Translation and abstractive-summarization models (loaded on first use).
@@ -43,14 +44,87 @@ pub struct AppState {
     jobs: parking_lot::Mutex<Option<Arc<Jobs>>>,
 }
 
+/// What a state opens besides its models: `serve` opens both; HTTP-layer tests may leave one
+/// out, and the routes that need it answer 503 saying so.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Open {
+    /// The conversation store at `store.path` (live events start after its newest one).
+    pub store: bool,
+    /// The fault catalog and the OCR pool (a missing Tesseract only disables screenshots).
+    pub vision: bool,
+}
+
+impl Open {
+    pub const ALL: Open = Open {
+        store: true,
+        vision: true,
+    };
+    pub const STORE: Open = Open {
+        store: true,
+        vision: false,
+    };
+}
+
 impl AppState {
-    /// A state in which every configured model is still loading.
+    /// A state with neither store nor vision, in which every configured model is still loading.
     pub fn new(config: Config, metrics: Arc<Metrics>, heads: HeadRegistry) -> Arc<Self> {
-        let models = Arc::new(crate::engine::Models::new(
-            &config.models,
-            &config.default_model,
-            config.limits.overlong,
-        ));
+        let models = models_of(&config);
+        let lang = Arc::new(crate::lang::LangId::default());
+        Self::assemble(config, metrics, heads, models, lang, None, None)
+    }
+
+    /// A state fully built before anything serves it: the store opened and the screenshot
+    /// service started as `open` asks; models are loaded into its slots afterwards.
+    pub fn open(
+        config: Config,
+        metrics: Arc<Metrics>,
+        heads: HeadRegistry,
+        open: Open,
+    ) -> anyhow::Result<Arc<Self>> {
+        let models = models_of(&config);
+        let lang = Arc::new(crate::lang::LangId::default());
+        let store = if open.store {
+            let path = config.store.resolved_path(&config.home());
+            let store = crate::store::Store::open(&path, config.store.clone())?;
+            tracing::info!(path = %path.display(), "conversation store open");
+            Some(Arc::new(store))
+        } else {
+            None
+        };
+        let vision = if open.vision {
+            let cfg = &config.screenshot;
+            let v = crate::vision::Vision::start(
+                cfg,
+                models.clone(),
+                lang.clone(),
+                config.limits.retry_after_secs,
+            )?;
+            let probe = crate::vision::ocr::OcrPool::probe(cfg.tessdata.as_deref(), &cfg.languages);
+            if let Err(e) = probe {
+                tracing::warn!(error = %e, "screenshot OCR unavailable");
+                v.ocr.set_unavailable(e);
+            }
+            Some(Arc::new(v))
+        } else {
+            None
+        };
+        let state = Self::assemble(config, metrics, heads, models, lang, store, vision);
+        if let Some(store) = &state.store {
+            let last = store.last_event_seq().map_err(|e| anyhow::anyhow!("{e}"))?;
+            state.events.send_replace(last);
+        }
+        Ok(state)
+    }
+
+    fn assemble(
+        config: Config,
+        metrics: Arc<Metrics>,
+        heads: HeadRegistry,
+        models: Arc<crate::engine::Models>,
+        lang: Arc<crate::lang::LangId>,
+        store: Option<Arc<crate::store::Store>>,
+        vision: Option<Arc<crate::vision::Vision>>,
+    ) -> Arc<Self> {
         let device =
             crate::engine::device::open(config.server.device).map_err(|e| format!("{e:#}"));
         let seq2seq = Arc::new(crate::translate::Seq2SeqModels::new(
@@ -68,25 +142,16 @@ impl AppState {
             config: Arc::new(config),
             metrics,
             heads: Arc::new(heads),
-            lang: Arc::new(crate::lang::LangId::default()),
+            lang,
             models,
-            store: std::sync::OnceLock::new(),
-            vision: std::sync::OnceLock::new(),
+            store,
+            vision,
             events: tokio::sync::watch::channel(0).0,
             subscribers: Arc::default(),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
             shutdown: tokio::sync::watch::channel(false).0,
             jobs: parking_lot::Mutex::new(None),
         })
-    }
-
-    /// Attach the conversation store (once); live streams start after its newest event.
-    pub fn set_store(&self, store: Arc<crate::store::Store>) -> anyhow::Result<()> {
-        let last = store.last_event_seq().map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.events.send_replace(last);
-        self.store
-            .set(store)
-            .map_err(|_| anyhow::anyhow!("the store is already open"))
     }
 
     /// True once graceful shutdown has begun.
@@ -100,29 +165,18 @@ impl AppState {
         let _ = rx.wait_for(|s| *s).await;
     }
 
-    /// Attach the screenshot service (once).
-    pub fn set_vision(&self, v: Arc<crate::vision::Vision>) {
-        let _ = self.vision.set(v);
-    }
-
     /// The screenshot service, or 503.
     pub fn vision(&self) -> AppResult<Arc<crate::vision::Vision>> {
-        self.vision
-            .get()
-            .cloned()
-            .ok_or_else(|| AppError::Unavailable {
-                message: "screenshot recognition is not started".into(),
-            })
+        self.vision.clone().ok_or_else(|| AppError::Unavailable {
+            message: "this server was built without screenshot recognition".into(),
+        })
     }
 
     /// The conversation store, or 503 when this server runs without one.
     pub fn store(&self) -> AppResult<Arc<crate::store::Store>> {
-        self.store
-            .get()
-            .cloned()
-            .ok_or_else(|| AppError::Unavailable {
-                message: "the conversation store is not open".into(),
-            })
+        self.store.clone().ok_or_else(|| AppError::Unavailable {
+            message: "this server was built without a conversation store".into(),
+        })
     }
 
     pub fn set_slot(&self, name: &str, slot: Slot) {
@@ -133,24 +187,27 @@ impl AppState {
         self.models.slots()
     }
 
-    /// The intent sets (few-shot intents, trained heads, their encoders).
-    pub fn sets(&self) -> crate::intents::service::Sets<'_> {
+    /// The intent sets (few-shot intents, trained heads, their encoders) for a request admitted
+    /// at `admitted` (its model calls' queue wait counts from then).
+    pub fn sets(&self, admitted: Instant) -> crate::intents::service::Sets<'_> {
         crate::intents::service::Sets {
             intents: &self.intents,
             heads: &self.heads,
             models: &self.models,
+            admitted,
         }
     }
 }
 
 impl AppState {
-    /// The triage pipeline over this state's services; 503 without a store.
-    pub fn pipeline(&self) -> AppResult<crate::pipeline::Pipeline<'_>> {
+    /// The triage pipeline over this state's services for a request admitted at `admitted`;
+    /// 503 without a store.
+    pub fn pipeline(&self, admitted: Instant) -> AppResult<crate::pipeline::Pipeline<'_>> {
         Ok(crate::pipeline::Pipeline {
-            sets: self.sets(),
+            sets: self.sets(admitted),
             lang: &self.lang,
             store: self.store()?,
-            vision: self.vision.get().cloned(),
+            vision: self.vision.clone(),
             policy: self.policy.clone(),
             webhook_urls: &self.config.webhooks.urls,
             events: &self.events,
@@ -212,4 +269,12 @@ impl AppState {
             tracing::info!("batch: runner stopped at a resumable point");
         }
     }
+}
+
+fn models_of(config: &Config) -> Arc<crate::engine::Models> {
+    Arc::new(crate::engine::Models::new(
+        &config.models,
+        &config.default_model,
+        config.limits.overlong,
+    ))
 }

@@ -27,8 +27,8 @@ async fn a_chinese_conversation_is_routed_like_an_english_one() {
     }
     let dir = std::env::temp_dir().join(format!("triage-zh-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let state = triage::server::loaded_state(config(&dir)).unwrap();
-    triage::server::open_store(&state).unwrap();
+    let state = triage::server::loaded(config(&dir), triage::state::Open::STORE).unwrap();
+    triage::server::start_store_workers(&state);
     let app = triage::app(state);
 
     // Routine questions stay with the bot, in Simplified and Traditional Chinese and in English.

@@ -16,8 +16,11 @@ fn app(cfg: Config) -> axum::Router {
     let metrics = Arc::new(triage::metrics::Metrics::default());
     let heads = triage::heads::registry::HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)
         .unwrap();
-    let state = triage::AppState::new(cfg, metrics, heads);
-    triage::server::start_vision(&state).unwrap();
+    let vision = triage::state::Open {
+        store: false,
+        vision: true,
+    };
+    let state = triage::AppState::open(cfg, metrics, heads, vision).unwrap();
     triage::app(state)
 }
 

@@ -20,9 +20,8 @@ fn real_app() -> Option<axum::Router> {
     // Both tests run a model and Tesseract at once on a CI machine's 2 cores, where a batch of
     // catalog examples in a debug build can outlast the 2 s default: correctness here, no shedding.
     cfg.limits.queue_wait_ms = 60_000;
-    let state = triage::server::loaded_state(cfg).unwrap();
-    triage::server::start_vision(&state).unwrap();
-    triage::server::open_store(&state).unwrap();
+    let state = triage::server::loaded(cfg, triage::state::Open::ALL).unwrap();
+    triage::server::start_store_workers(&state);
     Some(triage::app(state))
 }
 

@@ -33,8 +33,8 @@ async fn start(hook: &str) -> Option<(axum::Router, String, std::path::PathBuf)>
     // Webhook handoff summaries share the model; debug builds run it slowly: no shedding here.
     cfg.limits.queue_wait_ms = 60_000;
     cfg.validate().unwrap();
-    let state = triage::server::loaded_state(cfg).unwrap();
-    triage::server::open_store(&state).unwrap();
+    let state = triage::server::loaded(cfg, triage::state::Open::STORE).unwrap();
+    triage::server::start_store_workers(&state);
     let app = triage::app(state);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("127.0.0.1:{}", l.local_addr().unwrap().port());

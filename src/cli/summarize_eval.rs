@@ -132,7 +132,7 @@ pub fn run(
                 Vec::new()
             } else {
                 models
-                    .encode(None, texts)
+                    .encode(None, texts, std::time::Instant::now())
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                     .1

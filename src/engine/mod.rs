@@ -1,6 +1,7 @@
 //! Inference engine: model handles (tokenizer + queue + worker thread), loading, and the queue
-//! wait bound: a job the worker has not started within `limits.queue_wait_ms` of the request's
-//! admission (`ADMITTED`, set by the HTTP layer; else of the call) is shed with 503.
+//! wait bound: a job the worker has not started within `limits.queue_wait_ms` of the instant
+//! its caller passes (`admitted`: the request's admission, given by the HTTP layer, or the end
+//! of work with its own bound such as OCR) is shed with 503.
 
 pub mod batcher;
 pub mod config;
@@ -24,20 +25,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-
-tokio::task_local! {
-    /// When the HTTP request being handled was admitted: its queue wait counts from here, so
-    /// waits before the model (the blocking pool, under overload) count too. Tasks spawned by a
-    /// handler do not inherit it; their wait counts from the engine call. Work that has its own
-    /// bound (OCR, `screenshot.ocr_timeout_ms`) restarts the clock with [`restart_queue_clock`].
-    pub static ADMITTED: std::cell::Cell<Instant>;
-}
-
-/// Restart the current request's queue-wait clock: the time spent so far was bounded service
-/// (OCR), not waiting, and must not make the model shed the request it was done for.
-pub fn restart_queue_clock() {
-    let _ = ADMITTED.try_with(|c| c.set(Instant::now()));
-}
 
 /// What `/v1/models` says about a model.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -147,9 +134,10 @@ impl EmbedModel {
             .collect()
     }
 
-    /// Embed token sequences with the plain encoder; 503 when not started within the queue wait.
+    /// Embed token sequences with the plain encoder; 503 when not started within the queue wait
+    /// (counted from this call: batch work has no request to count from).
     pub async fn embed(&self, seqs: Vec<Vec<u32>>) -> AppResult<Vec<Vec<f32>>> {
-        let out = self.embed_branches(seqs, vec![0]).await?;
+        let out = self.embed_branches(seqs, vec![0], Instant::now()).await?;
         Ok(out.into_iter().map(|mut v| v.remove(0)).collect())
     }
 
@@ -168,16 +156,16 @@ impl EmbedModel {
 
     /// One trunk pass per sequence; per sequence, one embedding for each of `branches`. The
     /// job is shed (503 `queue_timeout`) when the worker has not started it within the queue
-    /// wait; a dropped caller's job is dropped unrun.
+    /// wait of `admitted` (waits before the model, e.g. for the blocking pool under overload,
+    /// count too); a dropped caller's job is dropped unrun.
     pub async fn embed_branches(
         &self,
         seqs: Vec<Vec<u32>>,
         branches: Vec<usize>,
+        admitted: Instant,
     ) -> AppResult<worker::Embeddings> {
         let (reply, rx) = oneshot::channel();
-        let queued = ADMITTED
-            .try_with(|t| t.get())
-            .unwrap_or_else(|_| Instant::now());
+        let queued = admitted;
         let job = worker::Job {
             seqs,
             branches,

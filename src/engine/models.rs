@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Load state of a configured model.
 #[derive(Clone)]
@@ -125,13 +126,15 @@ impl Models {
     }
 
     /// One encoder pass over `texts` (already checked) with the named model (None: the
-    /// default): the embeddings every head reads, and what the pass cost.
+    /// default): the embeddings every head reads, and what the pass cost. The queue wait
+    /// counts from `admitted` (see [`EmbedModel::embed_branches`]).
     pub async fn encode(
         &self,
         model: Option<&str>,
         texts: Vec<String>,
+        admitted: Instant,
     ) -> AppResult<(Arc<EmbedModel>, Vec<Vec<f32>>, Usage)> {
-        let (m, e, u) = self.encode_for(model, texts, &[None]).await?;
+        let (m, e, u) = self.encode_for(model, texts, &[None], admitted).await?;
         Ok((m, e.into_iter().map(|mut v| v.remove(0)).collect(), u))
     }
 
@@ -142,6 +145,7 @@ impl Models {
         model: Option<&str>,
         texts: Vec<String>,
         branches: &[Option<&str>],
+        admitted: Instant,
     ) -> AppResult<(Arc<EmbedModel>, Vec<Vec<Vec<f32>>>, Usage)> {
         let model = self.model(model)?;
         let branches = branches
@@ -159,7 +163,11 @@ impl Models {
                 .collect(),
         };
         let embeddings = model
-            .embed_branches(prepared.into_iter().map(|p| p.ids).collect(), branches)
+            .embed_branches(
+                prepared.into_iter().map(|p| p.ids).collect(),
+                branches,
+                admitted,
+            )
             .await?;
         Ok((model, embeddings, usage))
     }

@@ -172,7 +172,7 @@ pub fn run(
                 "triage_shed_total",
                 "Requests answered 503 for waiting over limits.queue_wait_ms.",
                 &[("model", model)],
-                dropped as f64,
+                dropped as u64,
             );
         }
         let batch = take_batch(&mut queue, cfg.max_batch_tokens, cfg.max_batch_size);
@@ -206,7 +206,7 @@ pub fn run(
             "triage_tokens_total",
             "Tokens embedded (without padding).",
             &l,
-            real as f64,
+            real as u64,
         );
         let started = Instant::now();
         let mut first: Vec<u64> = batch.iter().map(|i| i.job).collect();

@@ -4,6 +4,7 @@ use super::entities::{self, Entity};
 use crate::engine::Models;
 use crate::error::{AppError, AppResult};
 use crate::routing::Route;
+use crate::store::signals::Emotion;
 use crate::store::turns::TurnRecord;
 use crate::store::Store;
 use crate::summarize::{self, Summary};
@@ -35,7 +36,8 @@ pub struct IntentPart {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EmotionPart {
-    pub current: Option<Value>,
+    /// The latest turn's emotion (null when that turn is a reply).
+    pub current: Option<Emotion>,
     pub trajectory: Vec<Value>,
 }
 
@@ -74,13 +76,15 @@ pub struct Line {
 }
 
 /// The package of conversation `id` as of turn `upto` (the latest when `None`), its summary at
-/// most `max_words` words (`summarize.max_words`).
+/// most `max_words` words (`summarize.max_words`); its model call's queue wait counts from
+/// `admitted`.
 pub async fn build(
     store: &Arc<Store>,
     models: &Models,
     max_words: usize,
     id: &str,
     upto: Option<u32>,
+    admitted: std::time::Instant,
 ) -> AppResult<Package> {
     let (info, turns) = {
         let (store, id) = (store.clone(), id.to_string());
@@ -91,7 +95,8 @@ pub async fn build(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("handoff task: {e}")))??
     };
     // The summary uses the encoder when it is ready; a lead summary otherwise.
-    let summary = summarize::extractive_summary(models, &summary_turns(&turns), max_words).await;
+    let summary =
+        summarize::extractive_summary(models, &summary_turns(&turns), max_words, admitted).await;
     Ok(assemble(&info.id, info.customer, &turns, summary))
 }
 
@@ -133,7 +138,7 @@ pub fn assemble(
                 });
             }
         }
-        if let Some(l) = t.signals["language"]["language"].as_str() {
+        if let Some(l) = t.signals.language.as_ref().map(|l| l.language.as_str()) {
             match languages.iter_mut().find(|c| c.language == l) {
                 Some(c) => c.turns += 1,
                 None => languages.push(LanguageCount {
@@ -142,17 +147,15 @@ pub fn assemble(
                 }),
             }
         }
-        let i = &t.signals["intent"];
-        if !i.is_null() {
+        if let Some(i) = &t.signals.intent {
             intents.push(serde_json::json!({
-                "turn": t.turn, "label": i["label"], "score": i["score"],
-                "out_of_scope": i["out_of_scope"],
+                "turn": t.turn, "label": i.label, "score": i.score,
+                "out_of_scope": i.out_of_scope,
             }));
         }
-        let e = &t.signals["emotion"];
-        if !e.is_null() {
+        if let Some(e) = &t.signals.emotion {
             emotions.push(serde_json::json!({
-                "turn": t.turn, "top_group": e["top_group"], "escalate": e["escalate"],
+                "turn": t.turn, "top_group": e.top_group, "escalate": e.escalate,
                 "negativity": t.memo.map(|m| m.negativity),
             }));
         }
@@ -182,7 +185,7 @@ pub fn assemble(
             history: intents,
         },
         emotion: EmotionPart {
-            current: last.map(|t| t.signals["emotion"].clone()),
+            current: last.and_then(|t| t.signals.emotion.clone()),
             trajectory: emotions,
         },
         entities,

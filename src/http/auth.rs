@@ -1,11 +1,13 @@
-//! API-key authentication middleware: `Authorization: Bearer <key>` checked against the stored
-//! SHA-256 hashes in constant time, the scope each route needs, and a token bucket per key.
+//! API-key authentication: `Authorization: Bearer <key>` checked against the stored SHA-256
+//! hashes in constant time, and a token bucket per key. The scope a route needs is not listed
+//! here: `http::router` puts each route in the inference or the admin sub-router, and each
+//! sub-router carries its scope's layer ([`require`]); the fallbacks ask for any valid key.
 
 use crate::config::LimitsConfig;
 use crate::error::AppError;
 use crate::keys::{self, AuthConfig, Scope};
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, Method};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
@@ -52,7 +54,6 @@ pub struct Guard {
     keys: Vec<Key>,
     /// Any key configured (even one skipped as undecodable: auth then fails closed).
     enabled: bool,
-    metrics_public: bool,
 }
 
 impl Guard {
@@ -84,7 +85,6 @@ impl Guard {
         Guard {
             keys,
             enabled: auth.enabled(),
-            metrics_public: auth.metrics_public,
         }
     }
 
@@ -104,28 +104,26 @@ impl Guard {
         found
     }
 
-    /// Admit a request to `route` (its template; None when no route matched): Ok(None) for an
-    /// open route or with auth off, Ok(Some(id)) for an authenticated key.
+    /// Admit a request that needs `need` (None: any valid key): Ok(None) with auth off,
+    /// Ok(Some(id)) for an authenticated key; 401, 403 or 429 otherwise.
     pub fn check(
         &self,
-        method: &Method,
-        route: Option<&str>,
+        need: Option<Scope>,
         headers: &HeaderMap,
     ) -> Result<Option<KeyId>, AppError> {
         if !self.enabled() {
             return Ok(None);
         }
-        let Some(need) = required_scope(method, route, self.metrics_public) else {
-            return Ok(None);
-        };
         let token = bearer(headers)?;
         let key = self.find(token).ok_or_else(|| AppError::Unauthorized {
             message: "invalid API key".into(),
         })?;
-        if !(key.scopes.contains(&Scope::Admin) || key.scopes.contains(&need)) {
-            return Err(AppError::Forbidden {
-                scope: need.as_str(),
-            });
+        if let Some(need) = need {
+            if !(key.scopes.contains(&Scope::Admin) || key.scopes.contains(&need)) {
+                return Err(AppError::Forbidden {
+                    scope: need.as_str(),
+                });
+            }
         }
         if let Some(b) = &key.bucket {
             let mut b = b.lock();
@@ -159,56 +157,17 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AppError> {
     }
 }
 
-/// The scope a request needs; None for open routes. Unmatched paths need a key (any scope);
-/// a route not listed here needs `admin` until it is classified.
-pub fn required_scope(method: &Method, route: Option<&str>, metrics_public: bool) -> Option<Scope> {
-    use Scope::{Admin, Inference};
-    let Some(route) = route else {
-        return Some(Inference);
-    };
-    Some(match route {
-        "/health" | "/ready" | "/openapi.json" | "/docs" => return None,
-        "/metrics" if metrics_public => return None,
-        "/metrics" => Inference,
-        r if r.starts_with("/v1/batch/") => Admin,
-        "/v1/faults/reload" | "/v1/intents/discover" | "/v1/intents/discover/{id}/accept" => Admin,
-        "/v1/intents/{name}" if method == Method::PUT || method == Method::DELETE => Admin,
-        "/v1/intents" | "/v1/intents/{name}" => Inference,
-        r if INFERENCE_ROUTES.contains(&r) => Inference,
-        _ => Admin,
-    })
-}
+/// The layer state of a sub-router: the guard and the scope its routes need.
+pub type Scoped = (Arc<Guard>, Scope);
 
-/// Routes an `inference` key may use (every method the router gives them).
-pub const INFERENCE_ROUTES: &[&str] = &[
-    "/v1/models",
-    "/v1/embed",
-    "/v1/intent",
-    "/v1/emotion",
-    "/v1/language",
-    "/v1/triage",
-    "/v1/translate",
-    "/v1/summarize",
-    "/v1/screenshot",
-    "/v1/faults",
-    "/v1/queues",
-    "/v1/conversations",
-    "/v1/conversations/{id}",
-    "/v1/conversations/{id}/resolve",
-    "/v1/conversations/{id}/messages",
-    "/v1/conversations/{id}/handoff",
-    "/v1/conversations/{id}/events",
-    "/v1/events",
-    "/console",
-];
-
-/// The middleware: answer 401 / 403 / 429, or run the request with its [`KeyId`] attached.
-pub async fn require(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
-    match guard.check(req.method(), route.as_deref(), req.headers()) {
+/// The middleware of a sub-router: answer 401 / 403 / 429, or run the request with its
+/// [`KeyId`] attached.
+pub async fn require(
+    State((guard, need)): State<Scoped>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match guard.check(Some(need), req.headers()) {
         Ok(Some(id)) => {
             req.extensions_mut().insert(id);
             next.run(req).await
@@ -240,33 +199,5 @@ mod tests {
         let later = t0 + Duration::from_secs(60);
         assert!(b.take(later).is_ok() && b.take(later).is_ok());
         assert!(b.take(later).is_err());
-    }
-
-    #[test]
-    fn scopes_by_route() {
-        let get = Method::GET;
-        assert_eq!(required_scope(&get, Some("/health"), false), None);
-        assert_eq!(required_scope(&get, Some("/metrics"), true), None);
-        assert_eq!(
-            required_scope(&get, Some("/metrics"), false),
-            Some(Scope::Inference)
-        );
-        assert_eq!(required_scope(&get, None, true), Some(Scope::Inference));
-        assert_eq!(
-            required_scope(&get, Some("/v1/intents/{name}"), true),
-            Some(Scope::Inference)
-        );
-        assert_eq!(
-            required_scope(&Method::PUT, Some("/v1/intents/{name}"), true),
-            Some(Scope::Admin)
-        );
-        assert_eq!(
-            required_scope(&get, Some("/v1/batch/{job_id}"), true),
-            Some(Scope::Admin)
-        );
-        assert_eq!(
-            required_scope(&Method::POST, Some("/v1/new-thing"), true),
-            Some(Scope::Admin)
-        );
     }
 }

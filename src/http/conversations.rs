@@ -3,6 +3,7 @@
 use super::triage::check_conversation_id;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::admission::Admitted;
 use crate::http::error::ErrorBody;
 use crate::http::openapi::{BadInput, Guarded};
 use crate::store::turns::{ConversationInfo, TurnRecord};
@@ -108,13 +109,14 @@ pub async fn resolve(
 )]
 pub async fn handoff(
     State(state): State<Arc<AppState>>,
+    Admitted(admitted): Admitted,
     Path(id): Path<String>,
 ) -> AppResult<Json<crate::handoff::Package>> {
     check_conversation_id(&id)?;
     let store = state.store()?;
     let max_words = state.config.summarize.max_words;
     Ok(Json(
-        crate::handoff::build(&store, &state.models, max_words, &id, None).await?,
+        crate::handoff::build(&store, &state.models, max_words, &id, None, admitted).await?,
     ))
 }
 

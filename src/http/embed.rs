@@ -4,6 +4,7 @@ use super::json::JsonBody;
 use super::AppState;
 use crate::config::LimitsConfig;
 use crate::error::{AppError, AppResult};
+use crate::http::admission::Admitted;
 use crate::http::openapi::{BadInput, Guarded};
 use axum::extract::State;
 use axum::Json;
@@ -82,10 +83,14 @@ pub fn check_text_within(t: &str, l: &LimitsConfig, field: &str) -> AppResult<()
 )]
 pub async fn embed(
     State(state): State<Arc<AppState>>,
+    Admitted(admitted): Admitted,
     JsonBody(req): JsonBody<EmbedRequest>,
 ) -> AppResult<Json<EmbedResponse>> {
     check_texts(&req.texts, &state, "texts")?;
-    let (model, embeddings, usage) = state.models.encode(req.model.as_deref(), req.texts).await?;
+    let (model, embeddings, usage) = state
+        .models
+        .encode(req.model.as_deref(), req.texts, admitted)
+        .await?;
     Ok(Json(EmbedResponse {
         model: model.info.name.clone(),
         dim: model.info.dim,

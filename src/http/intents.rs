@@ -4,6 +4,7 @@
 use super::json::{parse, JsonBody};
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::admission::Admitted;
 use crate::http::error::ErrorBody;
 use crate::http::openapi::{BadInput, Guarded};
 use crate::intents::service::{conflict, encoder_of, set_names, unknown_set};
@@ -50,8 +51,13 @@ pub struct IntentView {
     pub status: &'static str,
 }
 
+/// The sets for a lookup that calls no model (so its queue clock is never read).
+fn lookup(state: &AppState) -> crate::intents::service::Sets<'_> {
+    state.sets(std::time::Instant::now())
+}
+
 fn view_of(state: &AppState, i: &Intent) -> IntentView {
-    let (enc, prefix) = encoder_of(state.sets(), &i.set);
+    let (enc, prefix) = encoder_of(lookup(state), &i.set);
     IntentView {
         name: i.name.clone(),
         intent_set: i.set.clone(),
@@ -101,6 +107,7 @@ async fn blocking<T: Send + 'static>(
 )]
 pub async fn put(
     State(state): State<Arc<AppState>>,
+    Admitted(admitted): Admitted,
     name: Result<Path<String>, PathRejection>,
     JsonBody(req): JsonBody<PutIntent>,
 ) -> AppResult<(StatusCode, Json<IntentView>)> {
@@ -130,10 +137,10 @@ pub async fn put(
             format!("`{name}` is defined in the intents file (fewshot.file): edit it there"),
         ));
     }
-    let (enc, prefix) = encoder_of(state.sets(), &set);
+    let (enc, prefix) = encoder_of(lookup(&state), &set);
     let (_, xs, _) = state
         .models
-        .encode(Some(&enc), examples.clone())
+        .encode(Some(&enc), examples.clone(), admitted)
         .await
         .map_err(|e| match e {
             AppError::Invalid {
@@ -229,13 +236,13 @@ pub struct SetSummary {
 )]
 pub async fn list(State(state): State<Arc<AppState>>) -> Json<IntentSets> {
     let all = state.intents.all();
-    let sets: Vec<SetSummary> = set_names(state.sets())
+    let sets: Vec<SetSummary> = set_names(lookup(&state))
         .into_iter()
         .map(|set| {
             let head = state.heads.intents.get(&set);
             SetSummary {
                 trained: head.is_some(),
-                encoder: encoder_of(state.sets(), &set).0,
+                encoder: encoder_of(lookup(&state), &set).0,
                 trained_labels: head.map_or(0, |h| h.meta.labels.len()),
                 intents: all
                     .values()
@@ -315,8 +322,8 @@ pub async fn discover(
         .intent_set
         .unwrap_or_else(|| state.heads.default_intent.clone());
     let kept = state.intents.unmatched_count(&set);
-    if kept == 0 && !set_names(state.sets()).contains(&set) {
-        return Err(unknown_set(state.sets(), &set));
+    if kept == 0 && !set_names(lookup(&state)).contains(&set) {
+        return Err(unknown_set(lookup(&state), &set));
     }
     let min_size = req.min_size.unwrap_or(cfg.min_size);
     if min_size < 2 || min_size > cfg.max_items {
@@ -335,7 +342,7 @@ pub async fn discover(
             "must be between 1 and 1000",
         ));
     }
-    let (encoder, prefix) = encoder_of(state.sets(), &set);
+    let (encoder, prefix) = encoder_of(lookup(&state), &set);
     let mut taken: HashSet<String> = state.intents.all().into_keys().collect();
     if let Some(h) = state.heads.intents.get(&set) {
         taken.extend(h.meta.labels.iter().cloned());

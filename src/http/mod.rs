@@ -21,8 +21,10 @@ pub mod translate;
 pub mod triage;
 
 use crate::error::AppError;
+use crate::keys::Scope;
 use crate::metrics::LATENCY_BUCKETS;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
@@ -34,20 +36,49 @@ pub use crate::engine::Slot;
 pub use crate::state::AppState;
 
 /// The whole HTTP API over `state`; tests drive it without a socket.
+///
+/// Routes live in sub-routers by the scope they need: `probes` are open; `inference` and
+/// `admin` each carry their scope's auth layer, then admission, then the body deadline
+/// (track -> auth -> admission -> deadline -> handler). A route is in exactly one of them, so
+/// its scope is where it is declared. Unmatched paths and methods need a valid key too (401
+/// before 404), so that routes cannot be probed without one.
 pub fn router(state: Arc<AppState>) -> Router {
-    let limit = state.config.limits.max_body_bytes;
+    let c = &state.config;
+    let limit = c.limits.max_body_bytes;
     // Room for the multipart framing and the text fields around the largest image.
-    let shot_limit = state.config.screenshot.max_bytes + (1 << 20);
-    let body_secs = state.config.limits.body_timeout_secs;
-    let upload_secs = state.config.batch.upload_timeout_secs;
-    let gate = Arc::new(admission::Gate::new(&state.config.limits));
-    let guard = Arc::new(auth::Guard::new(&state.config.auth, &state.config.limits));
-    Router::new()
+    let shot_limit = c.screenshot.max_bytes + (1 << 20);
+    let body = (c.limits.body_timeout_secs, "limits.body_timeout_secs");
+    let upload = (c.batch.upload_timeout_secs, "batch.upload_timeout_secs");
+    let gate = Arc::new(admission::Gate::new(&c.limits));
+    let guard = Arc::new(auth::Guard::new(&c.auth, &c.limits));
+    // Layers run outside in: the last one added runs first.
+    let scoped = |r: Router<Arc<AppState>>, scope: Scope, deadline: (u64, &'static str)| {
+        r.layer(middleware::from_fn_with_state(deadline, deadline::apply))
+            .layer(middleware::from_fn_with_state(
+                gate.clone(),
+                admission::admit,
+            ))
+            .layer(middleware::from_fn_with_state(
+                (guard.clone(), scope),
+                auth::require,
+            ))
+    };
+    let metrics = Router::new().route("/metrics", get(meta::metrics));
+    let metrics = if c.auth.metrics_public {
+        metrics
+    } else {
+        metrics.layer(middleware::from_fn_with_state(
+            (guard.clone(), Scope::Inference),
+            auth::require,
+        ))
+    };
+    let probes = Router::new()
         .route("/health", get(meta::health))
         .route("/openapi.json", get(openapi::json))
         .route("/docs", get(openapi::docs))
         .route("/ready", get(meta::ready))
-        .route("/metrics", get(meta::metrics))
+        .merge(metrics);
+    let inference = Router::new()
         .route("/v1/models", get(meta::models))
         .route("/v1/embed", post(embed::embed))
         .route("/v1/intent", post(signals::intent))
@@ -79,8 +110,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(screenshot::screenshot).layer(DefaultBodyLimit::max(shot_limit)),
         )
         .route("/v1/faults", get(screenshot::faults))
-        .route("/v1/faults/reload", post(screenshot::reload))
         .route("/v1/intents", get(intents::list))
+        .route("/v1/intents/{name}", get(intents::get_one))
+        .layer(DefaultBodyLimit::max(limit));
+    let admin = Router::new()
+        .route("/v1/faults/reload", post(screenshot::reload))
         .route(
             "/v1/intents/discover",
             post(intents::discover).delete(intents::purge),
@@ -88,23 +122,27 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/intents/discover/{id}/accept", post(intents::accept))
         .route(
             "/v1/intents/{name}",
-            put(intents::put)
-                .get(intents::get_one)
-                .delete(intents::delete),
+            put(intents::put).delete(intents::delete),
         )
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(
-            (body_secs, "limits.body_timeout_secs"),
-            deadline::apply,
-        ))
-        .merge(batch::routes().layer(middleware::from_fn_with_state(
-            (upload_secs, "batch.upload_timeout_secs"),
-            deadline::apply,
-        )))
-        .layer(middleware::from_fn_with_state(gate, admission::admit))
-        .layer(middleware::from_fn_with_state(guard, auth::require))
+        .layer(DefaultBodyLimit::max(limit));
+    let (g404, g405) = (guard.clone(), guard.clone());
+    Router::new()
+        .merge(probes)
+        .merge(scoped(inference, Scope::Inference, body))
+        .merge(scoped(admin, Scope::Admin, body))
+        .merge(scoped(batch::routes(), Scope::Admin, upload))
+        .fallback(move |h: HeaderMap| async move {
+            g404.check(None, &h)
+                .err()
+                .unwrap_or_else(|| AppError::not_found("path", "no such endpoint"))
+        })
+        .method_not_allowed_fallback(move |h: HeaderMap| async move {
+            g405.check(None, &h).err().unwrap_or(AppError::Invalid {
+                kind: crate::error::InvalidKind::NotAllowed,
+                field: "method".into(),
+                message: "method not allowed on this endpoint".into(),
+            })
+        })
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -115,18 +153,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         openapi::Guarded))]
 async fn console() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("console.html"))
-}
-
-async fn not_found() -> AppError {
-    AppError::not_found("path", "no such endpoint")
-}
-
-async fn method_not_allowed() -> AppError {
-    AppError::Invalid {
-        kind: crate::error::InvalidKind::NotAllowed,
-        field: "method".into(),
-        message: "method not allowed on this endpoint".into(),
-    }
 }
 
 /// Count every request and time it, by route template (never by raw path).
@@ -145,7 +171,7 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
         "triage_http_requests_total",
         "HTTP requests by route, method and status.",
         &[("route", &route), ("method", &method), ("status", &status)],
-        1.0,
+        1,
     );
     m.observe(
         "triage_http_request_seconds",

@@ -6,6 +6,7 @@ use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::heads::predict::IntentPrediction;
+use crate::http::admission::Admitted;
 use crate::http::error::ErrorBody;
 use crate::http::openapi::{BadInput, Guarded};
 use crate::pipeline::signals::{self, EmotionResult};
@@ -38,13 +39,21 @@ pub struct IntentResponse {
 )]
 pub async fn intent(
     State(state): State<Arc<AppState>>,
+    Admitted(admitted): Admitted,
     JsonBody(req): JsonBody<IntentRequest>,
 ) -> AppResult<Json<IntentResponse>> {
     check_texts(&req.texts, &state, "texts")?;
     let name = req
         .intent_set
         .unwrap_or_else(|| state.heads.default_intent.clone());
-    let results = signals::classify(state.sets(), &state.lang, req.texts, &name, req.top_k).await?;
+    let results = signals::classify(
+        state.sets(admitted),
+        &state.lang,
+        req.texts,
+        &name,
+        req.top_k,
+    )
+    .await?;
     Ok(Json(IntentResponse {
         intent_set: name,
         results,
@@ -69,10 +78,18 @@ pub struct EmotionResponse {
 )]
 pub async fn emotion(
     State(state): State<Arc<AppState>>,
+    Admitted(admitted): Admitted,
     JsonBody(req): JsonBody<EmotionRequest>,
 ) -> AppResult<Json<EmotionResponse>> {
     check_texts(&req.texts, &state, "texts")?;
-    let results = signals::emotions(&state.models, &state.heads, &state.lang, req.texts).await?;
+    let results = signals::emotions(
+        &state.models,
+        &state.heads,
+        &state.lang,
+        req.texts,
+        admitted,
+    )
+    .await?;
     Ok(Json(EmotionResponse { results }))
 }
 

@@ -5,6 +5,7 @@ use super::embed::check_text_within;
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::admission::Admitted;
 use crate::http::openapi::{BadInput, Guarded};
 use crate::seq2seq::GenerateOptions;
 use crate::summarize::{self, Summary, Turn};
@@ -65,12 +66,14 @@ impl SummarizeRequest {
 )]
 pub async fn summarize(
     State(state): State<Arc<AppState>>,
+    Admitted(admitted): Admitted,
     JsonBody(req): JsonBody<SummarizeRequest>,
 ) -> AppResult<Json<Summary>> {
     let max_words = req.check(&state.config)?;
     match req.mode.as_deref().unwrap_or("extractive") {
         "extractive" => Ok(Json(
-            summarize::extractive_summary(&state.models, &req.conversation, max_words).await,
+            summarize::extractive_summary(&state.models, &req.conversation, max_words, admitted)
+                .await,
         )),
         "abstractive" => abstractive(&state, req.conversation).await.map(Json),
         m => Err(AppError::invalid(

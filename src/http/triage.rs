@@ -4,6 +4,7 @@
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::admission::Admitted;
 use crate::http::error::ErrorBody;
 use crate::http::openapi::{BadInput, Guarded};
 use crate::pipeline::{
@@ -95,6 +96,7 @@ fn new_conversation_id() -> String {
 )]
 pub async fn triage(
     State(state): State<Arc<AppState>>,
+    Admitted(admitted): Admitted,
     JsonBody(req): JsonBody<TriageRequest>,
 ) -> AppResult<Json<TriageResponse>> {
     req.check(&state.config.limits)?;
@@ -112,7 +114,7 @@ pub async fn triage(
         screenshot,
     };
     Ok(Json(
-        pipeline::triage::triage(&state.pipeline()?, msg).await?,
+        pipeline::triage::triage(&state.pipeline(admitted)?, msg).await?,
     ))
 }
 

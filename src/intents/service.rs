@@ -190,12 +190,14 @@ impl Intents {
     }
 }
 
-/// The intent sets: few-shot intents, trained heads, and the models that embed them.
+/// The intent sets: few-shot intents, trained heads, and the models that embed them, as one
+/// request sees them: its model calls' queue wait counts from `admitted`.
 #[derive(Clone, Copy)]
 pub struct Sets<'a> {
     pub intents: &'a Arc<Intents>,
     pub heads: &'a HeadRegistry,
     pub models: &'a Models,
+    pub admitted: std::time::Instant,
 }
 
 /// The encoder (model name) and prefix of a set: its trained head's, else the default model's.
@@ -250,7 +252,10 @@ async fn embed_pending(state: Sets<'_>, set: &str, enc: &str, prefix: &str) -> A
         return Ok(());
     }
     let texts: Vec<String> = todo.iter().flat_map(|i| i.examples.clone()).collect();
-    let (_, mut xs, _) = state.models.encode(Some(enc), texts).await?;
+    let (_, mut xs, _) = state
+        .models
+        .encode(Some(enc), texts, state.admitted)
+        .await?;
     let mut done = Vec::new();
     for i in todo.into_iter().rev() {
         let v = xs.split_off(xs.len() - i.examples.len());

@@ -3,6 +3,7 @@
 //! (`Pipeline`), never the server state, so tests and offline tools can run it without HTTP.
 
 pub mod signals;
+mod stored;
 pub mod triage;
 
 use crate::intents::service::Sets;

@@ -12,6 +12,7 @@ use crate::lang::LangId;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Intent answers for `texts` (already checked) from set `name`: its trained head and few-shot
 /// intents over one trunk pass, calibrated for each text's language; texts answered unsure are
@@ -41,7 +42,7 @@ pub async fn classify(
     let branches: &[Option<&str>] = if key.is_some() { &[None, key] } else { &[None] };
     let (_, e, _) = sets
         .models
-        .encode_for(Some(&view.encoder), texts, branches)
+        .encode_for(Some(&view.encoder), texts, branches, sets.admitted)
         .await?;
     let x: Vec<Vec<f32>> = e.iter().map(|v| v[0].clone()).collect();
     let hx: Vec<Vec<f32>> = e
@@ -60,14 +61,22 @@ pub async fn emotions(
     heads: &HeadRegistry,
     lang: &Arc<LangId>,
     texts: Vec<String>,
+    admitted: Instant,
 ) -> AppResult<Vec<EmotionResult>> {
     let head = heads.emotion.clone().ok_or_else(|| AppError::Unavailable {
         message: "no emotion head is configured (emotion.head)".into(),
     })?;
     let langs = detect_all(lang, &texts).await?;
     let side = SideHeads::of(heads);
-    let (_, per_head) =
-        embed_for_heads(models, &head.meta.encoder, texts, &[], &side.list()).await?;
+    let (_, per_head) = embed_for_heads(
+        models,
+        &head.meta.encoder,
+        texts,
+        &[],
+        &side.list(),
+        admitted,
+    )
+    .await?;
     Ok(langs
         .iter()
         .enumerate()
@@ -163,13 +172,14 @@ impl SideHeads {
 /// Embeddings of `texts` for each of `heads`, each through its own tuned layers: one trunk pass
 /// for the heads on `encoder` (after the `extra` branches, e.g. the plain embedding), another
 /// for each head on a different encoder. Returns (per text, the `extra` embeddings) and (per
-/// head, per text, its embedding).
+/// head, per text, its embedding). The queue wait counts from `admitted`.
 pub async fn embed_for_heads(
     models: &Models,
     encoder: &str,
     texts: Vec<String>,
     extra: &[Option<&str>],
     heads: &[Arc<Head>],
+    admitted: Instant,
 ) -> AppResult<(Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>)> {
     let mut branches: Vec<Option<&str>> = extra.to_vec();
     let shared: Vec<bool> = heads.iter().map(|h| h.meta.encoder == encoder).collect();
@@ -179,7 +189,7 @@ pub async fn embed_for_heads(
         }
     }
     let (_, e, _) = models
-        .encode_for(Some(encoder), texts.clone(), &branches)
+        .encode_for(Some(encoder), texts.clone(), &branches, admitted)
         .await?;
     let n = extra.len();
     let mut per_head = Vec::with_capacity(heads.len());
@@ -194,7 +204,12 @@ pub async fn embed_for_heads(
             at += 1;
         } else {
             let (_, o, _) = models
-                .encode_for(Some(&h.meta.encoder), texts.clone(), &[h.branch_key()])
+                .encode_for(
+                    Some(&h.meta.encoder),
+                    texts.clone(),
+                    &[h.branch_key()],
+                    admitted,
+                )
                 .await?;
             per_head.push(o.into_iter().map(|mut v| v.swap_remove(0)).collect());
         }

@@ -7,10 +7,14 @@ use super::signals::{embed_for_heads, EmotionResult, SideHeads};
 use super::Pipeline;
 use crate::error::{AppError, AppResult};
 use crate::heads::predict::IntentPrediction;
+use crate::intents::service::Sets;
+use crate::lang::LangId;
 use crate::routing::{self, IntentSignal, Route, Target, TurnSignals};
+use crate::store::signals::{self as stored, StoredSignals};
 use crate::store::turns::{NewTurn, TurnRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// One customer message to triage (checked by the caller).
 #[derive(Debug, Clone)]
@@ -39,11 +43,8 @@ pub struct Customer {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TriageResponse {
-    /// `{"language", "score", "customer_language"}`: the detected language (ISO 639-1 or `und`),
-    /// its confidence, and the customer's own language when given.
-    pub language: Value,
-    /// The intent prediction (`label`, `score`, `out_of_scope`, `top`) and its `intent_set`.
-    pub intent: Value,
+    pub language: Option<stored::Language>,
+    pub intent: Option<stored::Intent>,
     pub emotion: Option<EmotionResult>,
     pub route: Route,
     pub conversation: ConversationRef,
@@ -71,28 +72,30 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
         Some(bytes) => Some(attached(state, bytes.clone(), &req).await?),
     };
 
-    let sig = signals(state, &req.text, req.intent_set.as_deref()).await?;
+    let sets = match &shot {
+        None => state.sets,
+        // OCR and matching had their own bounds: the model's queue wait starts after them.
+        Some(_) => crate::intents::service::Sets {
+            admitted: std::time::Instant::now(),
+            ..state.sets
+        },
+    };
+    let sig = signals(sets, state.lang, &req.text, req.intent_set.as_deref()).await?;
     let queue_lang = req
         .customer
         .as_ref()
         .and_then(|c| c.language.clone())
         .unwrap_or_else(|| sig.language.language.clone());
     let tier = req.customer.as_ref().and_then(|c| c.tier.clone());
-    let language = json!({
-        "language": sig.language.language,
-        "score": sig.language.score,
-        "customer_language": req.customer.as_ref().and_then(|c| c.language.clone()),
-    });
-    let mut intent = serde_json::to_value(&sig.intent).unwrap_or_default();
-    intent["intent_set"] = json!(sig.intent_set);
-    let shot_summary = shot.as_ref().map(|a| {
-        json!({
-            "fault": a.fault.as_ref().map(|f| &f.id),
-            "route_hint": a.route_hint,
-            "error_codes": a.evidence.error_codes,
-        })
-    });
-    let stored = json!({"language": language, "intent": intent, "emotion": sig.emotion, "screenshot": shot_summary});
+    let customer_language = req.customer.as_ref().and_then(|c| c.language.clone());
+    let stored = super::stored::stored(
+        &sig.language,
+        customer_language,
+        &sig.intent,
+        &sig.intent_set,
+        sig.emotion.as_ref(),
+        shot.as_ref(),
+    );
     let shot_fault = shot
         .as_ref()
         .and_then(|a| a.fault.as_ref().map(|f| f.id.clone()));
@@ -152,21 +155,24 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
             "triage_routes_total",
             "Triaged messages by routing target.",
             &[("target", r.target.as_str())],
-            1.0,
+            1,
         );
     }
     if appended.webhooks > 0 {
         state.webhook_wake.notify_one();
     }
-    let route = appended.turn.route.clone().unwrap_or_else(|| Route {
+    let StoredSignals {
+        language, intent, ..
+    } = appended.turn.signals;
+    let route = appended.turn.route.unwrap_or_else(|| Route {
         target: Target::Bot,
         queue: String::new(),
         priority: 0,
         reasons: Vec::new(),
     });
     Ok(TriageResponse {
-        language: appended.turn.signals["language"].clone(),
-        intent: appended.turn.signals["intent"].clone(),
+        language,
+        intent,
         emotion: sig.emotion,
         route,
         conversation: ConversationRef {
@@ -205,19 +211,17 @@ async fn attached(
 /// The live event of a turn (the SSE `data:`), with the flags agents watch.
 fn event_data(conversation: &str, t: &TurnRecord, previous: Option<&Route>, seq: i64) -> Value {
     let mut flags: Vec<String> = Vec::new();
-    let e = &t.signals["emotion"];
-    if e["escalate"].as_bool() == Some(true) {
+    let (e, intent) = (t.signals.emotion.as_ref(), t.signals.intent.as_ref());
+    if let Some(e) = e.filter(|e| e.escalate) {
         flags.push("escalate".into());
-        if let Some(g) = e["top_group"].as_str() {
-            if g != "neutral" && g != "gratitude_joy" {
-                flags.push(g.to_string());
-            }
+        if e.top_group != "neutral" && e.top_group != "gratitude_joy" {
+            flags.push(e.top_group.clone());
         }
     }
-    if e["abusive"]["detected"].as_bool() == Some(true) {
+    if e.and_then(|e| e.abusive).is_some_and(|a| a.detected) {
         flags.push("abusive".into());
     }
-    if t.signals["intent"]["out_of_scope"].as_bool() == Some(true) {
+    if intent.is_some_and(|i| i.out_of_scope) {
         flags.push("out_of_scope".into());
     }
     if let Some(r) = &t.route {
@@ -238,16 +242,16 @@ fn event_data(conversation: &str, t: &TurnRecord, previous: Option<&Route>, seq:
         "turn": t.turn,
         "at_ms": t.at_ms,
         "text": t.text,
-        "language": t.signals["language"]["language"],
+        "language": t.signals.language.as_ref().map(|l| &l.language),
         "intent": {
-            "label": t.signals["intent"]["label"],
-            "score": t.signals["intent"]["score"],
-            "out_of_scope": t.signals["intent"]["out_of_scope"],
+            "label": intent.map(|i| &i.label),
+            "score": intent.map(|i| i.score),
+            "out_of_scope": intent.map(|i| i.out_of_scope),
         },
         "emotion": {
-            "top_group": e["top_group"],
-            "escalate": e["escalate"],
-            "groups": e["groups"],
+            "top_group": e.map(|e| &e.top_group),
+            "escalate": e.map(|e| e.escalate),
+            "groups": e.map(|e| &e.groups),
         },
         "route": t.route,
         "previous_target": previous.map(|p| p.target),
@@ -265,11 +269,16 @@ pub struct Signals {
 
 /// Language, intent and emotion of `text`, sharing one encoder pass when the heads share an
 /// encoder (each tuned head through its own top layers).
-pub async fn signals(state: &Pipeline<'_>, text: &str, set: Option<&str>) -> AppResult<Signals> {
-    let heads = state.sets.heads;
+pub async fn signals(
+    sets: Sets<'_>,
+    lang: &Arc<LangId>,
+    text: &str,
+    set: Option<&str>,
+) -> AppResult<Signals> {
+    let heads = sets.heads;
     let set = set.unwrap_or(&heads.default_intent).to_string();
-    let view = crate::intents::service::set_view(state.sets, &set).await?;
-    let lang = state.lang.clone();
+    let view = crate::intents::service::set_view(sets, &set).await?;
+    let lang = lang.clone();
     let t = text.to_string();
     let language = tokio::task::spawn_blocking(move || lang.detect(&t))
         .await
@@ -279,11 +288,12 @@ pub async fn signals(state: &Pipeline<'_>, text: &str, set: Option<&str>) -> App
     // One trunk pass: the plain embedding, the intent head's layers, then the emotion, abuse and
     // escalation heads' layers.
     let (v, per_head) = embed_for_heads(
-        state.sets.models,
+        sets.models,
         &view.encoder,
         vec![text.to_string()],
         &[None, intent_key],
         &side.list(),
+        sets.admitted,
     )
     .await?;
     let v = v.into_iter().next().unwrap_or_default();

@@ -4,7 +4,11 @@
 
 pub mod config;
 pub mod events;
+pub mod migrations;
 pub mod outbox;
+#[cfg(test)]
+mod schema_tests;
+pub mod signals;
 #[cfg(test)]
 mod tests;
 pub mod turns;
@@ -23,60 +27,9 @@ pub struct Store {
     pub config: StoreConfig,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL,
-    turns INTEGER NOT NULL,
-    resolved_turn INTEGER NOT NULL DEFAULT 0,
-    target TEXT NOT NULL,
-    queue TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    customer TEXT
-);
-CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_ms);
-CREATE TABLE IF NOT EXISTS turns (
-    conversation_id TEXT NOT NULL,
-    turn INTEGER NOT NULL,
-    at_ms INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    text TEXT NOT NULL,
-    channel TEXT,
-    signals TEXT NOT NULL,
-    route TEXT,
-    memo TEXT,
-    PRIMARY KEY (conversation_id, turn)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    conversation_id TEXT NOT NULL,
-    queue TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_conversation ON events(conversation_id, seq);
-CREATE INDEX IF NOT EXISTS events_queue ON events(queue, seq);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
-    url TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    turn INTEGER NOT NULL,
-    decision TEXT NOT NULL,
-    body TEXT,
-    created_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_ms INTEGER NOT NULL,
-    delivered_ms INTEGER,
-    dead INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox(delivered_ms, dead, next_ms);
-";
-
 impl Store {
-    /// Open (creating) the database at `path`.
+    /// Open (creating) the database at `path`, applying the schema migrations it lacks; a
+    /// database newer than this binary knows is refused (`migrations`).
     pub fn open(path: &Path, config: StoreConfig) -> Result<Store> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -90,10 +43,8 @@ impl Store {
             c.pragma_update(None, "synchronous", config.synchronous.as_str())?;
             Ok(c)
         };
-        let writer = open()?;
-        writer
-            .execute_batch(SCHEMA)
-            .with_context(|| format!("store: cannot create the schema in {}", path.display()))?;
+        let mut writer = open()?;
+        migrations::migrate(&mut writer, path)?;
         let reader = open()?;
         Ok(Store {
             writer: Mutex::new(writer),

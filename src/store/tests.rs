@@ -2,6 +2,7 @@
 //! outbox rows only on route changes, retention, and reopening after a drop.
 
 use super::events::EventFilter;
+use super::signals::{Language, StoredSignals};
 use super::turns::NewTurn;
 use super::{Store, StoreConfig};
 use crate::routing::{Decision, PastTurn, Reason, Route, Target};
@@ -20,7 +21,14 @@ fn add(s: &Store, conv: &str, target: Target, queue: &str, urls: &[String]) -> (
         text: format!("hello from {conv}"),
         channel: None,
         customer: None,
-        signals: json!({"language": {"language": "en"}}),
+        signals: StoredSignals {
+            language: Some(Language {
+                customer_language: None,
+                language: "en".into(),
+                score: 1.0,
+            }),
+            ..StoredSignals::default()
+        },
     };
     let decide = |h: &[PastTurn], n: u32| {
         seen = h.len();
@@ -151,7 +159,7 @@ fn retention_and_turn_limits() {
         text: "x".into(),
         channel: None,
         customer: None,
-        signals: json!({}),
+        signals: StoredSignals::default(),
     };
     let err = s
         .append(turn, |_, _| unreachable!(), &|_, _, _, _| json!({}), &[])

@@ -1,6 +1,7 @@
 //! Appending triaged turns (with their decision, live event and webhooks in one transaction),
 //! and reading conversations back.
 
+use super::signals::StoredSignals;
 use super::{now_ms, Store};
 use crate::error::{AppError, AppResult};
 use crate::routing::{Decision, PastTurn, Route};
@@ -14,8 +15,8 @@ pub struct NewTurn {
     pub text: String,
     pub channel: Option<String>,
     pub customer: Option<Value>,
-    /// `{"language": .., "intent": .., "emotion": ..}` as answered.
-    pub signals: Value,
+    /// The signals as answered.
+    pub signals: StoredSignals,
 }
 
 /// One stored turn.
@@ -27,7 +28,7 @@ pub struct TurnRecord {
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
-    pub signals: Value,
+    pub signals: StoredSignals,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<Route>,
     #[serde(skip)]
@@ -121,7 +122,7 @@ impl Store {
                 rec.role,
                 rec.text,
                 rec.channel,
-                rec.signals.to_string(),
+                rec.signals.to_row(),
                 to_json(&d.route),
                 to_json(&d.memo),
             ],
@@ -194,8 +195,8 @@ impl Store {
         }
         let n = turns + 1;
         tx.execute(
-            "INSERT INTO turns (conversation_id, turn, at_ms, role, text, signals) VALUES (?1, ?2, ?3, ?4, ?5, '{}')",
-            params![id, n, now, role, text],
+            "INSERT INTO turns (conversation_id, turn, at_ms, role, text, signals) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, n, now, role, text, StoredSignals::default().to_row()],
         )?;
         tx.execute(
             "UPDATE conversations SET turns = ?2, updated_ms = ?3 WHERE id = ?1",
@@ -229,13 +230,14 @@ impl Store {
             let signals: String = r.get(5)?;
             let route: Option<String> = r.get(6)?;
             let memo: Option<String> = r.get(7)?;
+            let turn = r.get(0)?;
             Ok(TurnRecord {
-                turn: r.get(0)?,
+                turn,
                 at_ms: r.get(1)?,
                 role: r.get(2)?,
                 text: r.get(3)?,
                 channel: r.get(4)?,
-                signals: serde_json::from_str(&signals).unwrap_or(Value::Null),
+                signals: StoredSignals::from_row(&signals, id, turn),
                 route: route.and_then(|s| serde_json::from_str(&s).ok()),
                 memo: memo.and_then(|s| serde_json::from_str(&s).ok()),
             })

@@ -72,13 +72,18 @@ pub fn sentence_texts(turns: &[Turn]) -> Vec<String> {
 }
 
 /// Extractive summary with the default encoder (one batched pass over all sentences); the lead
-/// fallback when the encoder is not ready.
-pub async fn extractive_summary(models: &Models, turns: &[Turn], max_words: usize) -> Summary {
+/// fallback when the encoder is not ready. The queue wait counts from `admitted`.
+pub async fn extractive_summary(
+    models: &Models,
+    turns: &[Turn],
+    max_words: usize,
+    admitted: std::time::Instant,
+) -> Summary {
     let texts = sentence_texts(turns);
     let emb = if texts.is_empty() {
         None
     } else {
-        models.encode(None, texts).await.ok().map(|r| r.1)
+        models.encode(None, texts, admitted).await.ok().map(|r| r.1)
     };
     assemble(turns, emb.as_deref(), max_words)
 }

@@ -43,8 +43,6 @@ async fn ocr_pass(
             ocr::Refused::Unavailable(m) => AppError::Unavailable { message: m },
         })?;
     let read = tokio::time::timeout(budget, rx).await;
-    // Decoding and OCR have their own bounds; the model's queue wait starts after them.
-    crate::engine::restart_queue_clock();
     match read {
         Err(_) => Ok(None),
         Ok(Err(_)) => Err(AppError::Internal(anyhow::anyhow!(
@@ -65,6 +63,8 @@ async fn rank(
     text: &OcrText,
     customer_text: Option<&str>,
 ) -> AppResult<Option<matcher::Ranking>> {
+    // Decoding and OCR have their own bounds; the model's queue wait starts after them.
+    let admitted = Instant::now();
     let cfg = &vision.config;
     let mut all = text.text.clone();
     if let Some(c) = customer_text {
@@ -76,14 +76,14 @@ async fn rank(
     }
     let examples = loaded
         .examples
-        .get_or_try_init(|| embed_examples(&vision.models, &loaded.catalog))
+        .get_or_try_init(|| embed_examples(&vision.models, &loaded.catalog, admitted))
         .await?;
     let mut queries: Vec<String> = vec![all.chars().take(2000).collect()];
     queries.extend(line_queries(&text.lines));
     if let Some(c) = customer_text {
         queries.push(c.to_string());
     }
-    let (_, q, _) = vision.models.encode(None, queries).await?;
+    let (_, q, _) = vision.models.encode(None, queries, admitted).await?;
     let th = matcher::Thresholds {
         similarity: cfg.similarity,
         with_keyword: cfg.with_keyword,
@@ -275,13 +275,17 @@ fn line_queries(lines: &[ocr::Line]) -> Vec<String> {
     out
 }
 
-async fn embed_examples(models: &Models, cat: &Catalog) -> AppResult<Vec<Vec<Vec<f32>>>> {
+async fn embed_examples(
+    models: &Models,
+    cat: &Catalog,
+    admitted: Instant,
+) -> AppResult<Vec<Vec<Vec<f32>>>> {
     let texts: Vec<String> = cat
         .faults
         .iter()
         .flat_map(|f| f.spec.examples.iter().cloned())
         .collect();
-    let (_, mut e, _) = models.encode(None, texts).await?;
+    let (_, mut e, _) = models.encode(None, texts, admitted).await?;
     let mut out = Vec::new();
     for f in &cat.faults {
         let rest = e.split_off(f.spec.examples.len().min(e.len()));

@@ -155,7 +155,7 @@ async fn deliver(
                 "triage_webhook_deliveries_total",
                 "Webhook deliveries by outcome.",
                 &[("outcome", "delivered")],
-                1.0,
+                1,
             );
         }
         Err(err) => {
@@ -172,7 +172,7 @@ async fn deliver(
                 "triage_webhook_deliveries_total",
                 "Webhook deliveries by outcome.",
                 &[("outcome", outcome)],
-                1.0,
+                1,
             );
         }
     }
@@ -190,6 +190,7 @@ async fn body_for(state: &Arc<Worker>, row: &OutboxRow) -> String {
         state.summary_words,
         &row.conversation_id,
         Some(row.turn),
+        std::time::Instant::now(),
     )
     .await
     {
