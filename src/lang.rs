@@ -19,7 +19,7 @@ pub const LANGUAGES: [Language; 11] = [
     Language::Arabic,
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Detection {
     /// ISO 639-1 code, or `und` when nothing can be told (digits, emoji, punctuation).
     pub language: String,

@@ -23,7 +23,7 @@ pub enum Slot {
 }
 
 /// What one encoder pass cost.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Usage {
     /// Tokens fed to the model, special tokens included.
     pub tokens: usize,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Package {
     pub conversation_id: String,
     pub generated_at_ms: i64,
@@ -28,20 +28,20 @@ pub struct Package {
     pub transcript: Vec<Line>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntentPart {
     pub current: Option<Value>,
     pub history: Vec<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EmotionPart {
     /// The latest turn's emotion (null when that turn is a reply).
     pub current: Option<Emotion>,
     pub trajectory: Vec<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Found {
     #[serde(flatten)]
     pub entity: Entity,
@@ -49,13 +49,13 @@ pub struct Found {
     pub turn: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LanguageCount {
     pub language: String,
     pub turns: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RouteStep {
     pub turn: u32,
     pub target: String,
@@ -64,7 +64,8 @@ pub struct RouteStep {
     pub codes: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = TranscriptLine)]
 pub struct Line {
     pub turn: u32,
     pub role: String,

@@ -4,13 +4,13 @@
 use super::head::{Head, Kind};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Scored {
     pub label: String,
     pub score: f32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IntentPrediction {
     /// The best in-scope label (even when out of scope, so a person sees the nearest guess).
     pub label: String,

@@ -5,6 +5,8 @@
 use crate::batch::jobs::{self, JobState, JobStatus, Jobs, INPUT, OUTPUT, REJECTS};
 use crate::batch::spool::Spool;
 use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::http::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
@@ -14,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,11 +86,18 @@ fn too_large(max: u64) -> AppError {
     )
 }
 
-async fn submit(
+#[utoipa::path(
+    post, path = "/v1/batch/summarize", tag = "batch", security(("bearer" = [])),
+    request_body(description = "JSON lines: one conversation (`{\"id\": .., \"conversation\": [{\"role\", \"text\"}]}`) a line",
+        content(("application/x-ndjson"), ("application/jsonl"))),
+    responses((status = 202, description = "The job is spooled and queued", body = Submitted),
+        (status = 415, description = "Not a JSON lines media type", body = ErrorBody), BadInput, Guarded)
+)]
+pub async fn submit(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<Submitted>)> {
     check_content_type(&headers)?;
     let max = state.config.batch.max_upload_bytes;
     let declared = headers
@@ -110,13 +120,27 @@ async fn submit(
     match accepted {
         Ok(total) => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"job_id": id, "state": JobState::Queued, "total_bytes": total})),
+            Json(Submitted {
+                job_id: id,
+                state: JobState::Queued,
+                total_bytes: total,
+            }),
         )),
         Err(e) => {
             let _ = blocking(move || Ok(std::fs::remove_dir_all(dir)?)).await;
             Err(e)
         }
     }
+}
+
+/// The answer of `POST /v1/batch/summarize` (202).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Submitted {
+    pub job_id: String,
+    /// `queued`.
+    pub state: JobState,
+    /// Bytes of JSON lines spooled.
+    pub total_bytes: u64,
 }
 
 /// Stream `body` into `path` (through a blocking writer), at most `max` bytes; the file is
@@ -192,21 +216,39 @@ fn lookup(
     Ok((jobs, id, st))
 }
 
-async fn status(
+#[utoipa::path(
+    get, path = "/v1/batch/{job_id}", tag = "batch", security(("bearer" = [])),
+    params(("job_id" = String, Path, description = "Job id")),
+    responses((status = 200, description = "The job's state and counts", body = JobStatus),
+        (status = 404, description = "No such job", body = ErrorBody), Guarded)
+)]
+pub async fn status(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
 ) -> AppResult<Json<JobStatus>> {
     lookup(&state, path).map(|(_, _, st)| Json(st))
 }
 
-async fn result(
+#[utoipa::path(
+    get, path = "/v1/batch/{job_id}/result", tag = "batch", security(("bearer" = [])),
+    params(("job_id" = String, Path, description = "Job id")),
+    responses((status = 200, description = "One summary a line (JSON lines)", content_type = "application/x-ndjson", body = String),
+        (status = 404, description = "No such job", body = ErrorBody), (status = 409, description = "The job is not done", body = ErrorBody), Guarded)
+)]
+pub async fn result(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {
     file_response(&state, path, OUTPUT).await
 }
 
-async fn rejects(
+#[utoipa::path(
+    get, path = "/v1/batch/{job_id}/rejects", tag = "batch", security(("bearer" = [])),
+    params(("job_id" = String, Path, description = "Job id")),
+    responses((status = 200, description = "One rejected line and why, a line (JSON lines)", content_type = "application/x-ndjson", body = String),
+        (status = 404, description = "No such job", body = ErrorBody), (status = 409, description = "The job is not done", body = ErrorBody), Guarded)
+)]
+pub async fn rejects(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {

@@ -4,6 +4,8 @@ use super::triage::check_conversation_id;
 use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::http::admission::Admitted;
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::store::turns::{ConversationInfo, TurnRecord};
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -18,13 +20,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("store task: {e}")))?
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
     #[serde(flatten)]
     pub info: ConversationInfo,
     pub turns: Vec<TurnRecord>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/conversations/{id}", tag = "conversations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "The conversation and its turns", body = Conversation),
+        (status = 404, description = "No such conversation", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn get_one(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -41,8 +49,9 @@ pub async fn get_one(
     Ok(Json(c))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     pub queue: Option<String>,
@@ -50,11 +59,16 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationList {
     pub conversations: Vec<ConversationInfo>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/conversations", tag = "conversations", security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "The most recently updated conversations", body = ConversationList), BadInput, Guarded)
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -72,6 +86,12 @@ pub async fn list(
     Ok(Json(ConversationList { conversations }))
 }
 
+#[utoipa::path(
+    post, path = "/v1/conversations/{id}/resolve", tag = "conversations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "The conversation, resolved", body = ConversationInfo),
+        (status = 404, description = "No such conversation", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn resolve(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -81,6 +101,12 @@ pub async fn resolve(
     Ok(Json(blocking(move || store.resolve(&id)).await?))
 }
 
+#[utoipa::path(
+    get, path = "/v1/conversations/{id}/handoff", tag = "conversations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "The handoff package for a person taking over", body = crate::handoff::Package),
+        (status = 404, description = "No such conversation", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn handoff(
     State(state): State<Arc<AppState>>,
     Admitted(admitted): Admitted,
@@ -94,18 +120,22 @@ pub async fn handoff(
     ))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Queues {
     pub queues: Vec<String>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/queues", tag = "conversations", security(("bearer" = [])),
+    responses((status = 200, description = "The routing policy's queue names", body = Queues), Guarded)
+)]
 pub async fn queues(State(state): State<Arc<AppState>>) -> Json<Queues> {
     Json(Queues {
         queues: state.config.routing.queue_names(),
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reply {
     /// `bot` or `agent`.
@@ -123,7 +153,7 @@ impl Reply {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReplyStored {
     pub conversation_id: String,
     pub turn: u32,
@@ -131,6 +161,13 @@ pub struct ReplyStored {
 
 /// `POST /v1/conversations/{id}/messages`: record what the bot or an agent answered, so the
 /// transcript and the handoff package show it.
+#[utoipa::path(
+    post, path = "/v1/conversations/{id}/messages", tag = "conversations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Conversation id")),
+    request_body = Reply,
+    responses((status = 201, description = "The reply is stored as the next turn", body = ReplyStored),
+        (status = 404, description = "No such conversation", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn reply(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -5,12 +5,13 @@ use super::AppState;
 use crate::config::LimitsConfig;
 use crate::error::{AppError, AppResult};
 use crate::http::admission::Admitted;
+use crate::http::openapi::{BadInput, Guarded};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedRequest {
     pub texts: Vec<String>,
@@ -18,7 +19,7 @@ pub struct EmbedRequest {
     pub model: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EmbedResponse {
     pub model: String,
     pub dim: usize,
@@ -75,6 +76,11 @@ pub fn check_text_within(t: &str, l: &LimitsConfig, field: &str) -> AppResult<()
     Ok(())
 }
 
+#[utoipa::path(
+    post, path = "/v1/embed", tag = "signals", security(("bearer" = [])),
+    request_body = EmbedRequest,
+    responses((status = 200, description = "Unit-length embeddings, in the order of the texts", body = EmbedResponse), BadInput, Guarded)
+)]
 pub async fn embed(
     State(state): State<Arc<AppState>>,
     Admitted(admitted): Admitted,

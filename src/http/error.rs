@@ -32,12 +32,20 @@ impl AppError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: String,
-    kind: &'a str,
+/// The JSON body of every error answer (4xx and 5xx).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// The error's class, for a program: `invalid`, `too_large`, `bad_request`, `timeout`,
+    /// `not_found`, `overloaded`, `queue_timeout`, `shutting_down`, `unauthorized`, `forbidden`,
+    /// `rate_limited`, `unavailable` or `internal`.
+    #[schema(value_type = String, example = "invalid")]
+    pub kind: &'static str,
+    /// The request part at fault (`texts[2]`, `conversation_id`, `authorization`...), when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    #[schema(example = "texts[0]")]
+    pub field: Option<String>,
 }
 
 impl IntoResponse for AppError {
@@ -62,7 +70,7 @@ impl IntoResponse for AppError {
         let body = ErrorBody {
             error,
             kind: self.code(),
-            field,
+            field: field.map(str::to_string),
         };
         let mut resp = (status, axum::Json(body)).into_response();
         if let AppError::Overloaded { retry_after, .. }

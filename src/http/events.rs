@@ -5,6 +5,8 @@
 use super::triage::check_conversation_id;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::store::events::{EventFilter, StoredEvent};
 use crate::store::Store;
 use axum::extract::{Path, Query, State};
@@ -18,8 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Resume after this event (for clients that cannot set the `Last-Event-ID` header;
     /// `0` replays everything kept).
@@ -30,6 +33,13 @@ pub struct EventsQuery {
 }
 
 /// `GET /v1/conversations/{id}/events`: the conversation's events (it need not exist yet).
+#[utoipa::path(
+    get, path = "/v1/conversations/{id}/events", tag = "events", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Conversation id (it need not exist yet)"), EventsQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "Server-Sent Events: `event: triage`, `id:` the event's sequence number, `data:` the event JSON", content_type = "text/event-stream", body = String),
+        BadInput, Guarded)
+)]
 pub async fn conversation(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -53,6 +63,12 @@ pub async fn conversation(
 }
 
 /// `GET /v1/events[?queue=NAME]`: every event, or one queue's.
+#[utoipa::path(
+    get, path = "/v1/events", tag = "events", security(("bearer" = [])),
+    params(EventsQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "Server-Sent Events: `event: triage`, `id:` the event's sequence number, `data:` the event JSON", content_type = "text/event-stream", body = String),
+        (status = 404, description = "Unknown queue", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn all(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

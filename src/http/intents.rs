@@ -5,6 +5,8 @@ use super::json::{parse, JsonBody};
 use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::http::admission::Admitted;
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::intents::service::{conflict, encoder_of, set_names, unknown_set};
 use crate::intents::store::{Embedded, Intent, Origin};
 use crate::intents::validate::{check_description, check_examples, check_name};
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutIntent {
     pub examples: Vec<String>,
@@ -37,7 +39,7 @@ impl PutIntent {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntentView {
     pub name: String,
     pub intent_set: String,
@@ -96,6 +98,13 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `PUT /v1/intents/{name}`: create (201) or replace (200), embedded at once.
+#[utoipa::path(
+    put, path = "/v1/intents/{name}", tag = "intents", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Intent name")),
+    request_body = PutIntent,
+    responses((status = 200, description = "Replaced", body = IntentView), (status = 201, description = "Created", body = IntentView),
+        (status = 409, description = "A trained label, or defined in the intents file", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn put(
     State(state): State<Arc<AppState>>,
     Admitted(admitted): Admitted,
@@ -166,6 +175,12 @@ pub async fn put(
 }
 
 /// `GET /v1/intents/{name}`.
+#[utoipa::path(
+    get, path = "/v1/intents/{name}", tag = "intents", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Intent name")),
+    responses((status = 200, description = "The few-shot intent", body = IntentView),
+        (status = 404, description = "No such intent", body = ErrorBody), Guarded)
+)]
 pub async fn get_one(
     State(state): State<Arc<AppState>>,
     name: Result<Path<String>, PathRejection>,
@@ -176,20 +191,35 @@ pub async fn get_one(
 }
 
 /// `DELETE /v1/intents/{name}`.
+#[utoipa::path(
+    delete, path = "/v1/intents/{name}", tag = "intents", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Intent name")),
+    responses((status = 200, description = "Deleted", body = Deleted),
+        (status = 404, description = "No such intent", body = ErrorBody), (status = 409, description = "Defined in the intents file", body = ErrorBody), Guarded)
+)]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     name: Result<Path<String>, PathRejection>,
-) -> AppResult<Json<serde_json::Value>> {
+) -> AppResult<Json<Deleted>> {
     let name = segment(name, "name")?;
     let st = state.clone();
     let n = name.clone();
     let gone = blocking(move || st.intents.delete(&n)).await?;
-    Ok(Json(
-        serde_json::json!({ "deleted": name, "intent_set": gone.set }),
-    ))
+    Ok(Json(Deleted {
+        deleted: name,
+        intent_set: gone.set.clone(),
+    }))
 }
 
-#[derive(Debug, Serialize)]
+/// The answer of `DELETE /v1/intents/{name}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    /// The intent's name.
+    pub deleted: String,
+    pub intent_set: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SetSummary {
     pub name: String,
     pub trained: bool,
@@ -200,7 +230,11 @@ pub struct SetSummary {
 }
 
 /// `GET /v1/intents`: every set (trained, or named by a few-shot intent) with its few-shot intents.
-pub async fn list(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+#[utoipa::path(
+    get, path = "/v1/intents", tag = "intents", security(("bearer" = [])),
+    responses((status = 200, description = "Every intent set with its few-shot intents", body = IntentSets), Guarded)
+)]
+pub async fn list(State(state): State<Arc<AppState>>) -> Json<IntentSets> {
     let all = state.intents.all();
     let sets: Vec<SetSummary> = set_names(lookup(&state))
         .into_iter()
@@ -219,7 +253,13 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Json<serde_json::Value>
             }
         })
         .collect();
-    Json(serde_json::json!({ "intent_sets": sets }))
+    Json(IntentSets { intent_sets: sets })
+}
+
+/// The answer of `GET /v1/intents`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IntentSets {
+    pub intent_sets: Vec<SetSummary>,
 }
 
 /// A JSON body that may be empty (then `T::default()`); errors as `JsonBody`'s.
@@ -243,7 +283,7 @@ impl<T: DeserializeOwned + Default> FromRequest<Arc<AppState>> for OptionalJson<
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverRequest {
     #[serde(default)]
@@ -266,6 +306,12 @@ fn discovery_on(state: &AppState) -> AppResult<()> {
 }
 
 /// `POST /v1/intents/discover`: cluster the set's unmatched texts into candidate intents.
+#[utoipa::path(
+    post, path = "/v1/intents/discover", tag = "intents", security(("bearer" = [])),
+    request_body(content = Option<DiscoverRequest>, description = "Optional: an empty body uses the defaults"),
+    responses((status = 200, description = "Candidate intents from the set's unmatched texts", body = crate::intents::discover::Discovered),
+        (status = 404, description = "Discovery is off, or an unknown set", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn discover(
     State(state): State<Arc<AppState>>,
     OptionalJson(req): OptionalJson<DiscoverRequest>,
@@ -314,7 +360,7 @@ pub async fn discover(
     Ok(Json(out))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
     #[serde(default)]
@@ -322,20 +368,36 @@ pub struct PurgeRequest {
 }
 
 /// `DELETE /v1/intents/discover`: forget the kept unmatched texts of a set (all when none named).
+#[utoipa::path(
+    delete, path = "/v1/intents/discover", tag = "intents", security(("bearer" = [])),
+    request_body(content = Option<PurgeRequest>, description = "Optional: an empty body purges every set"),
+    responses((status = 200, description = "The unmatched texts are forgotten", body = Purged),
+        (status = 404, description = "Discovery is off", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn purge(
     State(state): State<Arc<AppState>>,
     OptionalJson(req): OptionalJson<PurgeRequest>,
-) -> AppResult<Json<serde_json::Value>> {
+) -> AppResult<Json<Purged>> {
     discovery_on(&state)?;
     let st = state.clone();
     let set = req.intent_set.clone();
     let removed = blocking(move || st.intents.purge_unmatched(set.as_deref())).await?;
-    Ok(Json(
-        serde_json::json!({ "removed": removed, "intent_set": req.intent_set }),
-    ))
+    Ok(Json(Purged {
+        removed,
+        intent_set: req.intent_set,
+    }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The answer of `DELETE /v1/intents/discover`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Purged {
+    /// Unmatched texts forgotten.
+    pub removed: usize,
+    /// The set purged; null: every set.
+    pub intent_set: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
     #[serde(default)]
@@ -343,11 +405,19 @@ pub struct AcceptRequest {
 }
 
 /// `POST /v1/intents/discover/{id}/accept`: the candidate becomes a few-shot intent (201).
+#[utoipa::path(
+    post, path = "/v1/intents/discover/{id}/accept", tag = "intents", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Candidate id from the last discovery")),
+    request_body(content = Option<AcceptRequest>, description = "Optional: the intent's name (else the suggested one)"),
+    responses((status = 201, description = "The candidate is a few-shot intent now", body = Accepted),
+        (status = 404, description = "Discovery is off, or no such candidate", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn accept(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
     OptionalJson(req): OptionalJson<AcceptRequest>,
-) -> AppResult<(StatusCode, Json<serde_json::Value>)> {
+) -> AppResult<(StatusCode, Json<Accepted>)> {
     discovery_on(&state)?;
     let id = segment(id, "id")?;
     let st = state.clone();
@@ -364,6 +434,17 @@ pub async fn accept(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "intent": view_of(&state, &made), "removed": removed })),
+        Json(Accepted {
+            intent: view_of(&state, &made),
+            removed,
+        }),
     ))
+}
+
+/// The answer of `POST /v1/intents/discover/{id}/accept`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub intent: IntentView,
+    /// Unmatched texts taken out of the store (now the intent's examples).
+    pub removed: usize,
 }

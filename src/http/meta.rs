@@ -1,33 +1,61 @@
 //! `/health`, `/ready`, `/metrics` and `/v1/models`.
 
+use super::openapi::Guarded;
 use super::{AppState, Slot};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The answer of `GET /health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: 200 while the process answers.
+#[utoipa::path(get, path = "/health", tag = "meta", security(()),
+    responses((status = 200, description = "The process is up", body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The answer of `GET /ready`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    /// Every configured model is loaded.
+    pub ready: bool,
+    /// Each model's state: `ready`, `loading` or `failed: <why>`.
+    pub models: BTreeMap<String, String>,
 }
 
 /// 200 once every configured model is loaded; 503 with each model's state before that.
+#[utoipa::path(get, path = "/ready", tag = "meta", security(()),
+    responses(
+        (status = 200, description = "Every model is loaded", body = Ready),
+        (status = 503, description = "A model is loading or failed", body = Ready),
+    ))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let slots = state.slots();
     let mut all = true;
-    let models: serde_json::Map<String, Value> = slots
+    let models = slots
         .iter()
         .map(|(name, s)| {
             let v = match s {
-                Slot::Ready(_) => json!("ready"),
+                Slot::Ready(_) => "ready".to_string(),
                 Slot::Loading => {
                     all = false;
-                    json!("loading")
+                    "loading".to_string()
                 }
                 Slot::Failed(e) => {
                     all = false;
-                    json!(format!("failed: {e}"))
+                    format!("failed: {e}")
                 }
             };
             (name.clone(), v)
@@ -38,9 +66,15 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(json!({ "ready": all, "models": models })))
+    (code, Json(Ready { ready: all, models }))
 }
 
+/// Prometheus text format (open when `auth.metrics_public`, else scope `inference`).
+#[utoipa::path(get, path = "/metrics", tag = "meta", security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String),
+        Guarded,
+    ))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(
@@ -51,6 +85,37 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
+/// The answer of `GET /v1/models` (documentation only: `models` builds it as JSON).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ModelList {
+    pub models: Vec<ModelEntry>,
+}
+
+/// One configured model: a loaded model's `ModelInfo` fields with `status` `ready` and
+/// `default`; `{name, status: "loading"}` while it loads; `{name, status: "failed", error}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ModelEntry {
+    pub name: String,
+    /// `ready`, `loading` or `failed`.
+    pub status: String,
+    /// The default model (`default_model`); loaded models only.
+    pub default: Option<bool>,
+    /// Why it failed to load; failed models only.
+    pub error: Option<String>,
+    pub task: Option<String>,
+    pub source: Option<String>,
+    pub dim: Option<usize>,
+    pub device: Option<String>,
+    pub dtype: Option<String>,
+    pub max_length: Option<usize>,
+    pub prefix: Option<String>,
+}
+
+/// The configured encoder models and their state.
+#[utoipa::path(get, path = "/v1/models", tag = "meta", security(("bearer" = [])),
+    responses((status = 200, description = "Every configured model", body = ModelList), Guarded))]
 pub async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
     let list: Vec<Value> = state
         .slots()

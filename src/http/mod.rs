@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod intents;
 pub mod json;
 pub mod meta;
+pub mod openapi;
 pub mod screenshot;
 pub mod signals;
 pub mod summarize;
@@ -73,6 +74,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     };
     let probes = Router::new()
         .route("/health", get(meta::health))
+        .route("/openapi.json", get(openapi::json))
+        .route("/docs", get(openapi::docs))
         .route("/ready", get(meta::ready))
         .merge(metrics);
     let inference = Router::new()
@@ -145,6 +148,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// The agent console demo page (plain HTML/JS).
+#[utoipa::path(get, path = "/console", tag = "meta", security(("bearer" = [])),
+    responses((status = 200, description = "The agent console page", content_type = "text/html", body = String),
+        openapi::Guarded))]
 async fn console() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("console.html"))
 }

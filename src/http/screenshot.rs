@@ -3,6 +3,8 @@
 
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::vision::{self, Analysis};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
@@ -11,8 +13,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RawQuery {
     #[serde(default)]
     pub text: Option<String>,
@@ -32,6 +35,14 @@ fn body_error(e: impl std::fmt::Display, status: StatusCode, state: &AppState) -
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/screenshot", tag = "screenshots", security(("bearer" = [])),
+    params(RawQuery),
+    request_body(description = "multipart/form-data with `image` (and optional `text`, `language`), or the image itself as the body with `?text=&language=`",
+        content((ScreenshotForm = "multipart/form-data"), ("image/png"), ("image/jpeg"), ("image/webp"), ("image/gif"), ("image/bmp"), ("application/octet-stream"))),
+    responses((status = 200, description = "OCR, the matched fault and its solution", body = Analysis),
+        (status = 415, description = "Neither multipart nor an image", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn screenshot(
     State(state): State<Arc<AppState>>,
     req: Request,
@@ -79,6 +90,19 @@ pub async fn screenshot(
     Ok(Json(vision::analyze(&v, image, text, language).await?))
 }
 
+/// The multipart form of `POST /v1/screenshot` (documentation only: `read_multipart` reads it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ScreenshotForm {
+    /// The image: PNG, JPEG, WebP, GIF or BMP.
+    #[schema(value_type = String, format = Binary)]
+    pub image: Vec<u8>,
+    /// The customer's message with it, if any.
+    pub text: Option<String>,
+    /// The message's language code (`en`, `zh-CN`), if known.
+    pub language: Option<String>,
+}
+
 async fn read_multipart(
     mut mp: Multipart,
     state: &AppState,
@@ -117,7 +141,7 @@ async fn read_multipart(
     Ok((image, text, language))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FaultInfo {
     pub id: String,
     pub title_en: String,
@@ -127,7 +151,7 @@ pub struct FaultInfo {
     pub examples: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Faults {
     pub origin: String,
     pub faults: Vec<FaultInfo>,
@@ -152,12 +176,21 @@ fn faults_of(l: &vision::Loaded) -> Faults {
     }
 }
 
+#[utoipa::path(
+    get, path = "/v1/faults", tag = "screenshots", security(("bearer" = [])),
+    responses((status = 200, description = "The fault catalog", body = Faults), Guarded)
+)]
 pub async fn faults(State(state): State<Arc<AppState>>) -> AppResult<Json<Faults>> {
     Ok(Json(faults_of(&state.vision()?.current())))
 }
 
 /// Re-read the catalog file without a restart; a malformed file is a 422 naming the line and
 /// the running catalog stays.
+#[utoipa::path(
+    post, path = "/v1/faults/reload", tag = "screenshots", security(("bearer" = [])),
+    responses((status = 200, description = "The catalog, re-read", body = Faults),
+        (status = 422, description = "The catalog file is malformed (the running one stays)", body = ErrorBody), Guarded)
+)]
 pub async fn reload(State(state): State<Arc<AppState>>) -> AppResult<Json<Faults>> {
     let v = state.vision()?;
     let l = tokio::task::spawn_blocking(move || v.reload())

@@ -7,13 +7,15 @@ use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::heads::predict::IntentPrediction;
 use crate::http::admission::Admitted;
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::pipeline::signals::{self, EmotionResult};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntentRequest {
     pub texts: Vec<String>,
@@ -23,12 +25,18 @@ pub struct IntentRequest {
     pub top_k: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntentResponse {
     pub intent_set: String,
     pub results: Vec<IntentPrediction>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/intent", tag = "signals", security(("bearer" = [])),
+    request_body = IntentRequest,
+    responses((status = 200, description = "One prediction per text", body = IntentResponse),
+        (status = 404, description = "Unknown intent set", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn intent(
     State(state): State<Arc<AppState>>,
     Admitted(admitted): Admitted,
@@ -52,17 +60,22 @@ pub async fn intent(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmotionRequest {
     pub texts: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EmotionResponse {
     pub results: Vec<EmotionResult>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/emotion", tag = "signals", security(("bearer" = [])),
+    request_body = EmotionRequest,
+    responses((status = 200, description = "One result per text", body = EmotionResponse), BadInput, Guarded)
+)]
 pub async fn emotion(
     State(state): State<Arc<AppState>>,
     Admitted(admitted): Admitted,
@@ -80,18 +93,23 @@ pub async fn emotion(
     Ok(Json(EmotionResponse { results }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LanguageRequest {
     pub texts: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LanguageResponse {
     pub results: Vec<crate::lang::Detection>,
 }
 
 /// `POST /v1/language`: no model needed, answered on the blocking pool.
+#[utoipa::path(
+    post, path = "/v1/language", tag = "signals", security(("bearer" = [])),
+    request_body = LanguageRequest,
+    responses((status = 200, description = "One detection per text", body = LanguageResponse), BadInput, Guarded)
+)]
 pub async fn language(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<LanguageRequest>,

@@ -6,6 +6,7 @@ use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::http::admission::Admitted;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::seq2seq::GenerateOptions;
 use crate::summarize::{self, Summary, Turn};
 use axum::extract::State;
@@ -13,7 +14,7 @@ use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SummarizeRequest {
     pub conversation: Vec<Turn>,
@@ -58,6 +59,11 @@ impl SummarizeRequest {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/summarize", tag = "generation", security(("bearer" = [])),
+    request_body = SummarizeRequest,
+    responses((status = 200, description = "The structured summary", body = Summary), BadInput, Guarded)
+)]
 pub async fn summarize(
     State(state): State<Arc<AppState>>,
     Admitted(admitted): Admitted,

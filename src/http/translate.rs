@@ -5,6 +5,7 @@ use super::embed::check_texts_within;
 use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::openapi::{BadInput, Guarded};
 use crate::seq2seq::GenerateOptions;
 use crate::translate::models::translate_with;
 use axum::extract::State;
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TranslateRequest {
     pub texts: Vec<String>,
@@ -26,7 +27,7 @@ fn auto() -> String {
     "auto".into()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Translated {
     pub text: String,
     /// The source language (detected when the request said `auto`).
@@ -35,7 +36,7 @@ pub struct Translated {
     pub model: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TranslateResponse {
     pub results: Vec<Translated>,
 }
@@ -69,6 +70,11 @@ impl TranslateRequest {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/translate", tag = "generation", security(("bearer" = [])),
+    request_body = TranslateRequest,
+    responses((status = 200, description = "One translation per text, in order", body = TranslateResponse), BadInput, Guarded)
+)]
 pub async fn translate(
     State(state): State<Arc<AppState>>,
     JsonBody(req): JsonBody<TranslateRequest>,

@@ -5,6 +5,8 @@ use super::json::JsonBody;
 use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::http::admission::Admitted;
+use crate::http::error::ErrorBody;
+use crate::http::openapi::{BadInput, Guarded};
 use crate::pipeline::{
     self,
     triage::{Customer, Message, TriageResponse},
@@ -14,7 +16,7 @@ use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriageRequest {
     #[serde(default)]
@@ -86,6 +88,12 @@ fn new_conversation_id() -> String {
     format!("c-{n:032x}")
 }
 
+#[utoipa::path(
+    post, path = "/v1/triage", tag = "triage", security(("bearer" = [])),
+    request_body = TriageRequest,
+    responses((status = 200, description = "The signals and the routing decision; the turn is stored", body = TriageResponse),
+        (status = 404, description = "Unknown intent set", body = ErrorBody), BadInput, Guarded)
+)]
 pub async fn triage(
     State(state): State<Arc<AppState>>,
     Admitted(admitted): Admitted,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// One cluster of a set's unmatched texts, with a suggested name.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Candidate {
     pub id: String,
     pub size: usize,

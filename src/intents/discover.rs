@@ -22,7 +22,7 @@ const REPRESENTATIVES: usize = 5;
 /// Most key terms per candidate.
 const KEY_TERMS: usize = 5;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Discovered {
     pub intent_set: String,
     /// Unmatched texts of the set that were clustered (made with its encoder).

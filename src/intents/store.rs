@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Where an intent was defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     /// `PUT /v1/intents/{name}`.

@@ -84,7 +84,7 @@ pub async fn emotions(
         .collect())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EmotionResult {
     /// Every emotion label's probability.
     pub emotions: BTreeMap<String, f32>,
@@ -104,7 +104,7 @@ pub struct EmotionResult {
     pub abusive: Option<Abusive>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Abusive {
     /// Calibrated score: 0.5 means detected (the head's tuned threshold for the language).
     pub score: f32,

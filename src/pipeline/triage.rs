@@ -29,7 +29,7 @@ pub struct Message {
     pub screenshot: Option<Vec<u8>>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Customer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,7 @@ pub struct Customer {
     pub language: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TriageResponse {
     pub language: Option<stored::Language>,
     pub intent: Option<stored::Intent>,
@@ -52,7 +52,7 @@ pub struct TriageResponse {
     pub screenshot: Option<crate::vision::Analysis>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationRef {
     pub id: String,
     pub turn: u32,

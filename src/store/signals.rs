@@ -22,10 +22,11 @@ pub const SCHEMA: u32 = 1;
 
 /// A turn's signals. A triaged customer turn has `language` and `intent`; `emotion` when an
 /// emotion head is served and `screenshot` when one was attached. Replies have none.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct StoredSignals {
     /// The version the row was written with (1 for rows from before versioning).
     #[serde(default = "version_1")]
+    #[schema(ignore)]
     pub schema: u32,
     pub emotion: Option<Emotion>,
     pub intent: Option<Intent>,
@@ -34,7 +35,8 @@ pub struct StoredSignals {
 }
 
 /// The detected language, and the customer's own when the request named one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StoredLanguage)]
 pub struct Language {
     pub customer_language: Option<String>,
     pub language: String,
@@ -42,7 +44,8 @@ pub struct Language {
 }
 
 /// The intent answer, with the set that answered it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StoredIntent)]
 pub struct Intent {
     pub intent_set: String,
     pub label: String,
@@ -51,14 +54,16 @@ pub struct Intent {
     pub top: Vec<Scored>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StoredScore)]
 pub struct Scored {
     pub label: String,
     pub score: f64,
 }
 
 /// The emotion answer, with the abuse and escalation heads' signals when they are served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StoredEmotion)]
 pub struct Emotion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abusive: Option<Abusive>,
@@ -72,21 +77,24 @@ pub struct Emotion {
     pub top_group: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StoredAbusive)]
 pub struct Abusive {
     pub detected: bool,
     pub score: f64,
 }
 
 /// What the turn's screenshot showed: the recognised fault, its route hint, the error codes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StoredScreenshot)]
 pub struct Screenshot {
     pub error_codes: Vec<CodeHit>,
     pub fault: Option<String>,
     pub route_hint: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StoredCodeHit)]
 pub struct CodeHit {
     pub fault: String,
     pub text: String,

@@ -20,7 +20,7 @@ pub struct NewTurn {
 }
 
 /// One stored turn.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TurnRecord {
     pub turn: u32,
     pub at_ms: i64,
@@ -36,7 +36,7 @@ pub struct TurnRecord {
 }
 
 /// A conversation's head row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConversationInfo {
     pub id: String,
     pub created_ms: i64,

@@ -9,7 +9,7 @@ use regex::{Captures, Regex};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Entity {
     /// "order_number" | "email" | "phone" | "amount" | "date" | "url"
     pub kind: &'static str,

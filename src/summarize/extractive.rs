@@ -19,7 +19,7 @@ pub struct Unit {
 }
 
 /// A turn the summary drew on, and why.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct KeyTurn {
     /// 1-based turn number.
     pub turn: usize,

@@ -14,14 +14,14 @@ use entities::Entity;
 use serde::{Deserialize, Serialize};
 
 /// One turn of a conversation.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Turn {
     pub role: String,
     pub text: String,
 }
 
 /// The structured summary for a person taking over.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub summary: String,
     pub key_turns: Vec<extractive::KeyTurn>,

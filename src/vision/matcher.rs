@@ -5,20 +5,21 @@ use super::catalog::Catalog;
 use crate::intents::sim::cosine;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = FaultScore)]
 pub struct Scored {
     pub id: String,
     pub title: String,
     pub score: f32,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CodeHit {
     pub fault: String,
     pub text: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Evidence {
     /// Error-code pattern matches, per fault.
     pub error_codes: Vec<CodeHit>,

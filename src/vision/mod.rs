@@ -82,7 +82,7 @@ impl Vision {
 }
 
 /// The answer of `POST /v1/screenshot`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Analysis {
     pub fault: Option<matcher::Scored>,
     pub candidates: Vec<matcher::Scored>,
@@ -96,7 +96,7 @@ pub struct Analysis {
     pub top_evidence: (usize, usize),
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OcrPart {
     pub text: String,
     pub lines: Vec<ocr::Line>,
@@ -107,13 +107,13 @@ pub struct OcrPart {
     pub layout: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Solution {
     pub text: String,
     pub language: &'static str,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Timings {
     pub decode: u64,
     pub ocr: u64,

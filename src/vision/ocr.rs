@@ -9,7 +9,8 @@ use serde::Serialize;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use tokio::sync::oneshot;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = OcrLine)]
 pub struct Line {
     pub text: String,
     /// Mean word confidence, 0..100.

@@ -4,7 +4,8 @@
 use image::{imageops, DynamicImage, GrayImage};
 
 /// What was done, to map OCR boxes back to the original pixels.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Preprocessing)]
 pub struct Prepared {
     /// Original pixels per prepared pixel is `1 / scale`.
     pub scale: f32,
