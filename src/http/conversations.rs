@@ -20,11 +20,36 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("store task: {e}")))?
 }
 
+/// One conversation: its head row, with `turns` the turns themselves (the list endpoint's
+/// turn count would be a second `turns` key; it is the array's length here).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
-    #[serde(flatten)]
-    pub info: ConversationInfo,
+    pub id: String,
+    pub created_ms: i64,
+    pub updated_at_ms: i64,
+    pub resolved_turn: u32,
+    pub target: String,
+    pub queue: String,
+    pub priority: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<serde_json::Value>,
     pub turns: Vec<TurnRecord>,
+}
+
+impl Conversation {
+    fn new(info: ConversationInfo, turns: Vec<TurnRecord>) -> Self {
+        Conversation {
+            id: info.id,
+            created_ms: info.created_ms,
+            updated_at_ms: info.updated_at_ms,
+            resolved_turn: info.resolved_turn,
+            target: info.target,
+            queue: info.queue,
+            priority: info.priority,
+            customer: info.customer,
+            turns,
+        }
+    }
 }
 
 #[utoipa::path(
@@ -40,10 +65,10 @@ pub async fn get_one(
     check_conversation_id(&id)?;
     let store = state.store()?;
     let c = blocking(move || {
-        Ok(Conversation {
-            info: store.conversation(&id)?,
-            turns: store.turns(&id, None)?,
-        })
+        Ok(Conversation::new(
+            store.conversation(&id)?,
+            store.turns(&id, None)?,
+        ))
     })
     .await?;
     Ok(Json(c))
@@ -185,4 +210,30 @@ pub async fn reply(
             turn,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_turns_key() {
+        let info = ConversationInfo {
+            id: "c1".into(),
+            created_ms: 1,
+            updated_at_ms: 2,
+            turns: 0,
+            resolved_turn: 0,
+            target: "bot".into(),
+            queue: "general".into(),
+            priority: 0,
+            customer: None,
+        };
+        let s = serde_json::to_string(&Conversation::new(info, Vec::new())).unwrap_or_default();
+        assert_eq!(s.matches("\"turns\"").count(), 1, "{s}");
+        assert!(
+            s.contains("\"turns\":[]") && s.contains("\"id\":\"c1\""),
+            "{s}"
+        );
+    }
 }
