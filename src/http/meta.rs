@@ -33,12 +33,26 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             (name.clone(), v)
         })
         .collect();
+    let mut body = json!({ "ready": all, "models": models });
+    // A shared database is reported (and must answer); an embedded SQLite file always does.
+    if let Ok(store) = state.store() {
+        if store.kind() == crate::store::BackendKind::Postgres {
+            let ping = tokio::task::spawn_blocking(move || store.ping());
+            let up = matches!(
+                tokio::time::timeout(std::time::Duration::from_secs(3), ping).await,
+                Ok(Ok(true))
+            );
+            all &= up;
+            body["ready"] = json!(all);
+            body["database"] = json!(if up { "up" } else { "down" });
+        }
+    }
     let code = if all {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(json!({ "ready": all, "models": models })))
+    (code, Json(body))
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
