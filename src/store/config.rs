@@ -161,3 +161,34 @@ impl StoreConfig {
             .unwrap_or_else(|| home.join("store").join("triage.sqlite"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_needs_a_url_and_never_shows_its_password() {
+        assert_eq!(
+            redact_url("postgres://triage:s3cret@db:5432/triage?sslmode=disable"),
+            "postgres://triage:***@db:5432/triage?sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("host=/run/pg user=triage password=s3cret dbname=t"),
+            "host=/run/pg user=triage password=*** dbname=t"
+        );
+        assert_eq!(redact_url("postgres://db/triage"), "postgres://db/triage");
+        let cfg = StoreConfig {
+            backend: Backend::Postgres,
+            url: Some(DatabaseUrl("postgres://u:s3cret@db/t".into())),
+            ..StoreConfig::default()
+        };
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+        let parsed: StoreConfig = toml::from_str("backend = \"postgres\"").unwrap();
+        assert_eq!(parsed.backend, Backend::Postgres);
+        if std::env::var(DATABASE_URL_ENV).is_err() {
+            let err = parsed.check().unwrap_err().to_string();
+            assert!(err.contains("store.url"), "{err}");
+        }
+        assert!(toml::from_str::<StoreConfig>("backend = \"mysql\"").is_err());
+    }
+}
