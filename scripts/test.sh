@@ -11,4 +11,5 @@ python3 scripts/prepare_data.py >/dev/null   # public dev sets for the parity te
 cargo fmt --check
 python3 scripts/module_graph.py   # the crate's modules import only downward: no cycle
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked
+# The store tests also run against a throwaway PostgreSQL (started and stopped by pg_test.sh).
+scripts/pg_test.sh cargo test --locked

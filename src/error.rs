@@ -155,4 +155,10 @@ impl From<rusqlite::Error> for AppError {
     }
 }
 
+impl From<postgres::Error> for AppError {
+    fn from(e: postgres::Error) -> Self {
+        AppError::Internal(anyhow::Error::new(e).context("store"))
+    }
+}
+
 pub type AppResult<T> = Result<T, AppError>;

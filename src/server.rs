@@ -78,7 +78,12 @@ pub async fn serve(cfg: Config) -> Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %tcp.local_addr()?, scheme, "listening");
     // Everything the handlers share is built before the listener serves a request.
-    let state = AppState::open(cfg, Arc::new(Metrics::default()), heads, Open::ALL)?;
+    // Blocking (the store connects and migrates; PostgreSQL's client must not run on a task).
+    let state = tokio::task::spawn_blocking(move || {
+        AppState::open(cfg, Arc::new(Metrics::default()), heads, Open::ALL)
+    })
+    .await
+    .context("state task")??;
     start_loading(&state);
     state.intents.load(&state.config.home(), &state.heads)?;
     let webhooks = start_store_workers(&state);

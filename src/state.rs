@@ -84,9 +84,8 @@ impl AppState {
         let models = models_of(&config);
         let lang = Arc::new(crate::lang::LangId::default());
         let store = if open.store {
-            let path = config.store.resolved_path(&config.home());
-            let store = crate::store::Store::open(&path, config.store.clone())?;
-            tracing::info!(path = %path.display(), "conversation store open");
+            let store = crate::store::Store::open_configured(config.store.clone(), &config.home())?;
+            tracing::info!(store = %store.describe(), "conversation store open");
             Some(Arc::new(store))
         } else {
             None

@@ -33,6 +33,9 @@ pub struct Ready {
     pub ready: bool,
     /// Each model's state: `ready`, `loading` or `failed: <why>`.
     pub models: BTreeMap<String, String>,
+    /// With `store.backend = "postgres"`: `up` or `down` (then not ready). Absent with SQLite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<&'static str>,
 }
 
 /// 200 once every configured model is loaded; 503 with each model's state before that.
@@ -61,12 +64,32 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             (name.clone(), v)
         })
         .collect();
+    let mut database = None;
+    // A shared database is reported (and must answer); an embedded SQLite file always does.
+    if let Ok(store) = state.store() {
+        if store.kind() == crate::store::BackendKind::Postgres {
+            let ping = tokio::task::spawn_blocking(move || store.ping());
+            let up = matches!(
+                tokio::time::timeout(std::time::Duration::from_secs(3), ping).await,
+                Ok(Ok(true))
+            );
+            all &= up;
+            database = Some(if up { "up" } else { "down" });
+        }
+    }
     let code = if all {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(Ready { ready: all, models }))
+    (
+        code,
+        Json(Ready {
+            ready: all,
+            models,
+            database,
+        }),
+    )
 }
 
 /// Prometheus text format (open when `auth.metrics_public`, else scope `inference`).

@@ -1,8 +1,9 @@
-//! Reading live events back: by conversation, by queue or all, after a sequence number.
+//! Reading live events back: by conversation, by queue or all, after a sequence number (the
+//! cursor of SSE streams). Sequence numbers only grow and are never reused, but need not be
+//! contiguous (PostgreSQL's are transaction ids: `pg/events.rs`).
 
-use super::Store;
+use super::{Backend, Store};
 use crate::error::AppResult;
-use rusqlite::params;
 
 /// Which events a subscriber wants.
 #[derive(Debug, Clone)]
@@ -20,41 +21,25 @@ pub struct StoredEvent {
 }
 
 impl Store {
-    /// Up to `limit` events after `after`, oldest first.
+    /// Up to `limit` events after `after`, oldest first. An event is returned only once no
+    /// event with a lower sequence number can still commit.
     pub fn events_after(
         &self,
         filter: &EventFilter,
         after: i64,
         limit: u32,
     ) -> AppResult<Vec<StoredEvent>> {
-        let c = self.read();
-        let (sql, key) = match filter {
-            EventFilter::Conversation(id) => (
-                "SELECT seq, data FROM events WHERE conversation_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                Some(id.as_str()),
-            ),
-            EventFilter::Queue(q) => (
-                "SELECT seq, data FROM events WHERE queue = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                Some(q.as_str()),
-            ),
-            EventFilter::All => (
-                "SELECT seq, data FROM events WHERE ?1 IS NULL AND seq > ?2 ORDER BY seq LIMIT ?3",
-                None,
-            ),
-        };
-        let mut q = c.prepare_cached(sql)?;
-        let rows = q.query_map(params![key, after, limit], |r| {
-            Ok(StoredEvent {
-                seq: r.get(0)?,
-                data: r.get(1)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        match &self.backend {
+            Backend::Sqlite(s) => s.events_after(filter, after, limit),
+            Backend::Postgres(p) => p.events_after(filter, after, limit),
+        }
     }
 
-    /// The newest event's sequence number (0 when none).
+    /// The newest readable event's sequence number (0 when none).
     pub fn last_event_seq(&self) -> AppResult<i64> {
-        let c = self.read();
-        Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+        match &self.backend {
+            Backend::Sqlite(s) => s.last_event_seq(),
+            Backend::Postgres(p) => p.last_event_seq(),
+        }
     }
 }

@@ -1,123 +1,117 @@
 //! The conversation store: turns, their signals and decisions, live events and the webhook
-//! outbox in one SQLite database (WAL). A turn is acknowledged only after its transaction
-//! commits, so nothing acknowledged is lost when the process is killed.
+//! outbox. One interface (`Store`'s methods, called from blocking contexts), two backends: an
+//! embedded SQLite database (WAL; the default: one machine, zero setup, `sqlite/`) or a shared
+//! PostgreSQL database for several replicas (`pg/`). A turn is acknowledged only after its
+//! transaction commits, so nothing acknowledged is lost when the process is killed.
 
 pub mod config;
 pub mod events;
-pub mod migrations;
 pub mod outbox;
+mod pg;
+#[cfg(test)]
+mod pg_tests;
 #[cfg(test)]
 mod schema_tests;
 pub mod signals;
+mod sqlite;
+#[cfg(test)]
+mod test_db;
 #[cfg(test)]
 mod tests;
 pub mod turns;
 
-pub use config::StoreConfig;
+pub use config::{Backend as BackendKind, StoreConfig};
+pub use sqlite::migrations;
 
-use anyhow::{ensure, Context, Result};
-use parking_lot::{Mutex, MutexGuard};
-use rusqlite::Connection;
+use anyhow::Result;
 use std::path::Path;
 
-/// One writer connection and one reader (WAL lets reads run beside the writer).
+/// The durable store; every method blocks (call it from `spawn_blocking` or a plain thread:
+/// the PostgreSQL client runs its own runtime and must never run inside an async task).
 pub struct Store {
-    pub(crate) writer: Mutex<Connection>,
-    pub(crate) reader: Mutex<Connection>,
+    pub(crate) backend: Backend,
     pub config: StoreConfig,
 }
 
+/// Where the rows live.
+pub(crate) enum Backend {
+    Sqlite(sqlite::Sqlite),
+    Postgres(pg::Pg),
+}
+
 impl Store {
-    /// Open (creating) the database at `path`, applying the schema migrations it lacks; a
-    /// database newer than this binary knows is refused (`migrations`).
+    /// Open (creating) the SQLite database at `path`, applying the schema migrations it lacks;
+    /// a database newer than this binary knows is refused (`migrations`).
     pub fn open(path: &Path, config: StoreConfig) -> Result<Store> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("store: cannot create {}", dir.display()))?;
-        }
-        let open = || -> Result<Connection> {
-            let c = Connection::open(path)
-                .with_context(|| format!("store: cannot open {}", path.display()))?;
-            c.busy_timeout(std::time::Duration::from_secs(10))?;
-            c.pragma_update(None, "journal_mode", "WAL")?;
-            c.pragma_update(None, "synchronous", config.synchronous.as_str())?;
-            Ok(c)
-        };
-        let mut writer = open()?;
-        migrations::migrate(&mut writer, path)?;
-        let reader = open()?;
+        let db = sqlite::Sqlite::open(path, &config)?;
         Ok(Store {
-            writer: Mutex::new(writer),
-            reader: Mutex::new(reader),
+            backend: Backend::Sqlite(db),
             config,
         })
     }
 
-    pub(crate) fn write(&self) -> MutexGuard<'_, Connection> {
-        self.writer.lock()
+    /// Connect to the PostgreSQL database at `url` and apply the migrations it lacks.
+    pub fn open_postgres(url: &str, config: StoreConfig) -> Result<Store> {
+        let db = pg::Pg::open(url, &config)?;
+        Ok(Store {
+            backend: Backend::Postgres(db),
+            config,
+        })
     }
 
-    pub(crate) fn read(&self) -> MutexGuard<'_, Connection> {
-        self.reader.lock()
+    /// Open the backend `config` names: `store.path` (under `home` by default) for SQLite,
+    /// `store.url` (or `TRIAGE_DATABASE_URL`) for PostgreSQL.
+    pub fn open_configured(config: StoreConfig, home: &Path) -> Result<Store> {
+        match config.backend {
+            BackendKind::Sqlite => Store::open(&config.resolved_path(home), config),
+            BackendKind::Postgres => {
+                let url = config.resolved_url()?;
+                Store::open_postgres(&url, config)
+            }
+        }
     }
 
-    /// Graceful shutdown: copy the WAL into the database file and truncate it, so the file
-    /// alone holds every committed turn, event and outbox row. Returns the WAL's size before.
+    /// Where the store is, for logs and `/ready` (a PostgreSQL URL without its password).
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(s) => format!("sqlite {}", s.path.display()),
+            Backend::Postgres(p) => format!("postgres {}", config::redact_url(&p.url)),
+        }
+    }
+
+    /// Which backend this store uses.
+    pub fn kind(&self) -> BackendKind {
+        match &self.backend {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Whether the database answers now (always true for SQLite: it is a local file).
+    pub fn ping(&self) -> bool {
+        match &self.backend {
+            Backend::Sqlite(_) => true,
+            Backend::Postgres(p) => p.ping(),
+        }
+    }
+
+    /// Graceful shutdown. SQLite: copy the WAL into the database file and truncate it, so the
+    /// file alone holds every committed turn, event and outbox row; returns the WAL's size
+    /// before. PostgreSQL: nothing to do (0).
     pub fn checkpoint(&self) -> Result<u64> {
-        let c = self.write();
-        let wal = c
-            .path()
-            .and_then(|p| std::fs::metadata(format!("{p}-wal")).ok())
-            .map_or(0, |m| m.len());
-        let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        ensure!(busy == 0, "store: checkpoint blocked by a reader");
-        Ok(wal)
+        match &self.backend {
+            Backend::Sqlite(s) => s.checkpoint(),
+            Backend::Postgres(_) => Ok(0),
+        }
     }
 
     /// Delete conversations past the retention limits, with their turns and events, and
     /// delivered or dead webhooks older than the retention. Returns conversations deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
-        let mut c = self.write();
-        let tx = c.transaction()?;
-        let mut doomed: Vec<String> = Vec::new();
-        if self.config.retention_days > 0 {
-            let cutoff = now_ms - i64::from(self.config.retention_days) * 86_400_000;
-            let mut q = tx.prepare("SELECT id FROM conversations WHERE updated_ms < ?1")?;
-            let ids = q.query_map([cutoff], |r| r.get::<_, String>(0))?;
-            for id in ids {
-                doomed.push(id?);
-            }
+        match &self.backend {
+            Backend::Sqlite(s) => s.enforce_retention(&self.config, now_ms),
+            Backend::Postgres(p) => p.enforce_retention(&self.config, now_ms),
         }
-        let count: i64 = tx.query_row("SELECT COUNT(*) FROM conversations", [], |r| r.get(0))?;
-        let over = (count as u64).saturating_sub(self.config.max_conversations);
-        if over > 0 {
-            let mut q =
-                tx.prepare("SELECT id FROM conversations ORDER BY updated_ms ASC LIMIT ?1")?;
-            let ids = q.query_map([over as i64], |r| r.get::<_, String>(0))?;
-            for id in ids {
-                doomed.push(id?);
-            }
-        }
-        doomed.sort();
-        doomed.dedup();
-        for id in &doomed {
-            for table in ["turns", "events"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE conversation_id = ?1"),
-                    [id],
-                )?;
-            }
-            tx.execute("DELETE FROM conversations WHERE id = ?1", [id])?;
-        }
-        if self.config.retention_days > 0 {
-            let cutoff = now_ms - i64::from(self.config.retention_days) * 86_400_000;
-            tx.execute(
-                "DELETE FROM outbox WHERE (delivered_ms IS NOT NULL OR dead = 1) AND created_ms < ?1",
-                [cutoff],
-            )?;
-        }
-        tx.commit()?;
-        Ok(doomed.len())
     }
 }
 

@@ -1,10 +1,9 @@
 //! The durable webhook outbox: rows written with the turn that caused them, delivered and
-//! retried by `webhook::worker`, each with a stable idempotency key.
+//! retried by `webhook::worker`, each with a stable idempotency key. On PostgreSQL `outbox_due`
+//! claims its rows (`pg/outbox.rs`), so several replicas never deliver one row at once.
 
-use super::Store;
+use super::{Backend, Store};
 use crate::error::AppResult;
-use crate::routing::Route;
-use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 /// One pending delivery.
@@ -34,103 +33,53 @@ pub fn idempotency_key(conversation_id: &str, turn: u32, url: &str) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-/// Queue one delivery per URL inside the turn's transaction.
-pub(crate) fn enqueue(
-    tx: &rusqlite::Transaction,
-    conversation_id: &str,
-    turn: u32,
-    route: &Route,
-    urls: &[String],
-    now: i64,
-) -> rusqlite::Result<usize> {
-    let decision = serde_json::to_string(route).unwrap_or_default();
-    let mut n = 0;
-    for url in urls {
-        n += tx.execute(
-            "INSERT OR IGNORE INTO outbox (key, url, conversation_id, turn, decision, created_ms, next_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![
-                idempotency_key(conversation_id, turn, url),
-                url,
-                conversation_id,
-                turn,
-                decision,
-                now
-            ],
-        )?;
-    }
-    Ok(n)
-}
-
 impl Store {
-    /// Deliveries due at `now`, oldest first.
+    /// Deliveries due at `now`, oldest first. PostgreSQL claims them for this replica (a lease,
+    /// released by `outbox_delivered` / `outbox_failed`), and skips rows of a conversation whose
+    /// earlier row another replica holds.
     pub fn outbox_due(&self, now: i64, limit: u32) -> AppResult<Vec<OutboxRow>> {
-        let c = self.read();
-        let mut q = c.prepare_cached(
-            "SELECT id, key, url, conversation_id, turn, decision, body, attempts FROM outbox \
-             WHERE delivered_ms IS NULL AND dead = 0 AND next_ms <= ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = q.query_map(params![now, limit], |r| {
-            Ok(OutboxRow {
-                id: r.get(0)?,
-                key: r.get(1)?,
-                url: r.get(2)?,
-                conversation_id: r.get(3)?,
-                turn: r.get(4)?,
-                decision: r.get(5)?,
-                body: r.get(6)?,
-                attempts: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        match &self.backend {
+            Backend::Sqlite(s) => s.outbox_due(now, limit),
+            Backend::Postgres(p) => p.outbox_due(now, limit),
+        }
     }
 
     /// When the next undelivered row falls due (None when nothing is pending).
     pub fn outbox_next_due(&self) -> AppResult<Option<i64>> {
-        let c = self.read();
-        Ok(c.query_row(
-            "SELECT MIN(next_ms) FROM outbox WHERE delivered_ms IS NULL AND dead = 0",
-            [],
-            |r| r.get::<_, Option<i64>>(0),
-        )
-        .optional()?
-        .flatten())
+        match &self.backend {
+            Backend::Sqlite(s) => s.outbox_next_due(),
+            Backend::Postgres(p) => p.outbox_next_due(),
+        }
     }
 
     /// Fix the body of a delivery before its first attempt, so retries send the same bytes.
     pub fn outbox_set_body(&self, id: i64, body: &str) -> AppResult<()> {
-        self.write().execute(
-            "UPDATE outbox SET body = ?2 WHERE id = ?1 AND body IS NULL",
-            params![id, body],
-        )?;
-        Ok(())
+        match &self.backend {
+            Backend::Sqlite(s) => s.outbox_set_body(id, body),
+            Backend::Postgres(p) => p.outbox_set_body(id, body),
+        }
     }
 
     pub fn outbox_delivered(&self, id: i64, now: i64) -> AppResult<()> {
-        self.write().execute(
-            "UPDATE outbox SET delivered_ms = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
-            params![id, now],
-        )?;
-        Ok(())
+        match &self.backend {
+            Backend::Sqlite(s) => s.outbox_delivered(id, now),
+            Backend::Postgres(p) => p.outbox_delivered(id, now),
+        }
     }
 
     /// Record a failed attempt: retry at `next_ms`, or give up (`dead`).
     pub fn outbox_failed(&self, id: i64, next_ms: i64, dead: bool, error: &str) -> AppResult<()> {
-        self.write().execute(
-            "UPDATE outbox SET attempts = attempts + 1, next_ms = ?2, dead = ?3, last_error = ?4 WHERE id = ?1",
-            params![id, next_ms, dead, error],
-        )?;
-        Ok(())
+        match &self.backend {
+            Backend::Sqlite(s) => s.outbox_failed(id, next_ms, dead, error),
+            Backend::Postgres(p) => p.outbox_failed(id, next_ms, dead, error),
+        }
     }
 
     /// (pending, delivered, dead) counts.
     pub fn outbox_counts(&self) -> AppResult<(i64, i64, i64)> {
-        let c = self.read();
-        Ok(c.query_row(
-            "SELECT COALESCE(SUM(delivered_ms IS NULL AND dead = 0), 0), \
-             COALESCE(SUM(delivered_ms IS NOT NULL), 0), COALESCE(SUM(dead), 0) FROM outbox",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?)
+        match &self.backend {
+            Backend::Sqlite(s) => s.outbox_counts(),
+            Backend::Postgres(p) => p.outbox_counts(),
+        }
     }
 }

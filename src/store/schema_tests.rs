@@ -1,14 +1,15 @@
 //! Schema migrations and typed signals: a database from before migrations (no user_version, an
 //! old-format signals row) opens, migrates and reads back typed; a newer database is refused;
 //! every stored field round-trips; unreadable and future rows read tolerantly; a later migration
-//! runs once, and a failing one rolls back whole.
+//! runs once, and a failing one rolls back whole. (PostgreSQL's migrations: `pg_tests.rs`.)
 
 use super::migrations;
 use super::signals::{
     Abusive, CodeHit, Emotion, Intent, Language, Scored, Screenshot, StoredSignals, SCHEMA,
 };
+use super::test_db::TestDb;
 use super::turns::NewTurn;
-use super::{Store, StoreConfig};
+use super::{Backend, Store, StoreConfig};
 use crate::routing::{Decision, PastTurn, Route, Target};
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -217,8 +218,13 @@ fn decide(_: &[PastTurn], n: u32) -> Decision {
 
 #[test]
 fn every_stored_field_round_trips() {
-    let path = temp("roundtrip");
-    let s = Store::open(&path, StoreConfig::default()).unwrap();
+    for db in TestDb::all("roundtrip") {
+        every_stored_field_round_trips_on(&db);
+    }
+}
+
+fn every_stored_field_round_trips_on(db: &TestDb) {
+    let s = db.open(StoreConfig::default());
     let turn = NewTurn {
         conversation_id: "r".into(),
         text: "hi".into(),
@@ -233,17 +239,18 @@ fn every_stored_field_round_trips() {
     assert_eq!(turns[0].signals, every_field());
     assert_eq!(turns[1].signals, StoredSignals::default());
     // Rows carry the schema version; the API's JSON does not.
-    let raw: String = s
-        .read()
-        .query_row("SELECT signals FROM turns WHERE turn = 1", [], |r| r.get(0))
-        .unwrap();
+    let sql = "SELECT signals FROM turns WHERE turn = 1";
+    let raw: String = match (&s.backend, db) {
+        (Backend::Sqlite(q), _) => q.read().query_row(sql, [], |r| r.get(0)).unwrap(),
+        (_, TestDb::Pg(p)) => p.client().query_one(sql, &[]).unwrap().get(0),
+        _ => unreachable!(),
+    };
     assert_eq!(
         serde_json::from_str::<Value>(&raw).unwrap()["schema"],
         SCHEMA
     );
     let api = serde_json::to_value(&turns[0].signals).unwrap();
     assert!(api.get("schema").is_none() && api["screenshot"]["fault"] == "account_locked");
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 #[test]

@@ -1,11 +1,10 @@
 //! Appending triaged turns (with their decision, live event and webhooks in one transaction),
-//! and reading conversations back.
+//! and reading conversations back: the types, and `Store`'s methods dispatching to a backend.
 
 use super::signals::StoredSignals;
-use super::{now_ms, Store};
+use super::{Backend, Store};
 use crate::error::{AppError, AppResult};
 use crate::routing::{Decision, PastTurn, Route};
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -72,244 +71,76 @@ impl Store {
         event: EventFn,
         webhook_urls: &[String],
     ) -> AppResult<Appended> {
-        let now = now_ms();
-        let mut c = self.write();
-        let tx = c.transaction()?;
-        // The conversation, and the route of its latest triaged turn after the last resolution.
-        let head: Option<(u32, u32, Option<String>)> = tx
-            .query_row(
-                "SELECT turns, resolved_turn, (SELECT route FROM turns t WHERE t.conversation_id = c.id \
-                 AND t.route IS NOT NULL AND t.turn > c.resolved_turn ORDER BY t.turn DESC LIMIT 1) \
-                 FROM conversations c WHERE c.id = ?1",
-                [&t.conversation_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let (turns, resolved) = head.as_ref().map_or((0, 0), |h| (h.0, h.1));
-        if turns >= self.config.max_turns {
-            return Err(AppError::Invalid {
-                kind: crate::error::InvalidKind::Conflict,
-                field: "conversation_id".into(),
-                message: format!(
-                    "conversation has {turns} turns, the limit (store.max_turns); start a new one"
-                ),
-            });
+        match &self.backend {
+            Backend::Sqlite(s) => s.append(&self.config, t, decide, event, webhook_urls),
+            Backend::Postgres(p) => p.append(&self.config, t, decide, event, webhook_urls),
         }
-        let previous: Option<Route> = head
-            .as_ref()
-            .and_then(|h| h.2.as_deref())
-            .and_then(|s| serde_json::from_str(s).ok());
-        let history = memos_since(&tx, &t.conversation_id, resolved)?;
-        let n = turns + 1;
-        let d = decide(&history, n);
-        let rec = TurnRecord {
-            turn: n,
-            at_ms: now,
-            role: "customer".into(),
-            text: t.text,
-            channel: t.channel,
-            signals: t.signals,
-            route: Some(d.route.clone()),
-            memo: Some(d.memo),
-        };
-        tx.execute(
-            "INSERT INTO turns (conversation_id, turn, at_ms, role, text, channel, signals, route, memo) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                t.conversation_id,
-                n,
-                now,
-                rec.role,
-                rec.text,
-                rec.channel,
-                rec.signals.to_row(),
-                to_json(&d.route),
-                to_json(&d.memo),
-            ],
-        )?;
-        let customer = t.customer.as_ref().map(|c| c.to_string());
-        tx.execute(
-            "INSERT INTO conversations (id, created_ms, updated_ms, turns, target, queue, priority, customer) \
-             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT(id) DO UPDATE SET updated_ms = ?2, turns = ?3, target = ?4, queue = ?5, \
-             priority = ?6, customer = COALESCE(?7, customer)",
-            params![
-                t.conversation_id,
-                now,
-                n,
-                d.route.target.as_str(),
-                d.route.queue,
-                d.route.priority,
-                customer
-            ],
-        )?;
-        let seq: i64 = tx.query_row(
-            // The AUTOINCREMENT counter: never reused, even after retention deletes rows.
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) + 1",
-            [],
-            |r| r.get(0),
-        )?;
-        let data = event(&t.conversation_id, &rec, previous.as_ref(), seq);
-        tx.execute(
-            "INSERT INTO events (seq, conversation_id, queue, at_ms, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![seq, t.conversation_id, d.route.queue, now, data.to_string()],
-        )?;
-        let changed = match &previous {
-            None => d.route.target != crate::routing::Target::Bot,
-            Some(p) => p.target != d.route.target || p.queue != d.route.queue,
-        };
-        let mut webhooks = 0;
-        if changed {
-            webhooks =
-                super::outbox::enqueue(&tx, &t.conversation_id, n, &d.route, webhook_urls, now)?;
-        }
-        tx.commit()?;
-        Ok(Appended {
-            turn: rec,
-            previous,
-            event_seq: seq,
-            webhooks,
-        })
     }
 
     /// Append a reply by the bot or an agent to an existing conversation (for the transcript;
     /// not triaged). Returns its turn number.
     pub fn append_reply(&self, id: &str, role: &str, text: &str) -> AppResult<u32> {
-        let now = now_ms();
-        let mut c = self.write();
-        let tx = c.transaction()?;
-        let turns: Option<u32> = tx
-            .query_row("SELECT turns FROM conversations WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let turns = turns.ok_or_else(|| {
-            AppError::not_found("conversation_id", "no conversation with this id")
-        })?;
-        if turns >= self.config.max_turns {
-            return Err(AppError::Invalid {
-                kind: crate::error::InvalidKind::Conflict,
-                field: "conversation_id".into(),
-                message: format!("conversation has {turns} turns, the limit (store.max_turns)"),
-            });
+        match &self.backend {
+            Backend::Sqlite(s) => s.append_reply(&self.config, id, role, text),
+            Backend::Postgres(p) => p.append_reply(&self.config, id, role, text),
         }
-        let n = turns + 1;
-        tx.execute(
-            "INSERT INTO turns (conversation_id, turn, at_ms, role, text, signals) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, n, now, role, text, StoredSignals::default().to_row()],
-        )?;
-        tx.execute(
-            "UPDATE conversations SET turns = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![id, n, now],
-        )?;
-        tx.commit()?;
-        Ok(n)
     }
 
     /// The conversation's head row, or 404.
     pub fn conversation(&self, id: &str) -> AppResult<ConversationInfo> {
-        let c = self.read();
-        c.query_row(
-            "SELECT id, created_ms, updated_ms, turns, resolved_turn, target, queue, priority, customer \
-             FROM conversations WHERE id = ?1",
-            [id],
-            info_row,
-        )
-        .optional()?
-        .ok_or_else(|| AppError::not_found("conversation_id", "no conversation with this id"))
+        match &self.backend {
+            Backend::Sqlite(s) => s.conversation(id),
+            Backend::Postgres(p) => p.conversation(id),
+        }
     }
 
     /// Turns `1..=upto` (all when `None`), oldest first.
     pub fn turns(&self, id: &str, upto: Option<u32>) -> AppResult<Vec<TurnRecord>> {
-        let c = self.read();
-        let mut q = c.prepare(
-            "SELECT turn, at_ms, role, text, channel, signals, route, memo FROM turns \
-             WHERE conversation_id = ?1 AND turn <= ?2 ORDER BY turn",
-        )?;
-        let rows = q.query_map(params![id, upto.unwrap_or(u32::MAX)], |r| {
-            let signals: String = r.get(5)?;
-            let route: Option<String> = r.get(6)?;
-            let memo: Option<String> = r.get(7)?;
-            let turn = r.get(0)?;
-            Ok(TurnRecord {
-                turn,
-                at_ms: r.get(1)?,
-                role: r.get(2)?,
-                text: r.get(3)?,
-                channel: r.get(4)?,
-                signals: StoredSignals::from_row(&signals, id, turn),
-                route: route.and_then(|s| serde_json::from_str(&s).ok()),
-                memo: memo.and_then(|s| serde_json::from_str(&s).ok()),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        match &self.backend {
+            Backend::Sqlite(s) => s.turns(id, upto),
+            Backend::Postgres(p) => p.turns(id, upto),
+        }
     }
 
     /// The most recently updated conversations, optionally in one queue.
     pub fn recent(&self, queue: Option<&str>, limit: u32) -> AppResult<Vec<ConversationInfo>> {
-        let c = self.read();
-        let mut q = c.prepare(
-            "SELECT id, created_ms, updated_ms, turns, resolved_turn, target, queue, priority, customer \
-             FROM conversations WHERE (?1 IS NULL OR queue = ?1) ORDER BY updated_ms DESC LIMIT ?2",
-        )?;
-        let rows = q.query_map(params![queue, limit], info_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        match &self.backend {
+            Backend::Sqlite(s) => s.recent(queue, limit),
+            Backend::Postgres(p) => p.recent(queue, limit),
+        }
     }
 
     /// Mark everything so far resolved: later decisions start afresh (no stickiness, no counts).
     pub fn resolve(&self, id: &str) -> AppResult<ConversationInfo> {
-        let n = {
-            let c = self.write();
-            c.execute(
-                "UPDATE conversations SET resolved_turn = turns, updated_ms = ?2 WHERE id = ?1",
-                params![id, now_ms()],
-            )?
-        };
-        if n == 0 {
-            return Err(AppError::not_found(
-                "conversation_id",
-                "no conversation with this id",
-            ));
+        match &self.backend {
+            Backend::Sqlite(s) => s.resolve(id),
+            Backend::Postgres(p) => p.resolve(id),
         }
-        self.conversation(id)
+    }
+}
+
+/// 409 when a conversation already has `max` turns (`hint` ends the message).
+pub(crate) fn turn_limit(turns: u32, max: u32, hint: &str) -> AppResult<()> {
+    if turns >= max {
+        return Err(AppError::Invalid {
+            kind: crate::error::InvalidKind::Conflict,
+            field: "conversation_id".into(),
+            message: format!("conversation has {turns} turns, the limit (store.max_turns){hint}"),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a decision queues webhooks: the first leaves the bot, or a later one changes the
+/// target or queue.
+pub(crate) fn route_changed(previous: Option<&Route>, route: &Route) -> bool {
+    match previous {
+        None => route.target != crate::routing::Target::Bot,
+        Some(p) => p.target != route.target || p.queue != route.queue,
     }
 }
 
-fn info_row(r: &rusqlite::Row) -> rusqlite::Result<ConversationInfo> {
-    let customer: Option<String> = r.get(8)?;
-    Ok(ConversationInfo {
-        id: r.get(0)?,
-        created_ms: r.get(1)?,
-        updated_at_ms: r.get(2)?,
-        turns: r.get(3)?,
-        resolved_turn: r.get(4)?,
-        target: r.get(5)?,
-        queue: r.get(6)?,
-        priority: r.get(7)?,
-        customer: customer.and_then(|s| serde_json::from_str(&s).ok()),
-    })
-}
-
-fn memos_since(
-    tx: &rusqlite::Transaction,
-    id: &str,
-    resolved: u32,
-) -> rusqlite::Result<Vec<PastTurn>> {
-    let mut q = tx.prepare(
-        "SELECT memo FROM turns WHERE conversation_id = ?1 AND turn > ?2 AND memo IS NOT NULL \
-         ORDER BY turn",
-    )?;
-    let rows = q.query_map(params![id, resolved], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for m in rows {
-        if let Ok(p) = serde_json::from_str(&m?) {
-            out.push(p);
-        }
-    }
-    Ok(out)
-}
-
-fn to_json<T: Serialize>(v: &T) -> String {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
     // Plain data types: serialising cannot fail.
     serde_json::to_string(v).unwrap_or_default()
 }
