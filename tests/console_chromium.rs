@@ -4,193 +4,30 @@
 //! DevTools Protocol (tungstenite); skipped without the model pack or Chromium.
 
 mod common;
-use serde_json::{json, Value};
+use common::chromium::{find_chromium, spawn, tail, Cdp, TempDir};
+use serde_json::json;
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tungstenite::{Message, WebSocket};
 
 const CONV: &str = "console-test-1";
 const ANGRY: &str =
     "This is outrageous! I have been charged twice and nobody helps me. I am absolutely furious!";
 
-/// A child process (leader of its own process group) killed with its whole group on drop.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A scratch folder removed on drop (declared first, so it goes after the processes using it).
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn spawn(cmd: &mut Command) -> Proc {
-    use std::os::unix::process::CommandExt;
-    Proc(cmd.process_group(0).spawn().expect("spawn"))
-}
-
-fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|p| p.is_file())
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let start = text.len().saturating_sub(3000);
-    let start = (start..text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
-    text[start..].to_string()
-}
-
-/// A Chrome DevTools Protocol connection; `session` (once attached) routes calls to the page.
-struct Cdp {
-    ws: WebSocket<TcpStream>,
-    next_id: u64,
-    session: Option<String>,
-    /// Page JS exceptions and console/log errors seen so far, for failure messages.
-    page_errors: Vec<String>,
-}
-
-impl Cdp {
-    fn connect(ws_url: &str) -> Cdp {
-        let addr = ws_url
-            .trim_start_matches("ws://")
-            .split('/')
-            .next()
-            .unwrap();
-        let stream = TcpStream::connect(addr).expect("connect to DevTools");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let (ws, _) = tungstenite::client(ws_url, stream).expect("DevTools websocket handshake");
-        Cdp {
-            ws,
-            next_id: 0,
-            session: None,
-            page_errors: Vec::new(),
-        }
-    }
-
-    /// Send a command; skip events (noting page errors) until its answer: the result, or the error.
-    fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
-        self.next_id += 1;
-        let mut msg = json!({"id": self.next_id, "method": method, "params": params});
-        if let Some(s) = &self.session {
-            msg["sessionId"] = json!(s);
-        }
-        let sent = self.ws.send(Message::Text(msg.to_string().into()));
-        sent.unwrap_or_else(|e| panic!("CDP send {method}: {e}"));
-        loop {
-            let m = self
-                .ws
-                .read()
-                .unwrap_or_else(|e| panic!("CDP read (waiting for {method}): {e}"));
-            let Message::Text(text) = m else { continue };
-            let v: Value = serde_json::from_str(text.as_str()).expect("CDP message is JSON");
-            if v["id"] == json!(self.next_id) {
-                return match v.get("error") {
-                    Some(e) => Err(e.clone()),
-                    None => Ok(v["result"].clone()),
-                };
-            }
-            let p = &v["params"];
-            match v["method"].as_str() {
-                Some("Runtime.exceptionThrown") => self.page_errors.push(format!(
-                    "exception: {}",
-                    p["exceptionDetails"]["exception"]["description"]
-                        .as_str()
-                        .unwrap_or(p["exceptionDetails"]["text"].as_str().unwrap_or("?"))
-                )),
-                Some("Runtime.consoleAPICalled")
-                    if p["type"] == "error" || p["type"] == "warning" =>
-                {
-                    self.page_errors.push(format!(
-                        "console.{}: {}",
-                        p["type"].as_str().unwrap_or(""),
-                        p["args"]
-                    ))
-                }
-                Some("Log.entryAdded") if p["entry"]["level"] == "error" => {
-                    self.page_errors.push(format!(
-                        "log: {} {}",
-                        p["entry"]["text"].as_str().unwrap_or(""),
-                        p["entry"]["url"].as_str().unwrap_or("")
-                    ))
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        self.try_call(method, params)
-            .unwrap_or_else(|e| panic!("CDP {method} failed: {e}"))
-    }
-
-    /// The value of a JS expression in the page, or why there is none (e.g. mid-navigation).
-    fn eval(&mut self, expr: &str) -> Result<Value, String> {
-        let params = json!({"expression": expr, "returnByValue": true, "awaitPromise": true});
-        let r = self
-            .try_call("Runtime.evaluate", params)
-            .map_err(|e| e.to_string())?;
-        match r.get("exceptionDetails") {
-            Some(ex) => Err(format!("`{expr}` threw: {ex}")),
-            None => Ok(r["result"]["value"].clone()),
-        }
-    }
-
-    /// Poll `expr` until it is `true`; whether it became so within `timeout`.
-    fn wait_for(&mut self, expr: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.eval(expr) == Ok(json!(true)) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn text(&mut self, expr: &str) -> String {
-        match self.eval(expr) {
-            Ok(Value::String(s)) => s,
-            other => format!("{other:?}"),
-        }
-    }
-
-    /// What the page shows, for failure messages: status, event rows, handoff panel, page errors.
-    fn dump(&mut self) -> String {
-        let status = self.text("document.getElementById('status')?.textContent ?? '(no #status)'");
-        let rows = self.text(
-            "JSON.stringify([...document.querySelectorAll('.event')].map(e => e.innerText.replace(/\\s+/g, ' ').trim()), null, 1)",
-        );
-        let handoff = self.text("document.getElementById('handoff')?.innerText.replace(/\\s+/g, ' ') ?? '(no #handoff)'");
-        format!(
-            "status: {status}\n.event rows: {rows}\n#handoff: {handoff}\npage errors: {:#?}",
-            self.page_errors
-        )
-    }
+/// What the page shows, for failure messages: status, event rows, handoff panel, page errors.
+fn dump(cdp: &mut Cdp) -> String {
+    let status = cdp.text("document.getElementById('status')?.textContent ?? '(no #status)'");
+    let rows = cdp.text(
+        "JSON.stringify([...document.querySelectorAll('.event')].map(e => e.innerText.replace(/\\s+/g, ' ').trim()), null, 1)",
+    );
+    let handoff = cdp.text(
+        "document.getElementById('handoff')?.innerText.replace(/\\s+/g, ' ') ?? '(no #handoff)'",
+    );
+    format!(
+        "status: {status}\n.event rows: {rows}\n#handoff: {handoff}\npage errors: {:#?}",
+        cdp.page_errors
+    )
 }
 
 #[test]
@@ -314,7 +151,7 @@ fn console_shows_live_escalation_and_handoff() {
     if !cdp.wait_for(connected, Duration::from_secs(20)) {
         panic!(
             "console never connected to the conversation's event stream\n{}",
-            cdp.dump()
+            dump(&mut cdp)
         );
     }
 
@@ -326,13 +163,13 @@ fn console_shows_live_escalation_and_handoff() {
     let row = format!(".event[data-conversation=\"{CONV}\"]");
     let escalated = format!("document.querySelectorAll('{row} .flag-escalate').length > 0");
     if !cdp.wait_for(&escalated, Duration::from_secs(10)) {
-        panic!("no {row} row with an escalate flag within 10 s of POST /v1/triage (answer: {answer})\n{}", cdp.dump());
+        panic!("no {row} row with an escalate flag within 10 s of POST /v1/triage (answer: {answer})\n{}", dump(&mut cdp));
     }
     let row_text = cdp.text(&format!("document.querySelector('{row}').textContent"));
     assert!(
         row_text.contains("furious"),
         "event row lacks the message text: {row_text:?}\n{}",
-        cdp.dump()
+        dump(&mut cdp)
     );
 
     // 5. The row's Handoff button opens the handoff panel with the transcript.
@@ -341,14 +178,14 @@ fn console_shows_live_escalation_and_handoff() {
         cdp.eval(&click),
         Ok(json!(true)),
         "no Handoff button on the event row\n{}",
-        cdp.dump()
+        dump(&mut cdp)
     );
     let transcript =
         "document.querySelector('#handoff .transcript')?.textContent.includes('furious') === true";
     if !cdp.wait_for(transcript, Duration::from_secs(30)) {
         panic!(
             "#handoff shows no transcript with the message within 30 s\n{}",
-            cdp.dump()
+            dump(&mut cdp)
         );
     }
     drop(cdp);

@@ -4,117 +4,13 @@
 //! Driven over the Chrome DevTools Protocol (tungstenite) as tests/console_chromium.rs does;
 //! skipped without Chromium (a failure with TRIAGE_REQUIRE_MODELS=1).
 
+mod common;
+use common::chromium::{find_chromium, Cdp, Proc, TempDir};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
-use tungstenite::{Message, WebSocket};
-
-/// A child process (leader of its own process group) killed with its whole group on drop.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A scratch folder removed on drop (declared first, so it goes after the browser using it).
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|p| p.is_file())
-}
-
-/// A flat DevTools session on one page: commands, page exceptions noted for failure messages.
-struct Cdp {
-    ws: WebSocket<TcpStream>,
-    next_id: u64,
-    session: Option<String>,
-    page_errors: Vec<String>,
-}
-
-impl Cdp {
-    fn connect(ws_url: &str) -> Cdp {
-        let addr = ws_url.trim_start_matches("ws://").split('/').next();
-        let stream = TcpStream::connect(addr.unwrap()).expect("connect to DevTools");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let (ws, _) = tungstenite::client(ws_url, stream).expect("DevTools websocket handshake");
-        Cdp {
-            ws,
-            next_id: 0,
-            session: None,
-            page_errors: Vec::new(),
-        }
-    }
-
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let mut msg = json!({"id": self.next_id, "method": method, "params": params});
-        if let Some(s) = &self.session {
-            msg["sessionId"] = json!(s);
-        }
-        let sent = self.ws.send(Message::Text(msg.to_string().into()));
-        sent.unwrap_or_else(|e| panic!("CDP send {method}: {e}"));
-        loop {
-            let m = self.ws.read();
-            let m = m.unwrap_or_else(|e| panic!("CDP read (waiting for {method}): {e}"));
-            let Message::Text(text) = m else { continue };
-            let v: Value = serde_json::from_str(text.as_str()).expect("CDP message is JSON");
-            if v["id"] == json!(self.next_id) {
-                if let Some(e) = v.get("error") {
-                    panic!("CDP {method} failed: {e}");
-                }
-                return v["result"].clone();
-            }
-            if v["method"] == "Runtime.exceptionThrown" {
-                let d = &v["params"]["exceptionDetails"];
-                self.page_errors
-                    .push(format!("{}", d["exception"]["description"]));
-            }
-        }
-    }
-
-    /// The value of a JS expression in the page (Null when it threw, e.g. mid-navigation).
-    fn eval(&mut self, expr: &str) -> Value {
-        let params = json!({"expression": expr, "returnByValue": true, "awaitPromise": true});
-        let r = self.call("Runtime.evaluate", params);
-        match r.get("exceptionDetails") {
-            Some(_) => Value::Null,
-            None => r["result"]["value"].clone(),
-        }
-    }
-
-    fn wait_for(&mut self, expr: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.eval(expr) == json!(true) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    }
-}
+use std::time::Duration;
 
 /// The router on 127.0.0.1 (a mock-free state: no model is needed for these routes); the port.
 fn serve() -> u16 {
@@ -211,7 +107,7 @@ fn docs_page_renders_the_operations() {
     let loaded =
         "document.getElementById('status')?.textContent.startsWith('OpenAPI 3.1') === true";
     if !cdp.wait_for(loaded, Duration::from_secs(20)) {
-        let status = cdp.eval("document.body?.innerText");
+        let status = cdp.eval("document.body?.innerText").unwrap_or(Value::Null);
         panic!(
             "the page never rendered /openapi.json: {status}\npage errors: {:?}",
             cdp.page_errors
@@ -224,9 +120,13 @@ fn docs_page_renders_the_operations() {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum();
-    let shown = cdp.eval("document.querySelectorAll('details.op').length");
+    let shown = cdp
+        .eval("document.querySelectorAll('details.op').length")
+        .unwrap_or(Value::Null);
     assert_eq!(shown, json!(operations), "operations shown");
-    let tags = cdp.eval("[...document.querySelectorAll('section.tag h2')].map(h => h.textContent)");
+    let tags = cdp
+        .eval("[...document.querySelectorAll('section.tag h2')].map(h => h.textContent)")
+        .unwrap_or(Value::Null);
     for t in ["meta", "triage", "conversations", "batch", "intents"] {
         assert!(
             tags.as_array().unwrap().contains(&json!(t)),
@@ -236,8 +136,12 @@ fn docs_page_renders_the_operations() {
 
     // The deep link opened POST /v1/triage: its request schema and a curl line are shown.
     let op = "document.querySelector('details.op[data-method=\"POST\"][data-path=\"/v1/triage\"]')";
-    assert_eq!(cdp.eval(&format!("{op}?.open")), json!(true), "not opened");
-    let text = cdp.eval(&format!("{op}.innerText"));
+    assert_eq!(
+        cdp.eval(&format!("{op}?.open")).unwrap_or(Value::Null),
+        json!(true),
+        "not opened"
+    );
+    let text = cdp.eval(&format!("{op}.innerText")).unwrap_or(Value::Null);
     let text = text.as_str().unwrap_or_default();
     for want in [
         "Request body",

@@ -1,6 +1,8 @@
 //! Shared helpers for the real-model tests: where the default pack is, fixtures, cosine.
 #![allow(dead_code)]
 
+pub mod chromium;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;

@@ -1,0 +1,172 @@
+//! Headless Chromium for the page tests: the browser process (killed with its group), a scratch
+//! folder, and a Chrome DevTools Protocol client over tungstenite.
+
+use serde_json::{json, Value};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
+
+/// A child process (leader of its own process group) killed with its whole group on drop.
+pub struct Proc(pub Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A scratch folder removed on drop (declared first, so it goes after the processes using it).
+pub struct TempDir(pub PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn spawn(cmd: &mut Command) -> Proc {
+    use std::os::unix::process::CommandExt;
+    Proc(cmd.process_group(0).spawn().expect("spawn"))
+}
+
+pub fn find_chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+pub fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(3000);
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    text[start..].to_string()
+}
+
+/// A Chrome DevTools Protocol connection; `session` (once attached) routes calls to the page.
+pub struct Cdp {
+    pub ws: WebSocket<TcpStream>,
+    pub next_id: u64,
+    pub session: Option<String>,
+    /// Page JS exceptions and console/log errors seen so far, for failure messages.
+    pub page_errors: Vec<String>,
+}
+
+impl Cdp {
+    pub fn connect(ws_url: &str) -> Cdp {
+        let addr = ws_url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap();
+        let stream = TcpStream::connect(addr).expect("connect to DevTools");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let (ws, _) = tungstenite::client(ws_url, stream).expect("DevTools websocket handshake");
+        Cdp {
+            ws,
+            next_id: 0,
+            session: None,
+            page_errors: Vec::new(),
+        }
+    }
+
+    /// Send a command; skip events (noting page errors) until its answer: the result, or the error.
+    pub fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        self.next_id += 1;
+        let mut msg = json!({"id": self.next_id, "method": method, "params": params});
+        if let Some(s) = &self.session {
+            msg["sessionId"] = json!(s);
+        }
+        let sent = self.ws.send(Message::Text(msg.to_string().into()));
+        sent.unwrap_or_else(|e| panic!("CDP send {method}: {e}"));
+        loop {
+            let m = self
+                .ws
+                .read()
+                .unwrap_or_else(|e| panic!("CDP read (waiting for {method}): {e}"));
+            let Message::Text(text) = m else { continue };
+            let v: Value = serde_json::from_str(text.as_str()).expect("CDP message is JSON");
+            if v["id"] == json!(self.next_id) {
+                return match v.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(v["result"].clone()),
+                };
+            }
+            let p = &v["params"];
+            match v["method"].as_str() {
+                Some("Runtime.exceptionThrown") => self.page_errors.push(format!(
+                    "exception: {}",
+                    p["exceptionDetails"]["exception"]["description"]
+                        .as_str()
+                        .unwrap_or(p["exceptionDetails"]["text"].as_str().unwrap_or("?"))
+                )),
+                Some("Runtime.consoleAPICalled")
+                    if p["type"] == "error" || p["type"] == "warning" =>
+                {
+                    self.page_errors.push(format!(
+                        "console.{}: {}",
+                        p["type"].as_str().unwrap_or(""),
+                        p["args"]
+                    ))
+                }
+                Some("Log.entryAdded") if p["entry"]["level"] == "error" => {
+                    self.page_errors.push(format!(
+                        "log: {} {}",
+                        p["entry"]["text"].as_str().unwrap_or(""),
+                        p["entry"]["url"].as_str().unwrap_or("")
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn call(&mut self, method: &str, params: Value) -> Value {
+        self.try_call(method, params)
+            .unwrap_or_else(|e| panic!("CDP {method} failed: {e}"))
+    }
+
+    /// The value of a JS expression in the page, or why there is none (e.g. mid-navigation).
+    pub fn eval(&mut self, expr: &str) -> Result<Value, String> {
+        let params = json!({"expression": expr, "returnByValue": true, "awaitPromise": true});
+        let r = self
+            .try_call("Runtime.evaluate", params)
+            .map_err(|e| e.to_string())?;
+        match r.get("exceptionDetails") {
+            Some(ex) => Err(format!("`{expr}` threw: {ex}")),
+            None => Ok(r["result"]["value"].clone()),
+        }
+    }
+
+    /// Poll `expr` until it is `true`; whether it became so within `timeout`.
+    pub fn wait_for(&mut self, expr: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.eval(expr) == Ok(json!(true)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn text(&mut self, expr: &str) -> String {
+        match self.eval(expr) {
+            Ok(Value::String(s)) => s,
+            other => format!("{other:?}"),
+        }
+    }
+}
