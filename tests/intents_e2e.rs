@@ -14,11 +14,7 @@ use triage::metrics::Metrics;
 /// The app on the real encoder, its intent store in a fresh folder (models from the pack).
 fn real_app(discovery: bool) -> Option<(axum::Router, PathBuf)> {
     common::pack_model("multilingual-e5-small")?;
-    let home = std::env::temp_dir().join(format!(
-        "triage-intents-e2e-{}-{discovery}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&home);
+    let home = common::scratch_dir("intents-e2e");
     let mut cfg = Config::default();
     cfg.models.retain(|m| m.name == "multilingual-e5-small");
     cfg.server.home = Some(home.clone());

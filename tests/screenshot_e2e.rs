@@ -14,8 +14,7 @@ fn real_app() -> Option<axum::Router> {
     common::pack_model("multilingual-e5-small")?;
     let mut cfg = Config::default();
     cfg.models.retain(|m| m.name == "multilingual-e5-small");
-    let dir = std::env::temp_dir().join(format!("triage-shot-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch_dir("shot-e2e");
     cfg.store.path = Some(dir.join("triage.sqlite"));
     // Both tests run a model and Tesseract at once on a CI machine's 2 cores, where a batch of
     // catalog examples in a debug build can outlast the 2 s default: correctness here, no shedding.

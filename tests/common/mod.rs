@@ -10,6 +10,17 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use tower::ServiceExt;
 
+/// A fresh, empty scratch folder of its own for each call: the tests of one binary run in
+/// parallel in one process, so a folder named by the process id alone would be shared (two
+/// stores on one SQLite file answered "database is locked" in CI).
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("triage-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
 /// Send `body` to `app` with `method`; the status and the JSON answer (Null when not JSON).
 pub async fn request(
     app: &axum::Router,
