@@ -60,6 +60,10 @@ pub enum AppError {
     /// The server cannot answer yet (models loading, model not installed).
     #[error("{message}")]
     Unavailable { message: String },
+    /// The database cannot be reached (PostgreSQL down, restarting, or every connection busy):
+    /// 503 with `Retry-After`; the replica recovers by itself once it answers again.
+    #[error("the database is unavailable: {message}")]
+    StoreDown { message: String },
     /// A bug or an inference failure: logged, answered as 500 without internals.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
@@ -144,6 +148,7 @@ impl AppError {
             AppError::Forbidden { .. } => "forbidden",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable { .. } => "unavailable",
+            AppError::StoreDown { .. } => "database_unavailable",
             AppError::Internal(_) => "internal",
         }
     }
@@ -157,8 +162,28 @@ impl From<rusqlite::Error> for AppError {
 
 impl From<postgres::Error> for AppError {
     fn from(e: postgres::Error) -> Self {
-        AppError::Internal(anyhow::Error::new(e).context("store"))
+        if connection_lost(&e) {
+            AppError::StoreDown {
+                message: e.to_string(),
+            }
+        } else {
+            AppError::Internal(anyhow::Error::new(e).context("store"))
+        }
     }
+}
+
+/// Whether a PostgreSQL error means the server is unreachable or going away (so the request may
+/// be retried) rather than a bad statement: a closed connection, an I/O error, SQLSTATE class 08
+/// (connection exception) or 57P01-57P03 (shutting down, crashed, starting up).
+pub fn connection_lost(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let c = code.code();
+        return c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03");
+    }
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 pub type AppResult<T> = Result<T, AppError>;

@@ -111,6 +111,16 @@ impl AppState {
         if let Some(store) = &state.store {
             let last = store.last_event_seq().map_err(|e| anyhow::anyhow!("{e}"))?;
             state.events.send_replace(last);
+            // Events committed by any replica wake this one's streams (PostgreSQL).
+            let (a, b) = (Arc::downgrade(&state), Arc::downgrade(&state));
+            store.start_listener(crate::store::events::Wake {
+                announce: Box::new(move |seq| {
+                    if let Some(s) = a.upgrade() {
+                        s.events.send_modify(|v| *v = (*v).max(seq));
+                    }
+                }),
+                alive: Box::new(move || b.upgrade().is_some_and(|s| !s.shutting_down())),
+            })?;
         }
         Ok(state)
     }

@@ -6,6 +6,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+/// `Retry-After` of a 503 for an unreachable database: a restart takes seconds, and the pool
+/// reconnects on the next request.
+pub const STORE_RETRY_AFTER_SECS: u64 = 2;
+
 impl AppError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
@@ -25,6 +29,7 @@ impl AppError {
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. }
+            | AppError::StoreDown { .. }
             | AppError::QueueTimeout { .. }
             | AppError::ShuttingDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,6 +86,12 @@ impl IntoResponse for AppError {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if let AppError::StoreDown { .. } = &self {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STORE_RETRY_AFTER_SECS),
+            );
         }
         if let AppError::Unauthorized { .. } = &self {
             resp.headers_mut().insert(

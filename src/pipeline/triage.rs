@@ -149,7 +149,7 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
     .await
     .map_err(|e| AppError::Internal(anyhow::anyhow!("store task: {e}")))??;
 
-    state.events.send_replace(appended.event_seq);
+    state.store.announce(appended.event_seq, state.events);
     if let Some(r) = &appended.turn.route {
         state.metrics.inc(
             "triage_routes_total",

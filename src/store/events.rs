@@ -4,6 +4,9 @@
 
 use super::{Backend, Store};
 use crate::error::AppResult;
+use tokio::sync::watch;
+
+pub use super::pg::listen::Wake;
 
 /// Which events a subscriber wants.
 #[derive(Debug, Clone)]
@@ -32,6 +35,24 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.events_after(filter, after, limit),
             Backend::Postgres(p) => p.events_after(filter, after, limit),
+        }
+    }
+
+    /// Tell this process's streams that the event `seq` committed. SQLite: now (one process,
+    /// commits in order). PostgreSQL: nothing here: the listener announces it once it is
+    /// readable, on every replica (`pg/listen.rs`).
+    pub fn announce(&self, seq: i64, events: &watch::Sender<i64>) {
+        if let Backend::Sqlite(_) = &self.backend {
+            events.send_replace(seq);
+        }
+    }
+
+    /// Wake this process's streams on events committed by any replica. PostgreSQL: a thread
+    /// `LISTEN`ing on a connection of its own; SQLite: nothing to do (`announce` does it).
+    pub fn start_listener(&self, wake: Wake) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(p) => p.listen(wake),
         }
     }
 

@@ -172,3 +172,130 @@ fn migrations_run_once_roll_back_whole_and_refuse_newer() {
     assert!(err.contains("schema version 2"), "{err}");
     assert!(err.contains("(version 1)"), "{err}");
 }
+
+/// Append one turn to `conv`; its event's id (not waiting for it to become readable).
+fn append(s: &super::Store, conv: &str) -> i64 {
+    let turn = NewTurn {
+        conversation_id: conv.into(),
+        text: "hello".into(),
+        channel: None,
+        customer: None,
+        signals: Default::default(),
+    };
+    s.append(turn, decide, &|_, _, _, _| json!({}), &[])
+        .unwrap()
+        .event_seq
+}
+
+/// A listener on `s` whose announcements arrive on the returned channel; it stops when the
+/// receiver is dropped.
+fn listener(s: &super::Store) -> std::sync::mpsc::Receiver<i64> {
+    let (tx, rx) = std::sync::mpsc::channel::<i64>();
+    let alive = tx.clone();
+    s.start_listener(super::events::Wake {
+        announce: Box::new(move |seq| {
+            let _ = tx.send(seq);
+        }),
+        // A probe value (-1) fails once the test has dropped the receiver.
+        alive: Box::new(move || alive.send(-1).is_ok()),
+    })
+    .unwrap();
+    rx
+}
+
+/// The first announcement of at least `seq` within `secs`, or None.
+fn announced(rx: &std::sync::mpsc::Receiver<i64>, seq: i64, secs: f32) -> Option<i64> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f32(secs);
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(v) if v >= seq => return Some(v),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+#[test]
+fn another_replicas_event_is_announced_once_readable_and_after_a_reconnect() {
+    let Some(db) = PgDb::new("listen") else {
+        return;
+    };
+    let (r1, r2) = (
+        db.open(StoreConfig::default()).unwrap(),
+        db.open(StoreConfig::default()).unwrap(),
+    );
+    let rx = listener(&r1);
+    // Replica 2 commits; replica 1's listener announces it.
+    let seq = append(&r2, "x");
+    assert!(announced(&rx, seq, 30.0).is_some(), "event {seq} announced");
+
+    // An older transaction still open: the later event is not announced until it ends.
+    let mut holder = db.client();
+    let mut tx = holder.transaction().unwrap();
+    let held: i64 = tx
+        .query_one("SELECT pg_current_xact_id()::text::bigint", &[])
+        .unwrap()
+        .get(0);
+    let seq = append(&r2, "y");
+    assert!(seq > held);
+    assert_eq!(
+        announced(&rx, seq, 0.7),
+        None,
+        "not readable while {held} is open"
+    );
+    tx.commit().unwrap();
+    assert!(
+        announced(&rx, seq, 30.0).is_some(),
+        "announced once readable"
+    );
+
+    // The listening connection dies (server restart, network): it reconnects by itself.
+    let killed: i64 = db
+        .client()
+        .query_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'triage-listen' AND datname = current_database()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    let seq = append(&r2, "z");
+    assert!(
+        announced(&rx, seq, 30.0).is_some(),
+        "announced after a reconnect"
+    );
+}
+
+#[test]
+fn a_lost_database_is_store_down_and_the_pool_recovers_by_itself() {
+    let Some(db) = PgDb::new("down") else {
+        return;
+    };
+    let s = db.open(StoreConfig::default()).unwrap();
+    append(&s, "before");
+    // The database goes away under the pool's open connection.
+    db.drop_database();
+    let turn = NewTurn {
+        conversation_id: "during".into(),
+        text: "hello".into(),
+        channel: None,
+        customer: None,
+        signals: Default::default(),
+    };
+    let err = s
+        .append(turn, decide, &|_, _, _, _| json!({}), &[])
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, crate::error::AppError::StoreDown { .. }),
+        "{err:?}"
+    );
+    assert!(!s.ping());
+    // Back (restored, here empty and migrated): the next call reconnects by itself.
+    db.recreate();
+    assert!(s.ping());
+    let seq = append(&s, "after");
+    assert!(seq > 0);
+}

@@ -68,6 +68,23 @@ impl PgDb {
     }
 }
 
+impl PgDb {
+    /// Drop the database, ending its connections (a lost database, for tests of recovery).
+    pub fn drop_database(&self) {
+        let mut c = self.admin.connect(postgres::NoTls).expect("connect");
+        c.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .expect("drop test database");
+    }
+
+    /// Create it again, empty, with the schema.
+    pub fn recreate(&self) {
+        let mut c = self.admin.connect(postgres::NoTls).expect("connect");
+        c.batch_execute(&format!("CREATE DATABASE {}", self.name))
+            .expect("create test database");
+        super::pg::migrations::migrate(&mut self.client(), "test").expect("migrate");
+    }
+}
+
 impl Drop for PgDb {
     fn drop(&mut self) {
         if let Ok(mut c) = self.admin.connect(postgres::NoTls) {

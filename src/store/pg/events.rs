@@ -13,7 +13,7 @@ use crate::error::AppResult;
 use crate::store::events::{EventFilter, StoredEvent};
 
 /// The horizon below which every event has committed (or never will).
-const HORIZON: &str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+pub(super) const HORIZON: &str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 
 impl Pg {
     pub fn events_after(

@@ -5,6 +5,7 @@
 //! from inside an async task, where it would panic.
 
 mod events;
+pub(crate) mod listen;
 pub mod migrations;
 mod outbox;
 pub(crate) mod pool;
@@ -43,6 +44,11 @@ impl Pg {
         migrations::migrate(&mut c, &redact_url(url))?;
         drop(c);
         Ok(pg)
+    }
+
+    /// Start this replica's listening thread (`listen.rs`) on a connection of its own.
+    pub fn listen(&self, wake: listen::Wake) -> Result<()> {
+        listen::spawn(self.pool.config().clone(), redact_url(&self.url), wake)
     }
 
     /// Whether a connection answers a trivial query now.

@@ -4,7 +4,7 @@
 //! thread for the same. A broken connection (server restarted) is closed on return and the next
 //! `get` connects afresh, so the store recovers by itself once the database is back.
 
-use anyhow::{anyhow, Context, Result};
+use crate::error::{AppError, AppResult};
 use parking_lot::{Condvar, Mutex};
 use postgres::{Client, NoTls};
 use std::ops::{Deref, DerefMut};
@@ -47,8 +47,13 @@ impl Pool {
         }
     }
 
+    /// The connection settings.
+    pub fn config(&self) -> &postgres::Config {
+        &self.config
+    }
+
     /// A free connection, a new one while fewer than `max` are open, or wait for one.
-    pub fn get(&self) -> Result<Conn<'_>> {
+    pub fn get(&self) -> AppResult<Conn<'_>> {
         let mut st = self.state.lock();
         loop {
             if let Some(c) = st.idle.pop() {
@@ -72,16 +77,20 @@ impl Pool {
                     Err(e) => {
                         self.state.lock().open -= 1;
                         self.freed.notify_one();
-                        Err(e).context("store: cannot connect to PostgreSQL")
+                        Err(AppError::StoreDown {
+                            message: format!("cannot connect to PostgreSQL: {e}"),
+                        })
                     }
                 };
             }
             if self.freed.wait_for(&mut st, WAIT).timed_out() {
-                return Err(anyhow!(
-                    "store: no free PostgreSQL connection after {}s (store.pool_size = {})",
-                    WAIT.as_secs(),
-                    self.max
-                ));
+                return Err(AppError::StoreDown {
+                    message: format!(
+                        "no free PostgreSQL connection after {}s (store.pool_size = {})",
+                        WAIT.as_secs(),
+                        self.max
+                    ),
+                });
             }
         }
     }
@@ -106,7 +115,12 @@ impl Drop for Conn<'_> {
         let mut st = self.pool.state.lock();
         match self.client.take() {
             Some(c) if !c.is_closed() => st.idle.push(c),
-            _ => st.open -= 1,
+            _ => {
+                // A closed connection: the server went away, so the idle ones are likely dead
+                // too. Drop them all; the next `get` connects afresh.
+                st.open -= 1 + st.idle.len();
+                st.idle.clear();
+            }
         }
         drop(st);
         self.pool.freed.notify_one();

@@ -112,6 +112,11 @@ impl Pg {
             "INSERT INTO events (seq, conversation_id, queue, at_ms, data) VALUES ($1, $2, $3, $4, $5)",
             &[&seq, id, &d.route.queue, &now, &data.to_string()],
         )?;
+        // Wakes every replica's streams at commit (pg/listen.rs); ids only in the payload.
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&super::listen::EVENTS_CHANNEL, &seq.to_string()],
+        )?;
         let mut webhooks = 0;
         if route_changed(previous.as_ref(), &d.route) {
             webhooks = super::outbox::enqueue(&mut tx, id, n, &d.route, webhook_urls, now)?;
