@@ -17,10 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Every summarizer call: the replica, its start and its end.
+type Log = Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>;
+
 /// Summaries tagged with the replica that made them; every call logged with its start and end.
 struct Tagged {
     name: &'static str,
-    log: Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>,
+    log: Log,
     calls: AtomicUsize,
     /// Blocks the call with this index until `open` is set.
     block_at: Option<usize>,
@@ -29,7 +32,7 @@ struct Tagged {
 }
 
 impl Tagged {
-    fn new(name: &'static str, log: &Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>) -> Self {
+    fn new(name: &'static str, log: &Log) -> Self {
         Tagged {
             name,
             log: log.clone(),
@@ -145,7 +148,7 @@ fn a_dead_replicas_job_resumes_elsewhere_after_its_lease() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _enter = rt.enter();
     let dir = tmp("replica-dies");
-    let log = Arc::new(Mutex::new(Vec::new()));
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
     let lease = 800;
     let a = replica(&db, &dir, Arc::new(Tagged::new("a", &log)), "a", lease);
     let n = 200;
@@ -203,7 +206,7 @@ fn a_replica_that_lost_its_lease_writes_nothing_more() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _enter = rt.enter();
     let dir = tmp("replica-fenced");
-    let log = Arc::new(Mutex::new(Vec::new()));
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
     let sa = Arc::new(Tagged {
         block_at: Some(3),
         ..Tagged::new("a", &log)

@@ -175,6 +175,9 @@ fn migrations_run_once_roll_back_whole_and_refuse_newer() {
     )
     .unwrap();
     let err = format!("{:#}", db.open(StoreConfig::default()).err().unwrap());
-    assert!(err.contains(&format!("schema version {}", known + 1)), "{err}");
+    assert!(
+        err.contains(&format!("schema version {}", known + 1)),
+        "{err}"
+    );
     assert!(err.contains(&format!("(version {known})")), "{err}");
 }
