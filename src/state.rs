@@ -231,6 +231,13 @@ impl AppState {
         c.batch.resolved_dir(&c.store.resolved_path(&c.home()))
     }
 
+    /// The batch job leases, when the store is shared by replicas (PostgreSQL).
+    fn shared(&self) -> Option<crate::batch::lease::Shared> {
+        self.store
+            .clone()
+            .and_then(crate::batch::lease::Shared::new)
+    }
+
     fn jobs_slot(&self) -> parking_lot::MutexGuard<'_, Option<Arc<Jobs>>> {
         self.jobs.lock()
     }
@@ -251,7 +258,12 @@ impl AppState {
         let s = EncoderSummarizer::new(self.models.clone(), self.config.summarize.max_words, rt)
             .stopping_on(self.shutdown.subscribe())
             .yielding(self.config.batching.max_batch_size);
-        let jobs = Jobs::open(self.jobs_dir(), self.config.batch.clone(), Arc::new(s))?;
+        let jobs = Jobs::open(
+            self.jobs_dir(),
+            self.config.batch.clone(),
+            Arc::new(s),
+            self.shared(),
+        )?;
         *slot = Some(jobs.clone());
         Ok(jobs)
     }
@@ -263,7 +275,12 @@ impl AppState {
         if let Some(old) = slot.take() {
             old.shutdown_and_wait();
         }
-        let jobs = Jobs::open(self.jobs_dir(), self.config.batch.clone(), summarizer)?;
+        let jobs = Jobs::open(
+            self.jobs_dir(),
+            self.config.batch.clone(),
+            summarizer,
+            self.shared(),
+        )?;
         *slot = Some(jobs.clone());
         Ok(jobs)
     }

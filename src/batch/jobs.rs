@@ -1,8 +1,14 @@
 //! HTTP batch jobs, kept on disk: `<dir>/<job_id>/{input,output,rejects}.jsonl` and `job.json`
 //! (its state). One runner thread takes queued jobs one at a time through the engine; queued and
 //! running jobs found at start are run again (the engine resumes where the output stops).
+//! With a PostgreSQL store `dir` is a folder shared by every replica and a job runs only under
+//! its lease (`lease.rs`): each replica answers for every job from the files, and takes the
+//! unfinished jobs whose lease is free or expired, at start and every few seconds.
 
-use super::run::{run, RunOptions, Stats};
+mod runner;
+
+use super::lease::Shared;
+use super::run::Stats;
 use super::{BatchConfig, Summarizer};
 use crate::fsutil::write_atomic;
 use anyhow::{Context, Result};
@@ -61,6 +67,29 @@ pub const OUTPUT: &str = "output.jsonl";
 pub const REJECTS: &str = "rejects.jsonl";
 const RECORD: &str = "job.json";
 
+impl JobState {
+    /// Done or failed: nothing more will happen to the job.
+    pub fn finished(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed)
+    }
+}
+
+/// The `job.json` of the job folder `job_dir`, if it has a readable one.
+pub fn read_record(job_dir: &Path) -> Option<JobRecord> {
+    let b = std::fs::read(job_dir.join(RECORD)).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+/// Whether the record-less job folder `p` may be an upload still in progress on another replica
+/// (touched within `secs` and a minute).
+fn maybe_uploading(p: &Path, secs: u64) -> bool {
+    let age = std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    age.is_none_or(|a| a < Duration::from_secs(secs.saturating_add(60)))
+}
+
 /// A job id: lowercase hex, as `new_id` makes them (time first, so they sort by age).
 pub fn valid_id(id: &str) -> bool {
     (1..=40).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -83,6 +112,12 @@ pub struct Jobs {
     stop: Arc<AtomicBool>,
     summarizer: Arc<dyn Summarizer>,
     runner: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The leases, when replicas share `dir` (PostgreSQL); None: this process owns `dir`.
+    shared: Option<Arc<Shared>>,
+    /// The job this runner works on now.
+    current: Mutex<Option<String>>,
+    /// Stop without releasing the lease, as a crash would (tests).
+    keep_lease: AtomicBool,
 }
 
 /// Sets the flag when dropped: a task holding it dies with its runtime.
@@ -96,11 +131,14 @@ impl Drop for StopOnDrop {
 
 impl Jobs {
     /// Load the jobs in `dir` (dropping unfinished uploads), queue the unfinished ones, start
-    /// the runner. The runner stops when the current tokio runtime shuts down.
+    /// the runner. The runner stops when the current tokio runtime shuts down. With `shared`,
+    /// `dir` is shared by replicas: nothing is queued or rewritten here, the runner takes
+    /// unfinished jobs by their leases.
     pub fn open(
         dir: PathBuf,
         cfg: BatchConfig,
         summarizer: Arc<dyn Summarizer>,
+        shared: Option<Shared>,
     ) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut records = HashMap::new();
@@ -109,6 +147,15 @@ impl Jobs {
             let e = e?;
             let id = e.file_name().to_string_lossy().to_string();
             if !valid_id(&id) || !e.path().is_dir() {
+                continue;
+            }
+            if shared.is_some() {
+                // Another replica's upload may be in progress: only stale ones are dropped.
+                if !e.path().join(RECORD).exists()
+                    && !maybe_uploading(&e.path(), cfg.upload_timeout_secs)
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
                 continue;
             }
             match std::fs::read(e.path().join(RECORD)) {
@@ -130,6 +177,10 @@ impl Jobs {
         if !todo.is_empty() {
             tracing::info!(jobs = todo.len(), "batch: resuming unfinished jobs");
         }
+        if let Some(sh) = &shared {
+            tracing::info!(dir = %dir.display(), holder = %sh.holder,
+                "batch: jobs shared by replicas (every replica must use this folder as batch.dir)");
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let guard = StopOnDrop(stop.clone());
         let rt =
@@ -147,6 +198,9 @@ impl Jobs {
             stop,
             summarizer,
             runner: Mutex::new(None),
+            shared: shared.map(Arc::new),
+            current: Mutex::new(None),
+            keep_lease: AtomicBool::new(false),
         });
         let j = jobs.clone();
         let h = std::thread::Builder::new()
@@ -184,6 +238,14 @@ impl Jobs {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// `shutdown_and_wait`, but keep the lease of the running job, as a replica that dies does:
+    /// another replica takes the job once the lease expires (tests).
+    #[cfg(test)]
+    pub(crate) fn abandon_and_wait(&self) {
+        self.keep_lease.store(true, Ordering::Relaxed);
+        self.shutdown_and_wait();
+    }
+
     /// A fresh job folder (no record yet: it is not a job until `enqueue`).
     pub fn new_job_dir(&self) -> Result<(String, PathBuf)> {
         let id = new_id();
@@ -209,8 +271,16 @@ impl Jobs {
         Ok(())
     }
 
+    /// A job's state: from memory when it runs here or replicas do not share jobs, else from
+    /// its `job.json` (another replica may run it, or have created it).
     pub fn status(&self, id: &str) -> Option<JobStatus> {
-        let r = self.records.lock().get(id)?.clone();
+        let here = self.shared.is_none() || self.current.lock().as_deref() == Some(id);
+        let mem = || self.records.lock().get(id).cloned();
+        let r = if here {
+            mem()?
+        } else {
+            read_record(&self.dir.join(id)).or_else(mem)?
+        };
         let s = &r.stats;
         Some(JobStatus {
             job_id: id.to_string(),
@@ -249,66 +319,6 @@ impl Jobs {
         };
         if let Err(e) = self.save(id, &r) {
             tracing::error!(job = id, error = %format!("{e:#}"), "batch: cannot save the job state");
-        }
-    }
-
-    fn next(&self) -> Option<String> {
-        let mut q = self.queue.lock();
-        loop {
-            if self.stopped() {
-                return None;
-            }
-            if let Some(id) = q.pop_front() {
-                return Some(id);
-            }
-            self.wake.wait_for(&mut q, Duration::from_millis(500));
-        }
-    }
-
-    fn runner(&self) {
-        while let Some(id) = self.next() {
-            self.update(&id, |r| {
-                r.state = JobState::Running;
-                r.stats = Stats::default();
-            });
-            let opts = RunOptions {
-                input: self.file(&id, INPUT),
-                output: self.file(&id, OUTPUT),
-                rejects: self.file(&id, REJECTS),
-                batch_size: self.cfg.batch_size,
-                max_line_bytes: self.cfg.max_line_bytes,
-            };
-            tracing::info!(job = %id, "batch: job started");
-            let mut live = |s: &Stats| {
-                if let Some(r) = self.records.lock().get_mut(&id) {
-                    r.stats = s.clone();
-                }
-            };
-            let res = run(&opts, self.summarizer.as_ref(), &self.stop, &mut live);
-            if self.stopped() {
-                // Shutting down: left `running`, resumed at the next start.
-                return;
-            }
-            let now = crate::store::now_ms();
-            match res {
-                Ok(s) => {
-                    tracing::info!(job = %id, written = s.written, rejected = s.rejected, secs = s.elapsed_secs, "batch: job done");
-                    self.update(&id, |r| {
-                        r.state = JobState::Done;
-                        r.stats = s;
-                        r.finished_ms = Some(now);
-                    })
-                }
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    tracing::error!(job = %id, error = %msg, "batch: job failed");
-                    self.update(&id, |r| {
-                        r.state = JobState::Failed;
-                        r.error = Some(msg);
-                        r.finished_ms = Some(now);
-                    })
-                }
-            }
         }
     }
 }

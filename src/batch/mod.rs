@@ -6,13 +6,16 @@ pub mod encoder;
 pub mod input;
 pub mod jobs;
 pub mod jsonl;
+pub mod lease;
+#[cfg(test)]
+mod replica_tests;
 pub mod run;
 pub mod spool;
 pub mod synth;
 
 pub use config::BatchConfig;
 pub use encoder::EncoderSummarizer;
-pub use run::{run, RunOptions, Stats};
+pub use run::{run, run_fenced, RunOptions, Stats};
 
 use serde::{Deserialize, Serialize};
 

@@ -128,7 +128,12 @@ struct Sink<'a> {
     n_pending_rejects: usize,
     summarizer: &'a dyn Summarizer,
     stats: Stats,
+    /// Asked before every write; false ends the run with `FENCED`, writing nothing more.
+    fence: &'a mut dyn FnMut() -> bool,
 }
+
+/// The error of a run whose fence refused a write (another runner owns the output now).
+pub const FENCED: &str = "batch: the fence refused a write (the job's lease was lost)";
 
 impl Sink<'_> {
     fn reject(&mut self, line: u64, r: Reject) -> Result<()> {
@@ -145,7 +150,18 @@ impl Sink<'_> {
         Ok(())
     }
 
+    fn check_fence(&mut self) -> Result<()> {
+        if !(self.fence)() {
+            bail!(FENCED);
+        }
+        Ok(())
+    }
+
     fn flush_rejects(&mut self) -> Result<()> {
+        if self.pending_rejects.is_empty() {
+            return Ok(());
+        }
+        self.check_fence()?;
         self.rej.append(&self.pending_rejects)?;
         self.pending_rejects.clear();
         self.n_pending_rejects = 0;
@@ -174,6 +190,7 @@ impl Sink<'_> {
                 serde_json::to_writer(&mut buf, &Value::Object(m))?;
                 buf.push(b'\n');
             }
+            self.check_fence()?;
             self.out.append(&buf)?;
             self.stats.written += batch.len() as u64;
             self.stats.turns += batch.iter().map(|c| c.turns.len() as u64).sum::<u64>();
@@ -190,6 +207,19 @@ pub fn run(
     summarizer: &dyn Summarizer,
     stop: &AtomicBool,
     progress: &mut dyn FnMut(&Stats),
+) -> Result<Stats> {
+    run_fenced(o, summarizer, stop, progress, &mut || true)
+}
+
+/// `run`, asking `fence` before each write to the output or rejects: when it answers false the
+/// run ends with the error `FENCED` and writes nothing more (a batch job whose lease another
+/// replica took must not append after the new holder starts).
+pub fn run_fenced(
+    o: &RunOptions,
+    summarizer: &dyn Summarizer,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&Stats),
+    fence: &mut dyn FnMut() -> bool,
 ) -> Result<Stats> {
     let started = Instant::now();
     check_paths(o)?;
@@ -214,6 +244,7 @@ pub fn run(
         pending_rejects: Vec::new(),
         n_pending_rejects: 0,
         summarizer,
+        fence,
         stats: Stats {
             total_bytes,
             ..Stats::default()

@@ -6,6 +6,9 @@
 
 pub mod config;
 pub mod events;
+#[cfg(test)]
+mod job_lease_tests;
+pub mod jobs;
 pub mod outbox;
 mod pg;
 #[cfg(test)]
@@ -15,7 +18,7 @@ mod schema_tests;
 pub mod signals;
 mod sqlite;
 #[cfg(test)]
-mod test_db;
+pub(crate) mod test_db;
 #[cfg(test)]
 mod tests;
 pub mod turns;

@@ -5,7 +5,8 @@
 //! refused. Append, never edit, a migration that has shipped.
 //!
 //! `events.seq` is the writing transaction's id (`pg_current_xact_id()`), not a sequence: see
-//! `pg/events.rs`. `outbox.claimed_until` is the delivery lease (`pg/outbox.rs`).
+//! `pg/events.rs`. `outbox.claimed_until` is the delivery lease (`pg/outbox.rs`); `batch_leases` holds
+//! the batch job leases (`pg/jobs.rs`).
 
 use anyhow::{bail, Context, Result};
 use postgres::Client;
@@ -66,6 +67,14 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox(next_ms) WHERE delivered_ms IS NULL AND NOT dead;
 CREATE INDEX outbox_conversation ON outbox(conversation_id, id)
     WHERE delivered_ms IS NULL AND NOT dead;
+",
+    // 2: batch job leases: one runner per HTTP batch job cluster-wide (`pg/jobs.rs`).
+    "
+CREATE TABLE IF NOT EXISTS batch_leases (
+    job_id TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until_ms BIGINT NOT NULL
+);
 ",
 ];
 

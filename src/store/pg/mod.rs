@@ -1,10 +1,11 @@
 //! The PostgreSQL backend, for several replicas on one database: a small pool of synchronous
 //! `postgres` clients (`pool.rs`), the schema in `migrations.rs`, retention here, and the turn,
-//! event and outbox SQL beside it. The synchronous client runs its own tokio runtime per
+//! event, outbox and batch lease SQL beside it. The synchronous client runs its own tokio runtime per
 //! connection: every `Store` call must come from a blocking thread (`spawn_blocking`), never
 //! from inside an async task, where it would panic.
 
 mod events;
+mod jobs;
 pub(crate) mod listen;
 pub mod migrations;
 mod outbox;
