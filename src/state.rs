@@ -117,6 +117,8 @@ impl AppState {
                 announce: Box::new(move |seq| {
                     if let Some(s) = a.upgrade() {
                         s.events.send_modify(|v| *v = (*v).max(seq));
+                        // Its turn may have queued webhooks: any replica may deliver them.
+                        s.webhook_wake.notify_one();
                     }
                 }),
                 alive: Box::new(move || b.upgrade().is_some_and(|s| !s.shutting_down())),

@@ -52,6 +52,11 @@ impl Pg {
         listen::spawn(self.pool.config().clone(), redact_url(&self.url), wake)
     }
 
+    pub fn schema_version(&self) -> Result<u32> {
+        let mut c = self.pool.get()?;
+        migrations::version(&mut c)
+    }
+
     /// Whether a connection answers a trivial query now.
     pub fn ping(&self) -> bool {
         self.pool

@@ -78,7 +78,7 @@ impl Pool {
                         self.state.lock().open -= 1;
                         self.freed.notify_one();
                         Err(AppError::StoreDown {
-                            message: format!("cannot connect to PostgreSQL: {e}"),
+                            message: format!("cannot connect to PostgreSQL: {:#}", anyhow::Error::new(e)),
                         })
                     }
                 };
