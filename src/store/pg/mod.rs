@@ -16,12 +16,6 @@ use super::config::redact_url;
 use super::StoreConfig;
 use anyhow::{Context, Result};
 
-/// The outbox claim's lease (tests move the clock past it).
-#[cfg(test)]
-pub(crate) fn outbox_lease_ms() -> i64 {
-    outbox::LEASE_MS
-}
-
 pub(crate) struct Pg {
     pub(crate) pool: pool::Pool,
     pub url: String,
