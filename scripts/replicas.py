@@ -218,13 +218,14 @@ def client(w, replicas, acked, stats):
                 rr += 1
                 body = json.dumps({"conversation_id": conv, "text": text, "channel": "chat"})
                 try:
-                    s, _ = request(r.port, "POST", "/v1/triage", body,
-                                   {"content-type": "application/json"})
+                    s, answer = request(r.port, "POST", "/v1/triage", body,
+                                        {"content-type": "application/json"})
                 except (OSError, http.client.HTTPException):
                     stats["connection_errors"] += 1
                     time.sleep(0.2)
                     continue
-                stats[f"status_{s}"] += 1
+                kind = "" if 200 <= s < 300 else json.loads(answer or b"{}").get("kind", "")
+                stats[f"status_{s}" + (f"_{kind}" if kind else "")] += 1
                 if 200 <= s < 300:
                     acked.append(text)
                     break
