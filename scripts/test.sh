@@ -15,3 +15,5 @@ cargo clippy --locked --all-targets -- -D warnings
 scripts/pg_test.sh cargo test --locked
 # Three replicas on one PostgreSQL through a replica's SIGKILL and a database restart (issue 20).
 TRIAGE_BIN=target/debug/triage scripts/replicas.sh
+# The sample deployment (scripts/deploy/): its unit command lines behind nginx, a replica killed.
+TRIAGE_BIN=target/debug/triage scripts/deploy_check.sh
