@@ -73,15 +73,14 @@ fn an_event_committed_out_of_order_is_not_skipped() {
             .query_one("SELECT COUNT(*) FROM events WHERE seq > $1", &[&cursor])
             .unwrap()
             .get(0);
-        assert_eq!(committed, 1, "B's row is committed while A's is open");
         // A reader paging by cursor must not pass B while A may still commit below it.
-        assert!(s
-            .events_after(&EventFilter::All, cursor, 100)
-            .unwrap()
-            .is_empty());
-        assert_eq!(s.last_event_seq().unwrap(), cursor);
-        gate.wait();
+        let passed = s.events_after(&EventFilter::All, cursor, 100).unwrap();
+        let newest = s.last_event_seq().unwrap();
+        gate.wait(); // let A commit before asserting: a failure must not leave A waiting
         let a = early.join().unwrap();
+        assert_eq!(committed, 1, "B's row is committed while A's is open");
+        assert!(passed.is_empty(), "B readable while A is open: {passed:?}");
+        assert_eq!(newest, cursor);
         // Page by cursor as a stream does (other tests' transactions may delay visibility).
         let (mut seen, mut at) = (Vec::new(), cursor);
         let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
