@@ -12,6 +12,8 @@ pub mod kept;
 pub mod keyterms;
 pub mod service;
 pub mod shared;
+#[cfg(test)]
+mod shared_tests;
 pub mod sim;
 pub mod store;
 pub mod unmatched;

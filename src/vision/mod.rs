@@ -9,6 +9,8 @@ pub mod matcher;
 pub mod ocr;
 pub mod preprocess;
 pub mod shared;
+#[cfg(test)]
+mod shared_tests;
 
 pub use analyze::analyze;
 pub use config::ScreenshotConfig;
