@@ -187,7 +187,11 @@ impl AppState {
                 tracing::warn!(error = %e, "cannot reload the shared few-shot intents");
             }
         }
-        if let Some(v) = self.vision.as_ref().filter(|_| all || name == crate::vision::shared::DOC) {
+        if let Some(v) = self
+            .vision
+            .as_ref()
+            .filter(|_| all || name == crate::vision::shared::DOC)
+        {
             if let Err(e) = v.reload_shared() {
                 tracing::warn!(error = %e, "cannot reload the shared fault catalog");
             }

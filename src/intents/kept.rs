@@ -75,7 +75,11 @@ impl Kept {
     /// The kept texts of one set made with this encoder and prefix, oldest first.
     pub fn of_set(&self, set: &str, encoder: &str, prefix: &str) -> Result<Vec<Item>> {
         match self {
-            Kept::Local(u) => Ok(u.of_set(set, encoder, prefix).into_iter().cloned().collect()),
+            Kept::Local(u) => Ok(u
+                .of_set(set, encoder, prefix)
+                .into_iter()
+                .cloned()
+                .collect()),
             Kept::Shared { store, .. } => {
                 let rows = store.unmatched_of_set(set).map_err(store_err)?;
                 Ok(items(rows)

@@ -100,7 +100,11 @@ impl Intents {
                 map.insert(name, i);
             }
         }
-        tracing::info!(intents = map.len(), version, "few-shot intents reloaded from the shared store");
+        tracing::info!(
+            intents = map.len(),
+            version,
+            "few-shot intents reloaded from the shared store"
+        );
         self.replace(map);
         sh.version.store(version, Ordering::SeqCst);
         Ok(true)

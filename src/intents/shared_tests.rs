@@ -84,7 +84,10 @@ fn a_change_on_one_replica_is_seen_on_the_other_and_none_is_lost() {
     let b = replica(&db, home.path());
     // Created on A, seen on B once its listener reloads.
     assert!(a.install(intent("refund", "money back"), true).unwrap());
-    assert!(within(|| b.get("refund").is_some()), "B never saw A's intent");
+    assert!(
+        within(|| b.get("refund").is_some()),
+        "B never saw A's intent"
+    );
     let seen = b.get("refund").unwrap();
     assert_eq!(seen.examples, ["money back"]);
     assert!(seen.ready_for("m", "").is_some(), "embeddings travel along");

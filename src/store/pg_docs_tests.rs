@@ -46,7 +46,10 @@ fn docs_are_versioned_compared_and_announced_to_other_replicas() {
     let b = db.open(StoreConfig::default()).unwrap();
     assert!(a.shared());
     let rx = reloads(&b);
-    assert!(reloaded(&rx, "*", 5), "a reload of everything after connecting");
+    assert!(
+        reloaded(&rx, "*", 5),
+        "a reload of everything after connecting"
+    );
     assert_eq!(a.get_doc("intents").unwrap(), None);
     assert_eq!(a.put_doc_if("intents", b"one", 0).unwrap(), Some(1));
     // B sees the write and is told of it.

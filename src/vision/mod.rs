@@ -83,7 +83,9 @@ impl Vision {
         let catalog = Catalog::parse(&text, &origin)?;
         let l = self.swap(catalog);
         self.publish(&text, &origin).map_err(|e| {
-            anyhow::anyhow!("the catalog was reloaded on this replica but not shared with the others: {e}")
+            anyhow::anyhow!(
+                "the catalog was reloaded on this replica but not shared with the others: {e}"
+            )
         })?;
         Ok(l)
     }

@@ -72,7 +72,11 @@ impl Vision {
             .and_then(|d| Catalog::parse(&d.text, &format!("{} (shared)", d.origin)));
         match parsed {
             Ok(catalog) => {
-                tracing::info!(version, faults = catalog.faults.len(), "fault catalog reloaded from the shared store");
+                tracing::info!(
+                    version,
+                    faults = catalog.faults.len(),
+                    "fault catalog reloaded from the shared store"
+                );
                 self.swap(catalog);
                 Ok(true)
             }

@@ -20,7 +20,11 @@ fn vision(db: &PgDb, file: &std::path::Path) -> Vision {
         ocr_workers: 1,
         ..ScreenshotConfig::default()
     };
-    let models = Arc::new(crate::engine::Models::new(&[], "m", crate::models::config::Overlong::Truncate));
+    let models = Arc::new(crate::engine::Models::new(
+        &[],
+        "m",
+        crate::models::config::Overlong::Truncate,
+    ));
     let v = Vision::start(&cfg, models, Arc::default(), 1).unwrap();
     v.share(Arc::new(db.open(StoreConfig::default()).unwrap()));
     v
