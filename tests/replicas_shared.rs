@@ -113,9 +113,26 @@ fn config(home: &Path, url: &str, catalog: &Path) -> Config {
     cfg
 }
 
+/// A replica's app and state, dropped on a thread of its own: the store's synchronous clients
+/// must not be dropped on a runtime thread (also when an assertion fails).
+struct Replica(Option<(axum::Router, Arc<AppState>)>);
+
+impl Replica {
+    fn app(&self) -> &axum::Router {
+        &self.0.as_ref().expect("replica").0
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let parts = self.0.take();
+        let _ = std::thread::spawn(move || drop(parts)).join();
+    }
+}
+
 /// A replica as `serve` starts one: store and vision opened (blocking), intents loaded, the
 /// mock model ready.
-async fn replica(cfg: Config) -> (axum::Router, Arc<AppState>) {
+async fn replica(cfg: Config) -> Replica {
     let metrics = Arc::new(Metrics::default());
     let m2 = metrics.clone();
     let engine = cfg.engine();
@@ -153,7 +170,7 @@ async fn replica(cfg: Config) -> (axum::Router, Arc<AppState>) {
     )
     .unwrap();
     state.set_slot("mock", Slot::Ready(m));
-    (triage::app(state.clone()), state)
+    Replica(Some((triage::app(state.clone()), state)))
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
@@ -199,14 +216,15 @@ async fn intents_unmatched_texts_and_catalog_reloads_are_shared_by_replicas() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(&ca, catalog("one")).unwrap();
     std::fs::write(&cb, catalog("one")).unwrap();
-    let (a, sa) = replica(config(&dir.join("a"), &url, &ca)).await;
-    let (b, sb) = replica(config(&dir.join("b"), &url, &cb)).await;
+    let ra = replica(config(&dir.join("a"), &url, &ca)).await;
+    let rb = replica(config(&dir.join("b"), &url, &cb)).await;
+    let (a, b) = (ra.app(), rb.app());
 
     // PUT on A: B answers it within a second, and classifies with it.
     let refund = json!({"examples": ["refund my money", "i want a refund", "money back please"]});
-    let (s, j) = call(&a, "PUT", "/v1/intents/refund", refund).await;
+    let (s, j) = call(a, "PUT", "/v1/intents/refund", refund).await;
     assert_eq!(s, StatusCode::CREATED, "{j}");
-    let (s, j) = eventually(&b, "/v1/intents/refund", 1.0, |s, _| s == StatusCode::OK).await;
+    let (s, j) = eventually(b, "/v1/intents/refund", 1.0, |s, _| s == StatusCode::OK).await;
     assert_eq!(s, StatusCode::OK, "B never saw A's intent: {j}");
     assert_eq!(j["examples"][1], "i want a refund");
     let (s, j) = call(
@@ -229,9 +247,9 @@ async fn intents_unmatched_texts_and_catalog_reloads_are_shared_by_replicas() {
         "store opening hours on sunday",
     ];
 
-    let (s, j) = call(&a, "POST", "/v1/intent", json!({ "texts": texts })).await;
+    let (s, j) = call(a, "POST", "/v1/intent", json!({ "texts": texts })).await;
     assert_eq!(s, StatusCode::OK, "{j}");
-    let (s, d) = call(&b, "POST", "/v1/intents/discover", json!({})).await;
+    let (s, d) = call(b, "POST", "/v1/intents/discover", json!({})).await;
     assert_eq!(
         (s, d["unmatched"].as_u64()),
         (StatusCode::OK, Some(3)),
@@ -239,14 +257,14 @@ async fn intents_unmatched_texts_and_catalog_reloads_are_shared_by_replicas() {
     );
     let id = d["candidates"][0]["id"].as_str().unwrap().to_string();
     let uri = format!("/v1/intents/discover/{id}/accept");
-    let (s, j) = call(&b, "POST", &uri, json!({"name": "store_hours"})).await;
+    let (s, j) = call(b, "POST", &uri, json!({"name": "store_hours"})).await;
     assert_eq!(s, StatusCode::CREATED, "{j}");
-    let (s, _) = eventually(&a, "/v1/intents/store_hours", 1.0, |s, _| {
+    let (s, _) = eventually(a, "/v1/intents/store_hours", 1.0, |s, _| {
         s == StatusCode::OK
     })
     .await;
     assert_eq!(s, StatusCode::OK, "A never saw B's accepted candidate");
-    let (_, d) = call(&a, "POST", "/v1/intents/discover", json!({})).await;
+    let (_, d) = call(a, "POST", "/v1/intents/discover", json!({})).await;
     assert_eq!(
         d["unmatched"].as_u64(),
         Some(0),
@@ -254,9 +272,9 @@ async fn intents_unmatched_texts_and_catalog_reloads_are_shared_by_replicas() {
     );
 
     // DELETE on B: gone on A.
-    let (s, _) = call(&b, "DELETE", "/v1/intents/refund", Value::Null).await;
+    let (s, _) = call(b, "DELETE", "/v1/intents/refund", Value::Null).await;
     assert!(s.is_success());
-    let (s, _) = eventually(&a, "/v1/intents/refund", 1.0, |s, _| {
+    let (s, _) = eventually(a, "/v1/intents/refund", 1.0, |s, _| {
         s == StatusCode::NOT_FOUND
     })
     .await;
@@ -264,20 +282,15 @@ async fn intents_unmatched_texts_and_catalog_reloads_are_shared_by_replicas() {
 
     // A catalog reload on A applies on B; a malformed file on A keeps both as they are.
     std::fs::write(&ca, catalog("two")).unwrap();
-    let (s, j) = call(&a, "POST", "/v1/faults/reload", Value::Null).await;
+    let (s, j) = call(a, "POST", "/v1/faults/reload", Value::Null).await;
     assert_eq!(s, StatusCode::OK, "{j}");
-    let (_, j) = eventually(&b, "/v1/faults", 1.0, |_, j| j["faults"][0]["id"] == "two").await;
+    let (_, j) = eventually(b, "/v1/faults", 1.0, |_, j| j["faults"][0]["id"] == "two").await;
     assert_eq!(j["faults"][0]["id"], "two", "{j}");
     std::fs::write(&ca, "[[faults]]\nid = 1\n").unwrap();
-    let (s, _) = call(&a, "POST", "/v1/faults/reload", Value::Null).await;
+    let (s, _) = call(a, "POST", "/v1/faults/reload", Value::Null).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, j) = call(&b, "GET", "/v1/faults", Value::Null).await;
+    let (_, j) = call(b, "GET", "/v1/faults", Value::Null).await;
     assert_eq!(j["faults"][0]["id"], "two", "{j}");
     let _ = std::fs::remove_dir_all(&dir);
-    // The stores' synchronous clients must not be dropped on a runtime thread.
-    drop((a, b));
-    tokio::task::spawn_blocking(move || drop((sa, sb)))
-        .await
-        .unwrap();
 }
