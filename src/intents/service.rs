@@ -21,8 +21,9 @@ use std::sync::Arc;
 
 pub type IntentMap = BTreeMap<String, Arc<Intent>>;
 
-/// How often a change is redone on the fresh shared intents before giving up.
-const CHANGE_TRIES: usize = 8;
+/// How often a change is redone on the fresh shared intents before giving up; between tries
+/// a random pause of up to 2 ms per try so far, so that one busy replica cannot starve another.
+const CHANGE_TRIES: u64 = 24;
 
 pub struct Intents {
     pub fewshot: FewShotConfig,
@@ -67,6 +68,8 @@ impl Intents {
     /// intents come with their embeddings; those of the intents file are embedded on first use.
     /// Shared (`share`): the store's intents and unmatched texts instead of the files. Blocking.
     pub fn load(&self, home: &Path, heads: &HeadRegistry) -> Result<()> {
+        // Held throughout, so a shared change notified meanwhile is re-read after (`shared.rs`).
+        let _w = self.write.lock();
         let dir = home.join("intents");
         let store = dir.join("intents.json");
         let mut map: IntentMap = match self.sharing.get() {
@@ -131,7 +134,7 @@ impl Intents {
     /// replica wrote first, re-read its intents and apply `change` again to them.
     fn change<T>(&self, mut change: impl FnMut(&mut IntentMap) -> AppResult<T>) -> AppResult<T> {
         let _w = self.write.lock();
-        for _ in 0..CHANGE_TRIES {
+        for attempt in 0..CHANGE_TRIES {
             let mut next = self.all();
             let out = change(&mut next)?;
             if let Some(p) = self.store_path.read().as_ref() {
@@ -139,6 +142,8 @@ impl Intents {
                     None => write_store(p, &next).map_err(AppError::Internal)?,
                     Some(sh) => {
                         if !self.persist_shared(sh, &next)? {
+                            let pause = rand::random::<u64>() % (2000 * (attempt + 1));
+                            std::thread::sleep(std::time::Duration::from_micros(pause));
                             self.refresh(sh)?;
                             continue;
                         }

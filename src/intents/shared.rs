@@ -82,10 +82,10 @@ impl Intents {
         let Some(sh) = self.sharing.get() else {
             return Ok(false);
         };
+        let _w = self.write.lock();
         if !self.is_loaded() {
             return Ok(false);
         }
-        let _w = self.write.lock();
         self.refresh(sh)
     }
 
