@@ -228,7 +228,7 @@ async fn intents_unmatched_texts_and_catalog_reloads_are_shared_by_replicas() {
     assert_eq!(s, StatusCode::OK, "B never saw A's intent: {j}");
     assert_eq!(j["examples"][1], "i want a refund");
     let (s, j) = call(
-        &b,
+        b,
         "POST",
         "/v1/intent",
         json!({"texts": ["a refund please"]}),
