@@ -1,9 +1,12 @@
 //! Where unmatched texts are kept: this process's bounded JSONL file (`unmatched.rs`; one
 //! server, SQLite store), or the shared store's `unmatched` table when replicas share a
 //! PostgreSQL database, so that texts kept by any replica are seen by discovery on any replica
-//! and concurrent appends never overwrite each other.
+//! and concurrent appends never overwrite each other. Also the `Intents` calls on them.
 
+use super::classify::{Answer, SetView};
 use super::unmatched::{from_body, to_body, Item, Unmatched};
+use super::Intents;
+use crate::error::{AppError, AppResult};
 use crate::store::Store;
 use anyhow::Result;
 use std::collections::HashSet;
@@ -113,5 +116,66 @@ impl Kept {
             Kept::Local(u) => Ok(u.count_set(set)),
             Kept::Shared { store, .. } => store.unmatched_count(set).map_err(store_err),
         }
+    }
+}
+
+impl Intents {
+    /// How many unmatched texts of `set` are kept.
+    pub fn unmatched_count(&self, set: &str) -> AppResult<usize> {
+        self.unmatched
+            .lock()
+            .count_set(set)
+            .map_err(AppError::Internal)
+    }
+
+    /// Forget the unmatched texts of `set` (all when None) and their candidates.
+    pub fn purge_unmatched(&self, set: Option<&str>) -> AppResult<usize> {
+        self.candidates
+            .lock()
+            .retain(|_, c| set.is_some_and(|s| s != c.set));
+        self.unmatched.lock().purge(set).map_err(AppError::Internal)
+    }
+
+    /// Keep unmatched texts (discovery on); a disk error is logged, never the caller's problem.
+    pub fn keep(&self, items: Vec<Item>) {
+        if let Err(e) = self.unmatched.lock().push(items) {
+            tracing::error!(error = %format!("{e:#}"), "cannot persist unmatched texts");
+        }
+    }
+}
+
+/// With discovery on: keep the texts answered out of scope or unsure.
+pub async fn keep_unmatched(
+    intents: &Arc<Intents>,
+    view: &SetView,
+    texts: Option<Vec<String>>,
+    xs: &[Vec<f32>],
+    answers: &[Answer],
+) {
+    let Some(texts) = texts.filter(|_| intents.discovery.enabled) else {
+        return;
+    };
+    let at = super::files::now_secs();
+    let items: Vec<Item> = texts
+        .into_iter()
+        .zip(xs)
+        .zip(answers)
+        .filter(|(_, a)| a.unsure)
+        .map(|((text, x), _)| Item {
+            id: 0,
+            text,
+            set: view.name.clone(),
+            encoder: view.encoder.clone(),
+            prefix: view.prefix.clone(),
+            at,
+            vector: super::sim::normalize(x.clone()),
+        })
+        .collect();
+    if items.is_empty() {
+        return;
+    }
+    let intents = intents.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || intents.keep(items)).await {
+        tracing::error!(error = %e, "unmatched store task failed");
     }
 }

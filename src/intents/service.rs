@@ -1,15 +1,16 @@
 //! The few-shot intents and unmatched texts of a running server (`AppState::intents`): loading
-//! and persisting them, the view `/v1/intent` answers a set with, keeping unmatched texts.
+//! and persisting them, the view `/v1/intent` answers a set with (keeping unmatched texts: `kept.rs`).
 //! Changes are serialised by one lock and written to disk (or, replicas sharing a PostgreSQL
 //! store, to it: `shared.rs`, `kept.rs`) before they become visible.
 
 use super::candidate::Candidate;
-use super::classify::{Answer, SetView};
+use super::classify::SetView;
 use super::config::{DiscoveryConfig, FewShotConfig};
+pub use super::kept::keep_unmatched;
 use super::kept::Kept;
 use super::shared::Sharing;
 use super::store::{read_intents_file, read_store, write_store, Embedded, Intent, Origin};
-use super::unmatched::{Item, Unmatched};
+use super::unmatched::Unmatched;
 use crate::engine::Models;
 use crate::error::{AppError, AppResult};
 use crate::heads::registry::HeadRegistry;
@@ -228,29 +229,6 @@ impl Intents {
             Ok(())
         })
     }
-
-    /// How many unmatched texts of `set` are kept.
-    pub fn unmatched_count(&self, set: &str) -> AppResult<usize> {
-        self.unmatched
-            .lock()
-            .count_set(set)
-            .map_err(AppError::Internal)
-    }
-
-    /// Forget the unmatched texts of `set` (all when None) and their candidates.
-    pub fn purge_unmatched(&self, set: Option<&str>) -> AppResult<usize> {
-        self.candidates
-            .lock()
-            .retain(|_, c| set.is_some_and(|s| s != c.set));
-        self.unmatched.lock().purge(set).map_err(AppError::Internal)
-    }
-
-    /// Keep unmatched texts (discovery on); a disk error is logged, never the caller's problem.
-    pub fn keep(&self, items: Vec<Item>) {
-        if let Err(e) = self.unmatched.lock().push(items) {
-            tracing::error!(error = %format!("{e:#}"), "cannot persist unmatched texts");
-        }
-    }
 }
 
 /// The intent sets: few-shot intents, trained heads, and the models that embed them, as one
@@ -359,40 +337,4 @@ pub async fn set_view(state: Sets<'_>, set: &str) -> AppResult<SetView> {
         low_confidence: state.intents.fewshot.low_confidence,
         strong: state.intents.fewshot.strong_match,
     })
-}
-
-/// With discovery on: keep the texts answered out of scope or unsure.
-pub async fn keep_unmatched(
-    intents: &Arc<Intents>,
-    view: &SetView,
-    texts: Option<Vec<String>>,
-    xs: &[Vec<f32>],
-    answers: &[Answer],
-) {
-    let Some(texts) = texts.filter(|_| intents.discovery.enabled) else {
-        return;
-    };
-    let at = super::files::now_secs();
-    let items: Vec<Item> = texts
-        .into_iter()
-        .zip(xs)
-        .zip(answers)
-        .filter(|(_, a)| a.unsure)
-        .map(|((text, x), _)| Item {
-            id: 0,
-            text,
-            set: view.name.clone(),
-            encoder: view.encoder.clone(),
-            prefix: view.prefix.clone(),
-            at,
-            vector: super::sim::normalize(x.clone()),
-        })
-        .collect();
-    if items.is_empty() {
-        return;
-    }
-    let intents = intents.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || intents.keep(items)).await {
-        tracing::error!(error = %e, "unmatched store task failed");
-    }
 }
