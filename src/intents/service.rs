@@ -1,7 +1,7 @@
 //! The few-shot intents and unmatched texts of a running server (`AppState::intents`): loading
-//! and persisting them, the view `/v1/intent` answers a set with (keeping unmatched texts: `kept.rs`).
-//! Changes are serialised by one lock and written to disk (or, replicas sharing a PostgreSQL
-//! store, to it: `shared.rs`, `kept.rs`) before they become visible.
+//! and persisting them, the view `/v1/intent` answers a set with (keeping unmatched texts:
+//! `kept.rs`). Changes are serialised by one lock and written to disk (or, replicas sharing a
+//! PostgreSQL store, to it: `shared.rs`, `kept.rs`) before they become visible.
 
 use super::candidate::Candidate;
 use super::classify::SetView;
