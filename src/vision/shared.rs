@@ -81,7 +81,12 @@ impl Vision {
                 Ok(true)
             }
             Err(e) => {
-                tracing::warn!(version, error = %format!("{e:#}"), "the shared fault catalog is malformed: the running one stays");
+                let error = format!("{e:#}");
+                tracing::warn!(
+                    version,
+                    %error,
+                    "the shared fault catalog is malformed: the running one stays"
+                );
                 Ok(false)
             }
         }
