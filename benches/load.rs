@@ -4,7 +4,7 @@
 //! 2xx answers (timed from the scheduled send, so queueing in the client counts), shares of 429
 //! and 503, other 5xx, connection errors, and the server's RSS before, after and after a settle.
 //!
-//!     cargo bench --bench load -- --url http://127.0.0.1:8080 --pid PID [--phase-secs 60]
+//!     cargo bench --bench load -- --url http://127.0.0.1:8080[,URL2...] --pid PID[,PID2...] [--phase-secs 60]
 //!         [--capacity-secs 20] [--multipliers 1,2,4] [--settle-secs 10] [--max-requests 200000]
 //!         [--concurrency 64] [--queue-wait-ms 2000]
 //! Exits 1 when a phase has a 5xx other than 503, a connection error, or a 2xx p99 over the
@@ -164,8 +164,26 @@ impl Phase {
     }
 }
 
+/// The servers under load, taken in turn (several replicas without a proxy in front).
+struct Targets {
+    urls: Vec<hyper::Uri>,
+    next: AtomicUsize,
+}
+
+impl Targets {
+    fn pick(&self) -> hyper::Uri {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.urls[i % self.urls.len()].clone()
+    }
+}
+
+/// Resident memory of all the servers, summed.
+fn rss_all(pids: &[u32]) -> f64 {
+    pids.iter().map(|p| rss_mib(*p)).sum()
+}
+
 /// Closed loop: `conc` clients back to back for `secs`.
-async fn capacity(http: &Http, url: &hyper::Uri, conc: usize, secs: f64, run: u64) -> Tally {
+async fn capacity(http: &Http, url: &Arc<Targets>, conc: usize, secs: f64, run: u64) -> Tally {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
@@ -175,7 +193,7 @@ async fn capacity(http: &Http, url: &hyper::Uri, conc: usize, secs: f64, run: u6
             let mut rng = rand::rngs::StdRng::seed_from_u64(run ^ c as u64);
             while Instant::now() < end {
                 let b = body(&mut rng, run);
-                one(http.clone(), url.clone(), b, Instant::now(), tally.clone()).await;
+                one(http.clone(), url.pick(), b, Instant::now(), tally.clone()).await;
             }
         }));
     }
@@ -191,7 +209,7 @@ async fn capacity(http: &Http, url: &hyper::Uri, conc: usize, secs: f64, run: u6
 /// at most 4096 in flight, past which a send counts as a connection error).
 async fn open_loop(
     http: &Http,
-    url: &hyper::Uri,
+    url: &Arc<Targets>,
     rate: f64,
     secs: f64,
     max: usize,
@@ -211,7 +229,7 @@ async fn open_loop(
             continue;
         }
         let (http, url, tally, inflight) =
-            (http.clone(), url.clone(), tally.clone(), inflight.clone());
+            (http.clone(), url.pick(), tally.clone(), inflight.clone());
         let b = body(&mut rng, run);
         inflight.fetch_add(1, Ordering::SeqCst);
         tasks.push(tokio::spawn(async move {
@@ -238,13 +256,26 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("load bench: needs --url and --pid (run scripts/load.sh)");
         return Ok(());
     };
-    let url: hyper::Uri = format!("{}/v1/triage", base.trim_end_matches('/')).parse()?;
-    let host = url.host().unwrap_or("");
-    anyhow::ensure!(
-        host == "localhost" || host == "[::1]" || host.starts_with("127."),
-        "the load generator only targets loopback addresses, not {host}"
-    );
-    let pid: u32 = num(&args, "--pid", 0);
+    // `--url` and `--pid` may list several servers (comma-separated): requests go round-robin.
+    let mut urls = Vec::new();
+    for b in base.split(',') {
+        let url: hyper::Uri = format!("{}/v1/triage", b.trim().trim_end_matches('/')).parse()?;
+        let host = url.host().unwrap_or("");
+        anyhow::ensure!(
+            host == "localhost" || host == "[::1]" || host.starts_with("127."),
+            "the load generator only targets loopback addresses, not {host}"
+        );
+        urls.push(url);
+    }
+    let url = Arc::new(Targets {
+        urls,
+        next: AtomicUsize::new(0),
+    });
+    let pid: Vec<u32> = arg(&args, "--pid")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
     let phase_secs: f64 = num(&args, "--phase-secs", 60.0);
     let cap_secs: f64 = num(&args, "--capacity-secs", 20.0);
     let settle: f64 = num(&args, "--settle-secs", 10.0);
@@ -274,7 +305,7 @@ async fn main() -> anyhow::Result<()> {
         pct(&s, 99.0)
     );
 
-    let before = rss_mib(pid);
+    let before = rss_all(&pid);
     let cap = capacity(&http, &url, conc, cap_secs, run).await;
     let capacity_rps = cap.ok_ms.len() as f64 / cap_secs;
     let mut c = cap.ok_ms.clone();
@@ -296,14 +327,14 @@ async fn main() -> anyhow::Result<()> {
             + cap.conn_err
             + cap.timeouts,
         secs: cap_secs,
-        rss: [before, rss_mib(pid), rss_mib(pid)],
+        rss: [before, rss_all(&pid), rss_all(&pid)],
         t: cap,
     }];
     for m in mults {
         let rate = capacity_rps * m;
-        let before = rss_mib(pid);
+        let before = rss_all(&pid);
         let (sent, secs, t) = open_loop(&http, &url, rate, phase_secs, max, run).await;
-        let after = rss_mib(pid);
+        let after = rss_all(&pid);
         tokio::time::sleep(Duration::from_secs_f64(settle)).await;
         let p = Phase {
             name: format!("open {m}x"),
@@ -311,7 +342,7 @@ async fn main() -> anyhow::Result<()> {
             sent,
             secs,
             t,
-            rss: [before, after, rss_mib(pid)],
+            rss: [before, after, rss_all(&pid)],
         };
         eprintln!("{}", p.row());
         phases.push(p);

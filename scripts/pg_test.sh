@@ -32,13 +32,18 @@ if ! as "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$d
   cat "$dir/initdb.log" >&2
   exit 1
 fi
-# fsync off: a throwaway cluster; crash safety is not what these tests measure.
+# fsync off: a throwaway cluster; crash safety is not what these tests measure (a stop with
+# `-m immediate` keeps every committed row: the operating system still holds the pages).
+export TRIAGE_PG_OPTS="-c listen_addresses= -k $dir -c fsync=off -c max_connections=300"
 if ! as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-c listen_addresses= -k $dir -c fsync=off -c max_connections=300" start >/dev/null; then
+  -o "$TRIAGE_PG_OPTS" start >/dev/null; then
   cat "$dir/server.log" >&2
   exit 1
 fi
 export TRIAGE_TEST_DATABASE_URL="host=$dir user=postgres dbname=postgres"
 export TRIAGE_REQUIRE_POSTGRES=1
+# For scripts that stop and restart the server (scripts/replicas.py): how, and as whom.
+export TRIAGE_PG_BIN="$bin" TRIAGE_PG_DATA="$dir/data" TRIAGE_PG_SOCKET="$dir"
+export TRIAGE_PG_USER="${user:-}"
 echo "pg_test: $("$bin/postgres" --version) on the socket in $dir" >&2
 "$@"

@@ -13,3 +13,7 @@ python3 scripts/module_graph.py   # the crate's modules import only downward: no
 cargo clippy --locked --all-targets -- -D warnings
 # The store tests also run against a throwaway PostgreSQL (started and stopped by pg_test.sh).
 scripts/pg_test.sh cargo test --locked
+# Three replicas on one PostgreSQL through a replica's SIGKILL and a database restart (issue 20).
+TRIAGE_BIN=target/debug/triage scripts/replicas.sh
+# The sample deployment (scripts/deploy/): its unit command lines behind nginx, a replica killed.
+TRIAGE_BIN=target/debug/triage scripts/deploy_check.sh

@@ -127,6 +127,8 @@ impl AppState {
                 announce: Box::new(move |seq| {
                     if let Some(s) = a.upgrade() {
                         s.events.send_modify(|v| *v = (*v).max(seq));
+                        // Its turn may have queued webhooks: any replica may deliver them.
+                        s.webhook_wake.notify_one();
                     }
                 }),
                 reload: Box::new(move |name| {

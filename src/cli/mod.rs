@@ -6,6 +6,7 @@ pub mod batch;
 pub mod heads;
 pub mod intents;
 pub mod parity;
+pub mod store;
 pub mod summarize_eval;
 pub mod vision_eval;
 
@@ -67,6 +68,11 @@ enum Cmd {
     Batch {
         #[command(subcommand)]
         cmd: batch::BatchCmd,
+    },
+    /// The conversation store: `triage store migrate`.
+    Store {
+        #[command(subcommand)]
+        cmd: store::StoreCmd,
     },
     /// Manage API keys.
     Keys {
@@ -205,6 +211,7 @@ pub fn main() -> Result<()> {
         Cmd::Parity(a) => parity::command(a),
         Cmd::Intents { cmd } => intents::run(cmd),
         Cmd::Batch { cmd } => batch::run(cmd),
+        Cmd::Store { cmd } => store::run(cmd),
         Cmd::Keys {
             cmd: KeysCmd::New { id, scopes },
         } => {

@@ -86,6 +86,14 @@ impl Store {
         }
     }
 
+    /// The schema version the database is at, and the newest this binary knows.
+    pub fn schema_version(&self) -> Result<(u32, u32)> {
+        match &self.backend {
+            Backend::Sqlite(s) => Ok((s.schema_version()?, sqlite::migrations::latest())),
+            Backend::Postgres(p) => Ok((p.schema_version()?, pg::migrations::latest())),
+        }
+    }
+
     /// Which backend this store uses.
     pub fn kind(&self) -> BackendKind {
         match &self.backend {

@@ -36,11 +36,12 @@ pub fn idempotency_key(conversation_id: &str, turn: u32, url: &str) -> String {
 impl Store {
     /// Deliveries due at `now`, oldest first. PostgreSQL claims them for this replica (a lease,
     /// released by `outbox_delivered` / `outbox_failed`), and skips rows of a conversation whose
-    /// earlier row another replica holds.
-    pub fn outbox_due(&self, now: i64, limit: u32) -> AppResult<Vec<OutboxRow>> {
+    /// earlier row another replica holds. `lease_ms` must outlast delivering all `limit` rows:
+    /// a replica that dies holding them leaves them to another when it ends.
+    pub fn outbox_due(&self, now: i64, limit: u32, lease_ms: i64) -> AppResult<Vec<OutboxRow>> {
         match &self.backend {
             Backend::Sqlite(s) => s.outbox_due(now, limit),
-            Backend::Postgres(p) => p.outbox_due(now, limit),
+            Backend::Postgres(p) => p.outbox_due(now, limit, lease_ms),
         }
     }
 

@@ -98,6 +98,9 @@ fn an_event_committed_out_of_order_is_not_skipped() {
     });
 }
 
+/// The outbox claims' lease in these tests.
+const LEASE: i64 = 45_000;
+
 #[test]
 fn replicas_never_claim_one_outbox_row_and_keep_conversation_order() {
     let Some(db) = PgDb::new("outbox_claims") else {
@@ -112,23 +115,23 @@ fn replicas_never_claim_one_outbox_row_and_keep_conversation_order() {
     add(&r1, "a", Target::Agent, "agent-zh", &urls); // row 2 (a)
     add(&r2, "b", Target::Expert, "expert", &urls); // row 3 (b)
     let now = super::now_ms() + 1;
-    let one = r1.outbox_due(now, 1).unwrap();
+    let one = r1.outbox_due(now, 1, LEASE).unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].conversation_id, "a");
     // Replica 2 skips the row replica 1 holds and a's later row (a's order), takes b's.
-    let two = r2.outbox_due(now, 10).unwrap();
+    let two = r2.outbox_due(now, 10, LEASE).unwrap();
     assert_eq!(two.len(), 1);
     assert_eq!(two[0].conversation_id, "b");
-    assert!(r2.outbox_due(now, 10).unwrap().is_empty());
+    assert!(r2.outbox_due(now, 10, LEASE).unwrap().is_empty());
     // Once a's first row is delivered, its second may go, to either replica.
     r1.outbox_delivered(one[0].id, now).unwrap();
-    let next = r2.outbox_due(now, 10).unwrap();
+    let next = r2.outbox_due(now, 10, LEASE).unwrap();
     assert_eq!(next.len(), 1);
     assert!(next[0].id > one[0].id && next[0].conversation_id == "a");
     // A replica that dies holding rows: another takes them after the lease.
-    assert!(r1.outbox_due(now, 10).unwrap().is_empty());
-    let late = now + super::pg::outbox_lease_ms() + 1;
-    assert_eq!(r1.outbox_due(late, 10).unwrap().len(), 2);
+    assert!(r1.outbox_due(now, 10, LEASE).unwrap().is_empty());
+    let late = now + LEASE + 1;
+    assert_eq!(r1.outbox_due(late, 10, LEASE).unwrap().len(), 2);
     assert_eq!(r1.outbox_counts().unwrap(), (2, 1, 0));
 }
 

@@ -128,14 +128,14 @@ fn turns_history_events_and_outbox_on(db: &TestDb) {
     }
     // Outbox: due rows, a failure pushes one back, delivery takes it out. (PostgreSQL leases
     // the rows it hands out until `now` + the lease, so the second read is far later.)
-    let due = s.outbox_due(1 << 50, 10).unwrap();
+    let due = s.outbox_due(1 << 50, 10, 1000).unwrap();
     assert_eq!(due.len(), 4);
     assert_ne!(due[0].key, due[1].key);
     s.outbox_failed(due[0].id, i64::MAX, false, "HTTP 503")
         .unwrap();
     s.outbox_delivered(due[1].id, 1).unwrap();
     s.outbox_failed(due[2].id, 0, true, "gave up").unwrap();
-    assert_eq!(s.outbox_due(i64::MAX - 1, 10).unwrap().len(), 1);
+    assert_eq!(s.outbox_due(i64::MAX - 1, 10, 1000).unwrap().len(), 1);
     assert_eq!(s.outbox_counts().unwrap(), (2, 1, 1));
     // Everything survives closing and reopening.
     drop(s);

@@ -16,6 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
+/// Rows claimed at once. With several replicas a claim is a lease that must outlast delivering
+/// them all (each bounded by `webhooks.timeout_secs`), and a replica that dies holding it delays
+/// those rows (and later ones of their conversations) until it ends: a few rows keep it short.
+const CLAIM: u32 = 4;
+
 /// What the delivery worker needs: the outbox, the models for handoff summaries, and the signals
 /// that wake it (a queued delivery) and stop it (graceful shutdown).
 pub struct Worker {
@@ -51,9 +56,10 @@ pub async fn run(state: Worker) {
         .timeout(Duration::from_secs(cfg.timeout_secs))
         .redirects(0)
         .build();
+    let lease_ms = i64::from(CLAIM) * (cfg.timeout_secs as i64 * 1000 + 1000) + 5000;
     while !state.shutting_down() {
         let store = state.store.clone();
-        let due = tokio::task::spawn_blocking(move || store.outbox_due(now_ms(), 32))
+        let due = tokio::task::spawn_blocking(move || store.outbox_due(now_ms(), CLAIM, lease_ms))
             .await
             .unwrap_or_else(|e| Err(anyhow::anyhow!("outbox task: {e}").into()));
         let rows = match due {

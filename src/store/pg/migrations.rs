@@ -95,6 +95,22 @@ CREATE INDEX IF NOT EXISTS unmatched_set ON unmatched(intent_set, id);
 ",
 ];
 
+/// The version this binary brings a database to.
+pub fn latest() -> u32 {
+    MIGRATIONS.len() as u32
+}
+
+/// The version a migrated database is at.
+pub fn version(c: &mut Client) -> Result<u32> {
+    let v: i32 = c
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )?
+        .get(0);
+    Ok(v as u32)
+}
+
 /// Bring the database to `MIGRATIONS.len()`; returns the version it was at.
 pub fn migrate(c: &mut Client, label: &str) -> Result<u32> {
     apply(c, label, MIGRATIONS)

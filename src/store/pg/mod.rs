@@ -17,12 +17,6 @@ use super::config::redact_url;
 use super::StoreConfig;
 use anyhow::{Context, Result};
 
-/// The outbox claim's lease (tests move the clock past it).
-#[cfg(test)]
-pub(crate) fn outbox_lease_ms() -> i64 {
-    outbox::LEASE_MS
-}
-
 pub(crate) struct Pg {
     pub(crate) pool: pool::Pool,
     pub url: String,
@@ -51,6 +45,11 @@ impl Pg {
     /// Start this replica's listening thread (`listen.rs`) on a connection of its own.
     pub fn listen(&self, wake: listen::Wake) -> Result<()> {
         listen::spawn(self.pool.config().clone(), redact_url(&self.url), wake)
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        let mut c = self.pool.get()?;
+        migrations::version(&mut c)
     }
 
     /// Whether a connection answers a trivial query now.

@@ -10,10 +10,6 @@ use crate::error::AppResult;
 use crate::routing::Route;
 use crate::store::outbox::{idempotency_key, OutboxRow};
 
-/// How long a claim holds: longer than a worker's batch takes (32 rows, each bounded by
-/// `webhooks.timeout_secs`).
-pub(crate) const LEASE_MS: i64 = 10 * 60 * 1000;
-
 /// Queue one delivery per URL inside the turn's transaction.
 pub(crate) fn enqueue(
     tx: &mut postgres::Transaction,
@@ -43,7 +39,7 @@ pub(crate) fn enqueue(
 }
 
 impl Pg {
-    pub fn outbox_due(&self, now: i64, limit: u32) -> AppResult<Vec<OutboxRow>> {
+    pub fn outbox_due(&self, now: i64, limit: u32, lease_ms: i64) -> AppResult<Vec<OutboxRow>> {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
         // Claims are short: one at a time sees the others' committed leases.
@@ -57,7 +53,7 @@ impl Pg {
                ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
              UPDATE outbox SET claimed_until = $3 FROM due WHERE outbox.id = due.id
              RETURNING outbox.id, key, url, conversation_id, turn, decision, body, attempts",
-            &[&now, &i64::from(limit), &now.saturating_add(LEASE_MS)],
+            &[&now, &i64::from(limit), &now.saturating_add(lease_ms)],
         )?;
         tx.commit()?;
         let mut out: Vec<OutboxRow> = rows

@@ -78,7 +78,10 @@ impl Pool {
                         self.state.lock().open -= 1;
                         self.freed.notify_one();
                         Err(AppError::StoreDown {
-                            message: format!("cannot connect to PostgreSQL: {e}"),
+                            message: format!(
+                                "cannot connect to PostgreSQL: {:#}",
+                                anyhow::Error::new(e)
+                            ),
                         })
                     }
                 };

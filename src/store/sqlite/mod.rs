@@ -53,6 +53,13 @@ impl Sqlite {
         self.reader.lock()
     }
 
+    pub fn schema_version(&self) -> Result<u32> {
+        Ok(self
+            .reader
+            .lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
     pub fn checkpoint(&self) -> Result<u64> {
         let c = self.write();
         let wal = c
