@@ -85,7 +85,11 @@ pub async fn serve(cfg: Config) -> Result<()> {
     .await
     .context("state task")??;
     start_loading(&state);
-    state.intents.load(&state.config.home(), &state.heads)?;
+    // Blocking: with PostgreSQL the intents are read from the shared store.
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || st.intents.load(&st.config.home(), &st.heads))
+        .await
+        .context("intents task")??;
     let webhooks = start_store_workers(&state);
     crate::http::batch::start(&state)?;
 

@@ -111,14 +111,29 @@ impl AppState {
         if let Some(store) = &state.store {
             let last = store.last_event_seq().map_err(|e| anyhow::anyhow!("{e}"))?;
             state.events.send_replace(last);
-            // Events committed by any replica wake this one's streams (PostgreSQL).
-            let (a, b) = (Arc::downgrade(&state), Arc::downgrade(&state));
+            // Replicas on one PostgreSQL store share intents, unmatched texts and the catalog.
+            state.intents.share(store.clone());
+            if let Some(v) = &state.vision {
+                v.share(store.clone());
+            }
+            // Events committed by any replica wake this one's streams, and documents written by
+            // any replica are re-read here (PostgreSQL).
+            let (a, b, c) = (
+                Arc::downgrade(&state),
+                Arc::downgrade(&state),
+                Arc::downgrade(&state),
+            );
             store.start_listener(crate::store::events::Wake {
                 announce: Box::new(move |seq| {
                     if let Some(s) = a.upgrade() {
                         s.events.send_modify(|v| *v = (*v).max(seq));
                         // Its turn may have queued webhooks: any replica may deliver them.
                         s.webhook_wake.notify_one();
+                    }
+                }),
+                reload: Box::new(move |name| {
+                    if let Some(s) = c.upgrade() {
+                        s.reload_shared(name);
                     }
                 }),
                 alive: Box::new(move || b.upgrade().is_some_and(|s| !s.shutting_down())),
@@ -163,6 +178,26 @@ impl AppState {
             shutdown: tokio::sync::watch::channel(false).0,
             jobs: parking_lot::Mutex::new(None),
         })
+    }
+
+    /// Re-read the shared document `name` (`*`: all) another replica wrote, swapping it into
+    /// the service it belongs to. Blocking (the store listener's thread calls it).
+    pub fn reload_shared(&self, name: &str) {
+        let all = name == "*";
+        if all || name == crate::intents::shared::DOC {
+            if let Err(e) = self.intents.reload_shared() {
+                tracing::warn!(error = %e, "cannot reload the shared few-shot intents");
+            }
+        }
+        if let Some(v) = self
+            .vision
+            .as_ref()
+            .filter(|_| all || name == crate::vision::shared::DOC)
+        {
+            if let Err(e) = v.reload_shared() {
+                tracing::warn!(error = %e, "cannot reload the shared fault catalog");
+            }
+        }
     }
 
     /// True once graceful shutdown has begun.

@@ -321,7 +321,8 @@ pub async fn discover(
     let set = req
         .intent_set
         .unwrap_or_else(|| state.heads.default_intent.clone());
-    let kept = state.intents.unmatched_count(&set);
+    let (st, s) = (state.clone(), set.clone());
+    let kept = blocking(move || st.intents.unmatched_count(&s)).await?;
     if kept == 0 && !set_names(lookup(&state)).contains(&set) {
         return Err(unknown_set(lookup(&state), &set));
     }

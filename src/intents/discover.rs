@@ -60,10 +60,7 @@ impl Intents {
         let items: Vec<Item> = self
             .unmatched
             .lock()
-            .of_set(&p.set, &p.encoder, &p.prefix)
-            .into_iter()
-            .cloned()
-            .collect();
+            .of_set(&p.set, &p.encoder, &p.prefix)?;
         let vectors: Vec<Vec<f32>> = items.iter().map(|i| i.vector.clone()).collect();
         let clusters = cluster(&vectors, self.discovery.cluster_threshold, p.min_size)?;
         let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
@@ -147,7 +144,11 @@ impl Intents {
                 format!("`{name}` is a trained label of set `{}`", cand.set),
             ));
         }
-        let items = self.unmatched.lock().by_ids(&cand.members);
+        let items = self
+            .unmatched
+            .lock()
+            .by_ids(&cand.members)
+            .map_err(AppError::Internal)?;
         if items.is_empty() {
             return Err(AppError::not_found(
                 "id",

@@ -8,8 +8,12 @@ pub mod cluster;
 pub mod config;
 pub mod discover;
 pub mod files;
+pub mod kept;
 pub mod keyterms;
 pub mod service;
+pub mod shared;
+#[cfg(test)]
+mod shared_tests;
 pub mod sim;
 pub mod store;
 pub mod unmatched;

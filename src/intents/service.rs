@@ -1,12 +1,16 @@
 //! The few-shot intents and unmatched texts of a running server (`AppState::intents`): loading
-//! and persisting them, the view `/v1/intent` answers a set with, keeping unmatched texts.
-//! Changes are serialised by one lock and written to disk before they become visible.
+//! and persisting them, the view `/v1/intent` answers a set with (keeping unmatched texts:
+//! `kept.rs`). Changes are serialised by one lock and written to disk (or, replicas sharing a
+//! PostgreSQL store, to it: `shared.rs`, `kept.rs`) before they become visible.
 
 use super::candidate::Candidate;
-use super::classify::{Answer, SetView};
+use super::classify::SetView;
 use super::config::{DiscoveryConfig, FewShotConfig};
+pub use super::kept::keep_unmatched;
+use super::kept::Kept;
+use super::shared::Sharing;
 use super::store::{read_intents_file, read_store, write_store, Embedded, Intent, Origin};
-use super::unmatched::{Item, Unmatched};
+use super::unmatched::Unmatched;
 use crate::engine::Models;
 use crate::error::{AppError, AppResult};
 use crate::heads::registry::HeadRegistry;
@@ -18,6 +22,10 @@ use std::sync::Arc;
 
 pub type IntentMap = BTreeMap<String, Arc<Intent>>;
 
+/// How often a change is redone on the fresh shared intents before giving up; between tries
+/// a random pause of up to 2 ms per try so far, so that one busy replica cannot starve another.
+const CHANGE_TRIES: u64 = 24;
+
 pub struct Intents {
     pub fewshot: FewShotConfig,
     pub discovery: DiscoveryConfig,
@@ -25,10 +33,12 @@ pub struct Intents {
     /// The store file, once `load` has read it (before that, nothing is written).
     store_path: RwLock<Option<PathBuf>>,
     /// Held while a change is written and published.
-    write: Mutex<()>,
+    pub(super) write: Mutex<()>,
+    /// The shared store, when replicas share one (`shared.rs`).
+    pub(super) sharing: std::sync::OnceLock<Sharing>,
     /// Held while pending intents are embedded.
     embedding: tokio::sync::Mutex<()>,
-    pub(super) unmatched: Mutex<Unmatched>,
+    pub(super) unmatched: Mutex<Kept>,
     /// The last discovery result of each set, by candidate id.
     pub(super) candidates: Mutex<BTreeMap<String, Candidate>>,
 }
@@ -47,8 +57,9 @@ impl Intents {
             map: RwLock::new(BTreeMap::new()),
             store_path: RwLock::new(None),
             write: Mutex::new(()),
+            sharing: std::sync::OnceLock::new(),
             embedding: tokio::sync::Mutex::new(()),
-            unmatched: Mutex::new(Unmatched::new(discovery.max_items)),
+            unmatched: Mutex::new(Kept::Local(Unmatched::new(discovery.max_items))),
             candidates: Mutex::new(BTreeMap::new()),
         }
     }
@@ -56,13 +67,21 @@ impl Intents {
     /// Read `<home>/intents/intents.json`, the unmatched texts (discovery on) and the
     /// config's intents file, and persist every change from now on. No model is needed: stored
     /// intents come with their embeddings; those of the intents file are embedded on first use.
+    /// Shared (`share`): the store's intents and unmatched texts instead of the files. Blocking.
     pub fn load(&self, home: &Path, heads: &HeadRegistry) -> Result<()> {
+        // Held throughout, so a shared change notified meanwhile is re-read after (`shared.rs`).
+        let _w = self.write.lock();
         let dir = home.join("intents");
         let store = dir.join("intents.json");
-        let mut map: IntentMap = BTreeMap::new();
-        for i in read_store(&store)? {
-            map.insert(i.name.clone(), Arc::new(i));
-        }
+        let mut map: IntentMap = match self.sharing.get() {
+            None => read_store(&store)?
+                .into_iter()
+                .map(|i| (i.name.clone(), Arc::new(i)))
+                .collect(),
+            Some(sh) => self
+                .load_shared(sh, read_store(&store)?)
+                .map_err(|e| anyhow::anyhow!("few-shot intents: {e}"))?,
+        };
         if let Some(p) = &self.fewshot.file {
             let trained = |set: &str, name: &str| {
                 heads
@@ -77,8 +96,15 @@ impl Intents {
                 map.insert(i.name.clone(), Arc::new(i));
             }
         }
-        if self.discovery.enabled {
-            self.unmatched.lock().load(&dir.join("unmatched.jsonl"))?;
+        if let Some(sh) = self.sharing.get() {
+            *self.unmatched.lock() = Kept::Shared {
+                store: sh.store.clone(),
+                max: self.discovery.max_items,
+            };
+        } else if self.discovery.enabled {
+            if let Kept::Local(u) = &mut *self.unmatched.lock() {
+                u.load(&dir.join("unmatched.jsonl"))?;
+            }
         }
         tracing::info!(intents = map.len(), "few-shot intents loaded");
         *self.map.write() = map;
@@ -95,21 +121,49 @@ impl Intents {
         self.map.read().get(name).cloned()
     }
 
-    /// Apply `change` to a copy of the intents, write it, then publish it.
-    fn change<T>(&self, change: impl FnOnce(&mut IntentMap) -> AppResult<T>) -> AppResult<T> {
+    /// Whether `load` has run (changes are persisted from then on).
+    pub(super) fn is_loaded(&self) -> bool {
+        self.store_path.read().is_some()
+    }
+
+    /// Publish `map` (the write lock held).
+    pub(super) fn replace(&self, map: IntentMap) {
+        *self.map.write() = map;
+    }
+
+    /// Apply `change` to a copy of the intents, write it, then publish it. Shared: when another
+    /// replica wrote first, re-read its intents and apply `change` again to them.
+    fn change<T>(&self, mut change: impl FnMut(&mut IntentMap) -> AppResult<T>) -> AppResult<T> {
         let _w = self.write.lock();
-        let mut next = self.all();
-        let out = change(&mut next)?;
-        if let Some(p) = self.store_path.read().as_ref() {
-            write_store(p, &next).map_err(AppError::Internal)?;
+        for attempt in 0..CHANGE_TRIES {
+            let mut next = self.all();
+            let out = change(&mut next)?;
+            if let Some(p) = self.store_path.read().as_ref() {
+                match self.sharing.get() {
+                    None => write_store(p, &next).map_err(AppError::Internal)?,
+                    Some(sh) => {
+                        if !self.persist_shared(sh, &next)? {
+                            let pause = rand::random::<u64>() % (2000 * (attempt + 1));
+                            std::thread::sleep(std::time::Duration::from_micros(pause));
+                            self.refresh(sh)?;
+                            continue;
+                        }
+                    }
+                }
+            }
+            *self.map.write() = next;
+            return Ok(out);
         }
-        *self.map.write() = next;
-        Ok(out)
+        Err(AppError::StoreDown {
+            message: "the shared few-shot intents kept changing under this change: try again"
+                .into(),
+        })
     }
 
     /// Insert or replace an intent; true when it is new. `must_be_new`: 409 when the name exists.
     pub fn install(&self, intent: Intent, must_be_new: bool) -> AppResult<bool> {
         let max = self.fewshot.max_intents;
+        let intent = Arc::new(intent);
         self.change(|m| {
             let name = intent.name.clone();
             match m.get(&name) {
@@ -133,7 +187,7 @@ impl Intents {
                 }
                 _ => {}
             }
-            Ok(m.insert(name, Arc::new(intent)).is_none())
+            Ok(m.insert(name, intent.clone()).is_none())
         })
     }
 
@@ -159,34 +213,21 @@ impl Intents {
 
     /// Give freshly made embeddings to intents still as they were when embedding started.
     fn set_embedded(&self, done: Vec<(Arc<Intent>, Embedded)>) -> AppResult<()> {
+        let done: Vec<(Arc<Intent>, Arc<Intent>)> = done
+            .into_iter()
+            .map(|(old, e)| {
+                let new = Arc::new(old.with_embedded(e));
+                (old, new)
+            })
+            .collect();
         self.change(|m| {
-            for (old, e) in done {
-                if m.get(&old.name).is_some_and(|cur| Arc::ptr_eq(cur, &old)) {
-                    m.insert(old.name.clone(), Arc::new(old.with_embedded(e)));
+            for (old, new) in &done {
+                if m.get(&old.name).is_some_and(|cur| Arc::ptr_eq(cur, old)) {
+                    m.insert(old.name.clone(), new.clone());
                 }
             }
             Ok(())
         })
-    }
-
-    /// How many unmatched texts of `set` are kept.
-    pub fn unmatched_count(&self, set: &str) -> usize {
-        self.unmatched.lock().count_set(set)
-    }
-
-    /// Forget the unmatched texts of `set` (all when None) and their candidates.
-    pub fn purge_unmatched(&self, set: Option<&str>) -> AppResult<usize> {
-        self.candidates
-            .lock()
-            .retain(|_, c| set.is_some_and(|s| s != c.set));
-        self.unmatched.lock().purge(set).map_err(AppError::Internal)
-    }
-
-    /// Keep unmatched texts (discovery on); a disk error is logged, never the caller's problem.
-    pub fn keep(&self, items: Vec<Item>) {
-        if let Err(e) = self.unmatched.lock().push(items) {
-            tracing::error!(error = %format!("{e:#}"), "cannot persist unmatched texts");
-        }
     }
 }
 
@@ -296,40 +337,4 @@ pub async fn set_view(state: Sets<'_>, set: &str) -> AppResult<SetView> {
         low_confidence: state.intents.fewshot.low_confidence,
         strong: state.intents.fewshot.strong_match,
     })
-}
-
-/// With discovery on: keep the texts answered out of scope or unsure.
-pub async fn keep_unmatched(
-    intents: &Arc<Intents>,
-    view: &SetView,
-    texts: Option<Vec<String>>,
-    xs: &[Vec<f32>],
-    answers: &[Answer],
-) {
-    let Some(texts) = texts.filter(|_| intents.discovery.enabled) else {
-        return;
-    };
-    let at = super::files::now_secs();
-    let items: Vec<Item> = texts
-        .into_iter()
-        .zip(xs)
-        .zip(answers)
-        .filter(|(_, a)| a.unsure)
-        .map(|((text, x), _)| Item {
-            id: 0,
-            text,
-            set: view.name.clone(),
-            encoder: view.encoder.clone(),
-            prefix: view.prefix.clone(),
-            at,
-            vector: super::sim::normalize(x.clone()),
-        })
-        .collect();
-    if items.is_empty() {
-        return;
-    }
-    let intents = intents.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || intents.keep(items)).await {
-        tracing::error!(error = %e, "unmatched store task failed");
-    }
 }

@@ -154,6 +154,11 @@ pub fn parse_store(bytes: &[u8], origin: &str) -> Result<Vec<Intent>> {
 
 /// Write the API- and discovery-made intents that are embedded (atomically).
 pub fn write_store(path: &Path, intents: &BTreeMap<String, Arc<Intent>>) -> Result<()> {
+    write_atomic(path, &store_bytes(intents)?)
+}
+
+/// The store file's contents for these intents (the API- and discovery-made, embedded ones).
+pub fn store_bytes(intents: &BTreeMap<String, Arc<Intent>>) -> Result<Vec<u8>> {
     let saved: Vec<Saved> = intents
         .values()
         .filter(|i| i.origin != Origin::File)
@@ -172,11 +177,10 @@ pub fn write_store(path: &Path, intents: &BTreeMap<String, Arc<Intent>>) -> Resu
             })
         })
         .collect();
-    let bytes = serde_json::to_vec(&StoreFile {
+    Ok(serde_json::to_vec(&StoreFile {
         version: 1,
         intents: saved,
-    })?;
-    write_atomic(path, &bytes)
+    })?)
 }
 
 /// One intent of the config's intents file.

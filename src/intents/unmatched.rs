@@ -39,6 +39,25 @@ struct Line {
     embedding: String,
 }
 
+/// One kept text as the shared store holds it (a JSON line; the row id is its id).
+pub(super) fn to_body(i: &Item) -> Result<String> {
+    Ok(serde_json::to_string(&Line::of(i))?)
+}
+
+/// A kept text back from the shared store's row `id`.
+pub(super) fn from_body(id: u64, body: &str) -> Result<Item> {
+    let l: Line = serde_json::from_str(body)?;
+    Ok(Item {
+        vector: decode_vec(&l.embedding)?,
+        id,
+        text: l.text,
+        set: l.intent_set,
+        encoder: l.encoder,
+        prefix: l.prefix,
+        at: l.at,
+    })
+}
+
 impl Line {
     fn of(i: &Item) -> Line {
         Line {

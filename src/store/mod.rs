@@ -1,16 +1,20 @@
-//! The conversation store: turns, their signals and decisions, live events and the webhook
-//! outbox. One interface (`Store`'s methods, called from blocking contexts), two backends: an
-//! embedded SQLite database (WAL; the default: one machine, zero setup, `sqlite/`) or a shared
-//! PostgreSQL database for several replicas (`pg/`). A turn is acknowledged only after its
-//! transaction commits, so nothing acknowledged is lost when the process is killed.
+//! The conversation store: turns, their signals and decisions, live events, the webhook outbox,
+//! and what replicas share besides (`docs.rs`). One interface (`Store`'s methods, called from
+//! blocking contexts), two backends: an embedded SQLite database (WAL; the default: one machine,
+//! zero setup, `sqlite/`) or a shared PostgreSQL database for several replicas (`pg/`). A turn is
+//! acknowledged only after its transaction commits, so nothing acknowledged is lost when the
+//! process is killed.
 
 pub mod config;
+pub mod docs;
 pub mod events;
 #[cfg(test)]
 mod job_lease_tests;
 pub mod jobs;
 pub mod outbox;
 mod pg;
+#[cfg(test)]
+mod pg_docs_tests;
 #[cfg(test)]
 mod pg_tests;
 #[cfg(test)]

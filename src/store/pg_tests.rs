@@ -207,6 +207,7 @@ fn listener(s: &super::Store) -> std::sync::mpsc::Receiver<i64> {
         announce: Box::new(move |seq| {
             let _ = tx.send(seq);
         }),
+        reload: Box::new(|_| {}),
         // A probe value (-1) fails once the test has dropped the receiver.
         alive: Box::new(move || alive.send(-1).is_ok()),
     })

@@ -142,12 +142,18 @@ impl Catalog {
 
     /// The configured catalog file, or the built-in one.
     pub fn load(path: Option<&std::path::Path>) -> Result<Catalog> {
+        let (text, origin) = Catalog::source(path)?;
+        Catalog::parse(&text, &origin)
+    }
+
+    /// The text of the configured catalog file (or the built-in one) and where it came from.
+    pub fn source(path: Option<&std::path::Path>) -> Result<(String, String)> {
         match path {
-            None => Catalog::parse(BUILTIN, "builtin:models/faults.toml"),
+            None => Ok((BUILTIN.to_string(), "builtin:models/faults.toml".into())),
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read the fault catalog {}", p.display()))?;
-                Catalog::parse(&text, &p.display().to_string())
+                Ok((text, p.display().to_string()))
             }
         }
     }

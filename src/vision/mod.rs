@@ -8,6 +8,9 @@ pub mod image_in;
 pub mod matcher;
 pub mod ocr;
 pub mod preprocess;
+pub mod shared;
+#[cfg(test)]
+mod shared_tests;
 
 pub use analyze::analyze;
 pub use config::ScreenshotConfig;
@@ -35,6 +38,8 @@ pub struct Vision {
     lang: Arc<LangId>,
     /// `limits.retry_after_secs`, said when the OCR queue is full.
     retry_after_secs: u64,
+    /// The shared store, when replicas share one (`shared.rs`).
+    sharing: std::sync::OnceLock<shared::Sharing>,
 }
 
 impl Vision {
@@ -62,6 +67,7 @@ impl Vision {
             models,
             lang,
             retry_after_secs,
+            sharing: std::sync::OnceLock::new(),
         })
     }
 
@@ -69,15 +75,29 @@ impl Vision {
         self.loaded.read().clone()
     }
 
-    /// Re-read the catalog; the old one stays when the new one is malformed.
+    /// Re-read the catalog; the old one stays when the new one is malformed. Shared by
+    /// replicas: the text read is published to the others, which load it too (`shared.rs`).
+    /// Blocking.
     pub fn reload(&self) -> anyhow::Result<Arc<Loaded>> {
-        let catalog = Catalog::load(self.config.catalog.as_deref())?;
+        let (text, origin) = Catalog::source(self.config.catalog.as_deref())?;
+        let catalog = Catalog::parse(&text, &origin)?;
+        let l = self.swap(catalog);
+        self.publish(&text, &origin).map_err(|e| {
+            anyhow::anyhow!(
+                "the catalog was reloaded on this replica but not shared with the others: {e}"
+            )
+        })?;
+        Ok(l)
+    }
+
+    /// Serve `catalog` from now on.
+    fn swap(&self, catalog: Catalog) -> Arc<Loaded> {
         let l = Arc::new(Loaded {
             catalog,
             examples: Default::default(),
         });
         *self.loaded.write() = l.clone();
-        Ok(l)
+        l
     }
 }
 

@@ -7,7 +7,12 @@
 //! often, until the horizon passes the newest notified id. Streams always re-read the table from
 //! their own cursor, so a lost notification loses nothing: after every (re)connect the thread
 //! announces the newest readable event, which makes every stream look again.
+//!
+//! The same connection `LISTEN`s on `triage_reload`, whose payload names a shared document that
+//! changed (`pg/docs.rs`): it is handed to `Wake::reload`. After every (re)connect `reload` is
+//! called with `*` (every document), since changes made while disconnected were not notified.
 
+use super::docs::RELOAD_CHANNEL;
 use super::events::HORIZON;
 use anyhow::{Context, Result};
 use postgres::fallible_iterator::FallibleIterator;
@@ -21,6 +26,9 @@ pub(crate) const EVENTS_CHANNEL: &str = "triage_events";
 pub struct Wake {
     /// Called with the newest readable event's sequence number (never a higher one).
     pub announce: Box<dyn Fn(i64) + Send>,
+    /// Called with the name of a shared document another replica (or this one) wrote, or `*`
+    /// after a (re)connect: re-read them all.
+    pub reload: Box<dyn Fn(&str) + Send>,
     /// Whether anyone still listens; the thread ends when this turns false.
     pub alive: Box<dyn Fn() -> bool + Send>,
 }
@@ -57,6 +65,7 @@ fn run(config: &postgres::Config, label: &str, wake: &Wake) {
                 }
                 retry = RETRY_FIRST;
                 (wake.announce)(newest);
+                (wake.reload)("*");
                 if let Err(e) = listen(&mut client, wake, newest) {
                     tracing::warn!(database = %label, error = %format!("{e:#}"), "event listener lost its connection");
                     failing_since = Some(Instant::now());
@@ -78,7 +87,7 @@ fn run(config: &postgres::Config, label: &str, wake: &Wake) {
 /// in between is missed).
 fn connect(config: &postgres::Config) -> Result<(Client, i64)> {
     let mut c = config.connect(NoTls)?;
-    c.batch_execute(&format!("LISTEN {EVENTS_CHANNEL}"))?;
+    c.batch_execute(&format!("LISTEN {EVENTS_CHANNEL}; LISTEN {RELOAD_CHANNEL}"))?;
     let newest = newest_readable(&mut c)?;
     Ok((c, newest))
 }
@@ -115,6 +124,8 @@ fn listen(c: &mut Client, wake: &Wake, mut announced: i64) -> Result<()> {
                 if let Ok(seq) = note.payload().parse::<i64>() {
                     pending = pending.max(seq);
                 }
+            } else if note.channel() == RELOAD_CHANNEL {
+                (wake.reload)(note.payload());
             }
         }
         if pending > announced {

@@ -6,7 +6,8 @@
 //!
 //! `events.seq` is the writing transaction's id (`pg_current_xact_id()`), not a sequence: see
 //! `pg/events.rs`. `outbox.claimed_until` is the delivery lease (`pg/outbox.rs`); `batch_leases` holds
-//! the batch job leases (`pg/jobs.rs`).
+//! the batch job leases (`pg/jobs.rs`); `shared_docs` and `unmatched` what replicas share
+//! besides (`pg/docs.rs`).
 
 use anyhow::{bail, Context, Result};
 use postgres::Client;
@@ -75,6 +76,22 @@ CREATE TABLE IF NOT EXISTS batch_leases (
     holder TEXT NOT NULL,
     until_ms BIGINT NOT NULL
 );
+",
+    // 3: documents every replica shares (few-shot intents, the fault catalog: `pg/docs.rs`)
+    // and the unmatched texts kept for discovery, appended by any replica.
+    "
+CREATE TABLE IF NOT EXISTS shared_docs (
+    name TEXT PRIMARY KEY,
+    body BYTEA NOT NULL,
+    version BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unmatched (
+    id BIGSERIAL PRIMARY KEY,
+    intent_set TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unmatched_set ON unmatched(intent_set, id);
 ",
 ];
 

@@ -4,6 +4,7 @@
 //! connection: every `Store` call must come from a blocking thread (`spawn_blocking`), never
 //! from inside an async task, where it would panic.
 
+mod docs;
 mod events;
 mod jobs;
 pub(crate) mod listen;
