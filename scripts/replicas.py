@@ -20,7 +20,8 @@ Afterwards, from the database and what the clients saw:
   * every turn answered 2xx is stored exactly once (no text stored twice);
   * every subscriber saw every event once, in id order;
   * every outbox row delivered; the receiver processed each key once;
-  * the batch output has every id once, in input order (one runner at a time).
+  * the batch output has every id once, in input order (one runner at a time);
+  * every replica exits 0 on SIGTERM.
 Exit status 0 when all hold; the summary is printed as JSON.
 """
 
@@ -334,8 +335,7 @@ def main():
     final_state, pending = job_state(), undelivered()
     for r in replicas:
         r.proc.terminate()
-    for r in replicas:
-        r.proc.wait(30)
+    exits = [r.proc.wait(60) for r in replicas]
 
     checks = {
         "every acked turn stored once": all(stored[t] == 1 for t in acked),
@@ -349,6 +349,7 @@ def main():
         "batch job done": final_state == "done",
         "batch output has every id once, in order": out_ids == want_ids,
         "both failures happened mid-stream": killed_at < pg_at < total,
+        "replicas exit 0 on SIGTERM": exits == [0] * REPLICAS,
     }
     summary = {
         "turns_acked": len(acked), "turns_stored": sum(stored.values()),
@@ -359,7 +360,7 @@ def main():
         "outbox_rows": len(keys), "webhooks_on_wire": sum(Receiver.wire.values()),
         "webhook_duplicates_on_wire": sum(Receiver.wire.values()) - len(Receiver.wire),
         "batch_output_lines": len(out_ids), "batch_job_starts_by_replica": dict(runners),
-        "seconds": round(time.time() - t0, 1), "checks": checks,
+        "exit_statuses": exits, "seconds": round(time.time() - t0, 1), "checks": checks,
     }
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0 if all(checks.values()) else 1

@@ -129,3 +129,14 @@ impl Drop for Conn<'_> {
         self.pool.freed.notify_one();
     }
 }
+
+impl Drop for Pool {
+    /// Closing a synchronous client blocks on its own runtime, which panics inside an async task
+    /// (the last `Store` may well be dropped there, at shutdown): close them on a plain thread.
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.state.get_mut().idle);
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
