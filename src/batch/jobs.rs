@@ -6,6 +6,7 @@
 //! unfinished jobs whose lease is free or expired, at start and every few seconds.
 
 mod runner;
+mod scan;
 
 use super::lease::Shared;
 use super::run::Stats;

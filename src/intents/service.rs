@@ -8,7 +8,6 @@ use super::classify::SetView;
 use super::config::{DiscoveryConfig, FewShotConfig};
 pub use super::kept::keep_unmatched;
 use super::kept::Kept;
-use super::shared::Sharing;
 use super::store::{read_intents_file, read_store, write_store, Embedded, Intent, Origin};
 use super::unmatched::Unmatched;
 use crate::engine::Models;
@@ -21,6 +20,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub type IntentMap = BTreeMap<String, Arc<Intent>>;
+
+/// The shared store and the version of the document the map was last read from or written as
+/// (replicas on PostgreSQL: `shared.rs`).
+pub(super) struct Sharing {
+    pub store: Arc<crate::store::Store>,
+    pub version: std::sync::atomic::AtomicI64,
+}
 
 /// How often a change is redone on the fresh shared intents before giving up; between tries
 /// a random pause of up to 2 ms per try so far, so that one busy replica cannot starve another.

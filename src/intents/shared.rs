@@ -5,7 +5,7 @@
 //! write notifies the replicas, which re-read the document (`reload`) and swap their map; the
 //! intents of their own `fewshot.file` stay theirs and win over a shared one of the same name.
 
-use super::service::{IntentMap, Intents};
+use super::service::{IntentMap, Intents, Sharing};
 use super::store::{parse_store, store_bytes, Intent, Origin};
 use crate::error::{AppError, AppResult};
 use crate::store::Store;
@@ -14,12 +14,6 @@ use std::sync::Arc;
 
 /// The name of the shared document.
 pub const DOC: &str = "intents";
-
-/// The shared store and the version of the document the map was last read from or written as.
-pub(super) struct Sharing {
-    pub store: Arc<Store>,
-    pub version: AtomicI64,
-}
 
 fn internal(e: anyhow::Error) -> AppError {
     AppError::Internal(e)

@@ -6,7 +6,16 @@ use super::{Backend, Store};
 use crate::error::AppResult;
 use tokio::sync::watch;
 
-pub use super::pg::listen::Wake;
+/// What a replica's listening thread (PostgreSQL: `pg/listen.rs`) tells the process.
+pub struct Wake {
+    /// Called with the newest readable event's sequence number (never a higher one).
+    pub announce: Box<dyn Fn(i64) + Send>,
+    /// Called with the name of a shared document another replica (or this one) wrote, or `*`
+    /// after a (re)connect: re-read them all.
+    pub reload: Box<dyn Fn(&str) + Send>,
+    /// Whether anyone still listens; the thread ends when this turns false.
+    pub alive: Box<dyn Fn() -> bool + Send>,
+}
 
 /// Which events a subscriber wants.
 #[derive(Debug, Clone)]

@@ -2,8 +2,9 @@
 //! by claiming the leases of unfinished jobs found in the shared folder) and runs each through
 //! the engine, fenced by its lease.
 
+use super::scan::Scanner;
 use super::{read_record, JobState, Jobs, INPUT, OUTPUT, REJECTS};
-use crate::batch::lease::{Held, Scanner};
+use crate::batch::lease::Held;
 use crate::batch::run::{run_fenced, RunOptions, Stats, FENCED};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -14,6 +14,7 @@
 
 use super::docs::RELOAD_CHANNEL;
 use super::events::HORIZON;
+use crate::store::events::Wake;
 use anyhow::{Context, Result};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
@@ -21,17 +22,6 @@ use std::time::{Duration, Instant};
 
 /// The notification channel of live events.
 pub(crate) const EVENTS_CHANNEL: &str = "triage_events";
-
-/// What the listening thread tells the process.
-pub struct Wake {
-    /// Called with the newest readable event's sequence number (never a higher one).
-    pub announce: Box<dyn Fn(i64) + Send>,
-    /// Called with the name of a shared document another replica (or this one) wrote, or `*`
-    /// after a (re)connect: re-read them all.
-    pub reload: Box<dyn Fn(&str) + Send>,
-    /// Whether anyone still listens; the thread ends when this turns false.
-    pub alive: Box<dyn Fn() -> bool + Send>,
-}
 
 /// How long the thread waits for a notification before checking `alive` again.
 const IDLE: Duration = Duration::from_millis(500);

@@ -43,7 +43,7 @@ impl Pg {
     }
 
     /// Start this replica's listening thread (`listen.rs`) on a connection of its own.
-    pub fn listen(&self, wake: listen::Wake) -> Result<()> {
+    pub fn listen(&self, wake: crate::store::events::Wake) -> Result<()> {
         listen::spawn(self.pool.config().clone(), redact_url(&self.url), wake)
     }
 
