@@ -204,12 +204,18 @@ def subscriber(n, replicas, seen, stop, errors):
             time.sleep(0.2)
 
 
-def client(w, replicas, acked, stats):
-    """Send this worker's conversations turn by turn, round-robin over the replicas."""
+def client(w, replicas, acked, stats, gates):
+    """Send this worker's conversations turn by turn, round-robin over the replicas. Each gate
+    (a share of all turns, an event) holds the clients at that share until the failure it
+    stands for has happened, so both failures always fall mid-stream."""
     convs = [f"rep-{c}" for c in range(CONVERSATIONS) if c % CLIENTS == w]
     rr = w
+    total = CONVERSATIONS * TURNS
     for t in range(TURNS):
         for conv in convs:
+            for share, done in gates:
+                if len(acked) >= total * share:
+                    done.wait(max(0.0, DEADLINE - time.time()))
             base = random.choice(MESSAGES).replace("{n}", str(random.randint(10000, 99999)))
             for attempt in range(1000):
                 if time.time() > DEADLINE:
@@ -284,7 +290,9 @@ def main():
     subs = [threading.Thread(target=subscriber, args=(n, replicas, seen[n], stop, sub_errors))
             for n in range(SUBSCRIBERS)]
     acked, stats = [], collections.Counter()
-    clients = [threading.Thread(target=client, args=(w, replicas, acked, stats))
+    killed, restarted = threading.Event(), threading.Event()
+    gates = [(0.4, killed), (0.8, restarted)]
+    clients = [threading.Thread(target=client, args=(w, replicas, acked, stats, gates))
                for w in range(CLIENTS)]
     for t in subs + clients:
         t.start()
@@ -298,12 +306,14 @@ def main():
     wait_for("a fifth of the turns", lambda: len(acked) >= total // 5, 300)
     replicas[1].kill9()
     killed_at = len(acked)
+    killed.set()
     time.sleep(2)
     replicas[1].start()
     replicas[1].ready()
     wait_for("half of the turns", lambda: len(acked) >= total // 2, 300)
-    pg_restart()
     pg_at = len(acked)
+    pg_restart()
+    restarted.set()
     for t in clients:
         t.join(max(1, DEADLINE - time.time()))
 
