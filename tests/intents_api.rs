@@ -9,63 +9,14 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use triage::config::{Config, ModelConfig, Overlong};
-use triage::engine::{EmbedModel, ModelInfo, Tokenize};
+use triage::config::{Config, ModelConfig};
+use triage::engine::{EmbedModel, ModelInfo};
 use triage::heads::head::{Head, HeadMeta, Kind, Weights};
 use triage::heads::registry::HeadRegistry;
 use triage::http::{AppState, Slot};
 use triage::metrics::Metrics;
-use triage::models::encoder::{Backend, Prepared};
 
-const DIM: usize = 64;
-
-/// Bytes as token ids between two "special" ids.
-struct ByteTok;
-
-impl Tokenize for ByteTok {
-    fn prepare(&self, text: &str, _: Overlong) -> anyhow::Result<Result<Prepared, usize>> {
-        let mut ids = vec![0u32];
-        ids.extend(text.bytes().map(u32::from));
-        ids.push(2);
-        let full_len = ids.len();
-        Ok(Ok(Prepared { ids, full_len }))
-    }
-}
-
-fn bucket(word: &str) -> usize {
-    let mut h: u32 = 2166136261;
-    for b in word.bytes() {
-        h = (h ^ b as u32).wrapping_mul(16777619);
-    }
-    h as usize % DIM
-}
-
-/// A bag of hashed lowercase words, unit length: texts sharing words are similar.
-fn bag(text: &str) -> Vec<f32> {
-    let mut v = vec![0f32; DIM];
-    for w in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        v[bucket(&w.to_lowercase())] += 1.0;
-    }
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-    v.iter().map(|x| x / n).collect()
-}
-
-struct BagBackend;
-
-impl Backend for BagBackend {
-    fn embed(&mut self, batch: &[&[u32]]) -> anyhow::Result<Vec<Vec<f32>>> {
-        Ok(batch
-            .iter()
-            .map(|s| {
-                let bytes: Vec<u8> = s[1..s.len() - 1].iter().map(|&b| b as u8).collect();
-                bag(&String::from_utf8_lossy(&bytes))
-            })
-            .collect())
-    }
-}
+use common::bag::{bucket, BagBackend, ByteTok, DIM};
 
 /// A trained set `shop` over the mock: `cancel_order` when "cancel" is in the text,
 /// `track_order` when "track" is, else out of scope (0.5 / 0.5 is under its threshold).

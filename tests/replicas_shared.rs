@@ -11,58 +11,14 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use triage::config::{Config, ModelConfig, Overlong};
-use triage::engine::{EmbedModel, ModelInfo, Tokenize};
+use triage::config::{Config, ModelConfig};
+use triage::engine::{EmbedModel, ModelInfo};
 use triage::heads::registry::HeadRegistry;
 use triage::http::{AppState, Slot};
 use triage::metrics::Metrics;
-use triage::models::encoder::{Backend, Prepared};
 use triage::state::Open;
 
-const DIM: usize = 64;
-
-/// Bytes as token ids between two "special" ids.
-struct ByteTok;
-
-impl Tokenize for ByteTok {
-    fn prepare(&self, text: &str, _: Overlong) -> anyhow::Result<Result<Prepared, usize>> {
-        let mut ids = vec![0u32];
-        ids.extend(text.bytes().map(u32::from));
-        ids.push(2);
-        let full_len = ids.len();
-        Ok(Ok(Prepared { ids, full_len }))
-    }
-}
-
-/// A bag of hashed lowercase words, unit length: texts sharing words are similar.
-fn bag(text: &str) -> Vec<f32> {
-    let mut v = vec![0f32; DIM];
-    for w in text.split(|c: char| !c.is_alphanumeric()) {
-        if !w.is_empty() {
-            let h = w
-                .to_lowercase()
-                .bytes()
-                .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
-            v[h as usize % DIM] += 1.0;
-        }
-    }
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-    v.iter().map(|x| x / n).collect()
-}
-
-struct BagBackend;
-
-impl Backend for BagBackend {
-    fn embed(&mut self, batch: &[&[u32]]) -> anyhow::Result<Vec<Vec<f32>>> {
-        Ok(batch
-            .iter()
-            .map(|s| {
-                let bytes: Vec<u8> = s[1..s.len() - 1].iter().map(|&b| b as u8).collect();
-                bag(&String::from_utf8_lossy(&bytes))
-            })
-            .collect())
-    }
-}
+use common::bag::{BagBackend, ByteTok, DIM};
 
 /// A new database on the test server: its connection string, or None (skipped).
 fn database() -> Option<String> {

@@ -1,6 +1,7 @@
 //! Shared helpers for the real-model tests: where the default pack is, fixtures, cosine.
 #![allow(dead_code)]
 
+pub mod bag;
 pub mod chromium;
 
 use axum::body::Body;
