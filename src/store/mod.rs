@@ -11,6 +11,9 @@ pub mod events;
 #[cfg(test)]
 mod job_lease_tests;
 pub mod jobs;
+pub mod kb;
+#[cfg(test)]
+mod kb_tests;
 pub mod outbox;
 mod pg;
 #[cfg(test)]

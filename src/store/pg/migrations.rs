@@ -7,7 +7,7 @@
 //! `events.seq` is the writing transaction's id (`pg_current_xact_id()`), not a sequence: see
 //! `pg/events.rs`. `outbox.claimed_until` is the delivery lease (`pg/outbox.rs`); `batch_leases` holds
 //! the batch job leases (`pg/jobs.rs`); `shared_docs` and `unmatched` what replicas share
-//! besides (`pg/docs.rs`).
+//! besides (`pg/docs.rs`); `kb_articles` and `kb_feedback` the knowledge bases (`pg/kb.rs`).
 
 use anyhow::{bail, Context, Result};
 use postgres::Client;
@@ -92,6 +92,30 @@ CREATE TABLE IF NOT EXISTS unmatched (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS unmatched_set ON unmatched(intent_set, id);
+",
+    // 4: knowledge-base articles with their chunks and embeddings, and the agents' feedback on
+    // suggestions (`pg/kb.rs`).
+    "
+CREATE TABLE kb_articles (
+    kb TEXT NOT NULL,
+    id TEXT NOT NULL,
+    article TEXT NOT NULL,
+    model TEXT NOT NULL,
+    dim BIGINT NOT NULL,
+    chunks TEXT NOT NULL,
+    vectors BYTEA NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (kb, id)
+);
+CREATE TABLE kb_feedback (
+    id BIGSERIAL PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    suggestion TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('used', 'edited', 'dismissed')),
+    text TEXT,
+    at_ms BIGINT NOT NULL
+);
+CREATE INDEX kb_feedback_suggestion ON kb_feedback(suggestion);
 ",
 ];
 

@@ -7,6 +7,7 @@
 mod docs;
 mod events;
 mod jobs;
+mod kb;
 pub(crate) mod listen;
 pub mod migrations;
 mod outbox;

@@ -66,6 +66,30 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(delivered_ms, dead, next_ms);
 ",
+    // 2: knowledge-base articles with their chunks and embeddings, and the agents' feedback on
+    // suggestions (`sqlite/kb.rs`).
+    "
+CREATE TABLE kb_articles (
+    kb TEXT NOT NULL,
+    id TEXT NOT NULL,
+    article TEXT NOT NULL,
+    model TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    chunks TEXT NOT NULL,
+    vectors BLOB NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (kb, id)
+);
+CREATE TABLE kb_feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL,
+    suggestion TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('used', 'edited', 'dismissed')),
+    text TEXT,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX kb_feedback_suggestion ON kb_feedback(suggestion);
+",
 ];
 
 /// The version this binary brings a database to.

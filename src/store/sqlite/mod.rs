@@ -3,6 +3,7 @@
 //! WAL checkpoint at shutdown. Its turn, event and outbox SQL is in the files beside this one.
 
 mod events;
+mod kb;
 pub mod migrations;
 mod outbox;
 mod turns;
