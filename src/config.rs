@@ -34,6 +34,8 @@ pub struct Config {
     pub summarize: crate::summarize::SummarizeConfig,
     pub translate: crate::translate::TranslateConfig,
     pub batch: crate::batch::BatchConfig,
+    /// The knowledge base: limits, chunking, search and bot answers.
+    pub kb: crate::kb::KbConfig,
     /// API keys, their scopes and rate limits (plus `TRIAGE_API_KEYS`); none = auth off.
     pub auth: crate::keys::AuthConfig,
 }
@@ -148,6 +150,7 @@ impl Default for Config {
             summarize: Default::default(),
             translate: Default::default(),
             batch: Default::default(),
+            kb: Default::default(),
             auth: Default::default(),
             models: vec![
                 ModelConfig {
@@ -294,6 +297,7 @@ impl Config {
         self.fewshot.check()?;
         self.routing.check().context("config")?;
         self.store.check()?;
+        self.kb.check()?;
         self.webhooks.check()?;
         self.screenshot.check()?;
         self.summarize.check()?;

@@ -15,6 +15,7 @@ pub mod heads;
 pub mod http;
 pub mod intents;
 pub mod jsonl;
+pub mod kb;
 pub mod keys;
 pub mod lang;
 pub mod metrics;

@@ -27,6 +27,9 @@ pub fn start_loading(state: &Arc<AppState>) {
                 Ok(m) => {
                     tracing::info!(model = %mc.name, secs = t.elapsed().as_secs_f32(), "model ready");
                     st.set_slot(&mc.name, Slot::Ready(m));
+                    if mc.name == st.models.default_name() {
+                        seed_kb(st);
+                    }
                 }
                 Err(e) => {
                     tracing::error!(model = %mc.name, error = %format!("{e:#}"), "model failed to load");
@@ -35,6 +38,18 @@ pub fn start_loading(state: &Arc<AppState>) {
             }
         });
     }
+}
+
+/// Fill the default knowledge base with the shipped articles when it is empty.
+fn seed_kb(st: Arc<AppState>) {
+    let Ok(kb) = st.kb() else { return };
+    tokio::runtime::Handle::current().spawn(async move {
+        match kb.seed_builtin(&st.models).await {
+            Ok(Some(w)) => tracing::info!(kb = %w.kb, articles = w.created + w.replaced, chunks = w.chunks, "knowledge base seeded"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot seed the default knowledge base"),
+        }
+    });
 }
 
 /// A state with neither store nor vision and every configured model loaded now (blocking):

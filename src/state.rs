@@ -40,8 +40,17 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// The routing policy (`[routing]` or `routing_file`).
     pub policy: Arc<crate::routing::Policy>,
+    /// The knowledge bases (opened with the store).
+    kb: Option<Arc<crate::kb::Kb>>,
     /// The batch jobs of `batch.dir` and their runner, once started (`jobs`).
     jobs: parking_lot::Mutex<Option<Arc<Jobs>>>,
+}
+
+/// The services a state opened with its store.
+struct Parts {
+    store: Option<Arc<crate::store::Store>>,
+    vision: Option<Arc<crate::vision::Vision>>,
+    kb: Option<Arc<crate::kb::Kb>>,
 }
 
 /// What a state opens besides its models: `serve` opens both; HTTP-layer tests may leave one
@@ -70,7 +79,12 @@ impl AppState {
     pub fn new(config: Config, metrics: Arc<Metrics>, heads: HeadRegistry) -> Arc<Self> {
         let models = models_of(&config);
         let lang = Arc::new(crate::lang::LangId::default());
-        Self::assemble(config, metrics, heads, models, lang, None, None)
+        let none = Parts {
+            store: None,
+            vision: None,
+            kb: None,
+        };
+        Self::assemble(config, metrics, heads, models, lang, none)
     }
 
     /// A state fully built before anything serves it: the store opened and the screenshot
@@ -107,7 +121,17 @@ impl AppState {
         } else {
             None
         };
-        let state = Self::assemble(config, metrics, heads, models, lang, store, vision);
+        let kb = match &store {
+            Some(store) => Some(Arc::new(crate::kb::Kb::open(
+                config.kb.clone(),
+                store.clone(),
+                lang.clone(),
+                &heads,
+            )?)),
+            None => None,
+        };
+        let parts = Parts { store, vision, kb };
+        let state = Self::assemble(config, metrics, heads, models, lang, parts);
         if let Some(store) = &state.store {
             let last = store.last_event_seq().map_err(|e| anyhow::anyhow!("{e}"))?;
             state.events.send_replace(last);
@@ -148,9 +172,9 @@ impl AppState {
         heads: HeadRegistry,
         models: Arc<crate::engine::Models>,
         lang: Arc<crate::lang::LangId>,
-        store: Option<Arc<crate::store::Store>>,
-        vision: Option<Arc<crate::vision::Vision>>,
+        parts: Parts,
     ) -> Arc<Self> {
+        let Parts { store, vision, kb } = parts;
         let device =
             crate::engine::device::open(config.server.device).map_err(|e| format!("{e:#}"));
         let seq2seq = Arc::new(crate::translate::Seq2SeqModels::new(
@@ -172,6 +196,7 @@ impl AppState {
             models,
             store,
             vision,
+            kb,
             events: tokio::sync::watch::channel(0).0,
             subscribers: Arc::default(),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
@@ -184,6 +209,18 @@ impl AppState {
     /// the service it belongs to. Blocking (the store listener's thread calls it).
     pub fn reload_shared(&self, name: &str) {
         let all = name == "*";
+        if let Some(kb) = &self.kb {
+            let names = match name.strip_prefix("kb:") {
+                Some(n) => vec![n.to_string()],
+                None if all => kb.names_in_store(),
+                None => Vec::new(),
+            };
+            for n in names {
+                if let Err(e) = kb.reload(&n) {
+                    tracing::warn!(kb = %n, error = %e, "cannot reload a knowledge base");
+                }
+            }
+        }
         if all || name == crate::intents::shared::DOC {
             if let Err(e) = self.intents.reload_shared() {
                 tracing::warn!(error = %e, "cannot reload the shared few-shot intents");
@@ -198,6 +235,13 @@ impl AppState {
                 tracing::warn!(error = %e, "cannot reload the shared fault catalog");
             }
         }
+    }
+
+    /// The knowledge bases, or 503 when this server runs without a store.
+    pub fn kb(&self) -> AppResult<Arc<crate::kb::Kb>> {
+        self.kb.clone().ok_or_else(|| AppError::Unavailable {
+            message: "this server was built without a store, so without a knowledge base".into(),
+        })
     }
 
     /// True once graceful shutdown has begun.
@@ -259,6 +303,7 @@ impl AppState {
             events: &self.events,
             webhook_wake: &self.webhook_wake,
             metrics: &self.metrics,
+            kb: self.kb.clone().filter(|_| self.config.kb.answer_in_triage),
         })
     }
 

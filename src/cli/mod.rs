@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod heads;
 pub mod intents;
+pub mod kb;
 pub mod parity;
 pub mod store;
 pub mod summarize_eval;
@@ -73,6 +74,11 @@ enum Cmd {
     Store {
         #[command(subcommand)]
         cmd: store::StoreCmd,
+    },
+    /// The knowledge base: `triage kb import`, `triage kb eval`.
+    Kb {
+        #[command(subcommand)]
+        cmd: kb::KbCmd,
     },
     /// Manage API keys.
     Keys {
@@ -170,7 +176,7 @@ pub fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TRIAGE_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| "info,tantivy=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -212,6 +218,7 @@ pub fn main() -> Result<()> {
         Cmd::Intents { cmd } => intents::run(cmd),
         Cmd::Batch { cmd } => batch::run(cmd),
         Cmd::Store { cmd } => store::run(cmd),
+        Cmd::Kb { cmd } => kb::run(cmd),
         Cmd::Keys {
             cmd: KeysCmd::New { id, scopes },
         } => {

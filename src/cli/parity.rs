@@ -202,6 +202,7 @@ impl Served {
                     abuse: score,
                     escalation: head_score,
                     screenshot: None,
+                    kb: None,
                 };
                 let d = routing::decide(&self.cfg.routing, esc, &s, &[], 1);
                 let anger = groups.get("anger").copied().unwrap_or(0.0);

@@ -212,6 +212,7 @@ pub fn policy(data: &[u8]) {
             low_confidence: true,
             negativity: 0.2 * turn as f32,
             escalated: true,
+            unanswered: false,
         };
         let history: Vec<PastTurn> = (1..=4)
             .map(|t| {
@@ -237,6 +238,7 @@ pub fn policy(data: &[u8]) {
                     fault: Some("payment_failed"),
                     route_hint: "agent",
                 }),
+                kb: None,
             };
             let d = decide(p, &thresholds, &s, &history[..n], n as u32 + 1);
             assert!((0..=9).contains(&d.route.priority));

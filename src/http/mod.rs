@@ -12,6 +12,7 @@ pub mod events;
 pub mod fuzzing;
 pub mod intents;
 pub mod json;
+pub mod kb;
 pub mod meta;
 pub mod openapi;
 pub mod screenshot;
@@ -47,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = c.limits.max_body_bytes;
     // Room for the multipart framing and the text fields around the largest image.
     let shot_limit = c.screenshot.max_bytes + (1 << 20);
+    let import_limit = c.kb.max_import_bytes;
     let body = (c.limits.body_timeout_secs, "limits.body_timeout_secs");
     let upload = (c.batch.upload_timeout_secs, "batch.upload_timeout_secs");
     let gate = Arc::new(admission::Gate::new(&c.limits));
@@ -112,6 +114,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/faults", get(screenshot::faults))
         .route("/v1/intents", get(intents::list))
         .route("/v1/intents/{name}", get(intents::get_one))
+        .route("/v1/kb", get(kb::list))
+        .route("/v1/kb/articles/{id}", get(kb::get_article))
+        .route("/v1/kb/search", post(kb::search))
+        .route("/v1/answer", post(kb::answer))
         .layer(DefaultBodyLimit::max(limit));
     let admin = Router::new()
         .route("/v1/faults/reload", post(screenshot::reload))
@@ -123,6 +129,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/intents/{name}",
             put(intents::put).delete(intents::delete),
+        )
+        .route(
+            "/v1/kb/articles/{id}",
+            put(kb::put_article).delete(kb::delete_article),
+        )
+        .route(
+            "/v1/kb/import",
+            post(kb::import).layer(DefaultBodyLimit::max(import_limit)),
         )
         .layer(DefaultBodyLimit::max(limit));
     let (g404, g405) = (guard.clone(), guard.clone());

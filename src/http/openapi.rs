@@ -58,6 +58,13 @@ use utoipa::{IntoResponses, Modify, OpenApi};
         super::batch::status,
         super::batch::result,
         super::batch::rejects,
+        super::kb::list,
+        super::kb::get_article,
+        super::kb::put_article,
+        super::kb::delete_article,
+        super::kb::import,
+        super::kb::search,
+        super::kb::answer,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Bearer),
@@ -71,6 +78,7 @@ use utoipa::{IntoResponses, Modify, OpenApi};
         (name = "screenshots", description = "Screenshot analysis and the fault catalog."),
         (name = "intents", description = "Few-shot intents and the discovery of new ones (writes need scope `admin`)."),
         (name = "batch", description = "Resumable batch summary jobs over JSON lines (scope `admin`)."),
+        (name = "knowledge base", description = "Articles, hybrid search and bot answers (writes need scope `admin`)."),
     )
 )]
 pub struct ApiDoc;

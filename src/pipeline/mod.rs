@@ -2,11 +2,13 @@
 //! message from signals to a stored routing decision (`triage`). It takes the services it uses
 //! (`Pipeline`), never the server state, so tests and offline tools can run it without HTTP.
 
+mod answer;
 pub mod signals;
 mod stored;
 pub mod triage;
 
 use crate::intents::service::Sets;
+use crate::kb::Kb;
 use crate::lang::LangId;
 use crate::metrics::Metrics;
 use crate::routing::Policy;
@@ -32,4 +34,6 @@ pub struct Pipeline<'a> {
     /// Notified when webhook deliveries are queued.
     pub webhook_wake: &'a Notify,
     pub metrics: &'a Metrics,
+    /// The knowledge base the bot answers from (None: no answers).
+    pub kb: Option<Arc<Kb>>,
 }

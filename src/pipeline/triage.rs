@@ -8,6 +8,7 @@ use super::Pipeline;
 use crate::error::{AppError, AppResult};
 use crate::heads::predict::IntentPrediction;
 use crate::intents::service::Sets;
+use crate::kb::answer::BotAnswer;
 use crate::lang::LangId;
 use crate::routing::{self, IntentSignal, Route, Target, TurnSignals};
 use crate::store::signals::{self as stored, StoredSignals};
@@ -50,6 +51,10 @@ pub struct TriageResponse {
     pub conversation: ConversationRef,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub screenshot: Option<crate::vision::Analysis>,
+    /// The bot's reply from the knowledge base, with its citation: only when the route stays
+    /// with the bot and an article is confident enough.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<BotAnswer>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -81,6 +86,19 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
         },
     };
     let sig = signals(sets, state.lang, &req.text, req.intent_set.as_deref()).await?;
+    let answer = match &state.kb {
+        Some(kb) => {
+            let e = super::answer::Embedded {
+                vector: &sig.embedding,
+                encoder: &sig.encoder,
+                tuned: sig.tuned.as_ref().map(|(k, v)| (k.as_str(), v.as_slice())),
+                language: &sig.language.language,
+            };
+            super::answer::from_kb(kb, state.sets.models, &req.text, e).await?
+        }
+        None => None,
+    };
+    let kb_best = answer.as_ref().map(|a| (a.answer.clone(), a.best));
     let queue_lang = req
         .customer
         .as_ref()
@@ -134,6 +152,10 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
                     fault: shot_fault.as_deref(),
                     route_hint: h,
                 }),
+                kb: kb_best.as_ref().map(|(a, best)| routing::KbSignal {
+                    answered: a.as_ref().map(|a| a.article_id.as_str()),
+                    confidence: *best,
+                }),
             };
             routing::decide(&policy, &thresholds, &s, history, n)
         };
@@ -174,7 +196,7 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
         language,
         intent,
         emotion: sig.emotion,
-        route,
+        route: route.clone(),
         conversation: ConversationRef {
             id,
             turn: appended.turn.turn,
@@ -183,6 +205,9 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
             webhooks_queued: appended.webhooks,
         },
         screenshot: shot,
+        answer: answer
+            .and_then(|a| a.answer)
+            .filter(|_| route.target == Target::Bot),
     })
 }
 
@@ -265,6 +290,12 @@ pub struct Signals {
     pub intent_set: String,
     pub intent: IntentPrediction,
     pub emotion: Option<EmotionResult>,
+    /// The plain encoder embedding of the text (the knowledge base searches with it), and the
+    /// encoder that made it.
+    pub embedding: Vec<f32>,
+    pub encoder: String,
+    /// The intent head's fine-tuned embedding of the text, and its layers' key.
+    pub tuned: Option<(String, Vec<f32>)>,
 }
 
 /// Language, intent and emotion of `text`, sharing one encoder pass when the heads share an
@@ -312,5 +343,8 @@ pub async fn signals(
         intent_set: set,
         intent,
         emotion,
+        embedding: pick(&v, 0),
+        encoder: view.encoder.clone(),
+        tuned: intent_key.map(|k| (k.to_string(), pick(&v, 1))),
     })
 }

@@ -31,6 +31,17 @@ pub struct TurnSignals<'a> {
     pub escalation: Option<f32>,
     /// A screenshot sent with the message, as recognised.
     pub screenshot: Option<ScreenshotSignal<'a>>,
+    /// What the knowledge base answered, when it was asked.
+    pub kb: Option<KbSignal<'a>>,
+}
+
+/// The knowledge base's answer to the message.
+#[derive(Debug, Clone, Copy)]
+pub struct KbSignal<'a> {
+    /// The article the bot answers from, or None when no hit cleared the threshold.
+    pub answered: Option<&'a str>,
+    /// The best hit's confidence.
+    pub confidence: f32,
 }
 
 /// What `/v1/screenshot` made of an attached screenshot.
@@ -50,6 +61,9 @@ pub struct PastTurn {
     pub low_confidence: bool,
     pub negativity: f32,
     pub escalated: bool,
+    /// The knowledge base was asked and had no answer.
+    #[serde(default)]
+    pub unanswered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -259,6 +273,37 @@ pub fn decide(
         None => {}
     }
 
+    let unanswered = signals.kb.is_some_and(|k| k.answered.is_none());
+    match (signals.kb, &policy.kb) {
+        (
+            Some(KbSignal {
+                answered: Some(id),
+                confidence,
+            }),
+            _,
+        ) => {
+            let detail = format!("answered from article {id} ({confidence:.2})");
+            fire(&mut fired, Target::Bot, 0, "kb.answered", detail);
+        }
+        (Some(k), Some(rule)) if rule.no_answer_turns > 0 => {
+            let misses = history.iter().rev().take_while(|t| t.unanswered).count() + 1;
+            if misses >= rule.no_answer_turns {
+                let detail = format!(
+                    "{misses} turns the knowledge base could not answer (best {:.2})",
+                    k.confidence
+                );
+                fire(
+                    &mut fired,
+                    rule.target,
+                    rule.priority,
+                    "kb.no_answer",
+                    detail,
+                );
+            }
+        }
+        _ => {}
+    }
+
     if let Some((name, r)) = tier {
         let target = r.min_target.unwrap_or(Target::Bot);
         let detail = format!("{name} customer: priority {:+}", r.priority);
@@ -292,7 +337,8 @@ pub fn decide(
             target = prev.target;
         }
     }
-    if !fired.iter().any(|f| f.target > Target::Bot) && target == Target::Bot {
+    let answered = fired.iter().any(|f| f.reason.code == "kb.answered");
+    if !fired.iter().any(|f| f.target > Target::Bot) && target == Target::Bot && !answered {
         let detail = match signals.intent {
             Some(i) => format!("routine question (intent {} at {:.2})", i.label, i.score),
             None => "no rule fired".to_string(),
@@ -322,6 +368,7 @@ pub fn decide(
             low_confidence: low,
             negativity,
             escalated,
+            unanswered,
         },
     }
 }

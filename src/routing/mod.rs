@@ -8,6 +8,7 @@ pub mod policy;
 mod tests;
 
 pub use decide::{
-    decide, Decision, IntentSignal, PastTurn, Reason, Route, ScreenshotSignal, TurnSignals,
+    decide, Decision, IntentSignal, KbSignal, PastTurn, Reason, Route, ScreenshotSignal,
+    TurnSignals,
 };
 pub use policy::{Policy, Target};

@@ -63,6 +63,9 @@ pub struct Policy {
     /// Abusive language (the abuse head's signal); without this section it routes nowhere.
     #[serde(default)]
     pub abuse: Option<AbuseRule>,
+    /// Turns the knowledge base cannot answer; without this section they route nowhere.
+    #[serde(default)]
+    pub kb: Option<KbRule>,
     #[serde(default)]
     pub keywords: Vec<KeywordRule>,
     #[serde(default)]
@@ -70,6 +73,17 @@ pub struct Policy {
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
     pub queues: Vec<QueueRule>,
+}
+
+/// Where a conversation goes when the knowledge base keeps having no answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KbRule {
+    /// Consecutive unanswered turns (this one included) that hand the conversation over.
+    pub no_answer_turns: usize,
+    pub target: Target,
+    #[serde(default)]
+    pub priority: i32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -138,6 +138,7 @@ fn run(policy: &Policy, c: &Case) -> Decision {
             low_confidence: h.1,
             negativity: h.2,
             escalated: h.3,
+            unanswered: false,
         })
         .collect();
     let s = TurnSignals {
@@ -149,6 +150,7 @@ fn run(policy: &Policy, c: &Case) -> Decision {
         abuse: None,
         escalation: None,
         screenshot: None,
+        kb: None,
     };
     decide(policy, &thresholds, &s, &history, history.len() as u32 + 1)
 }
@@ -262,6 +264,7 @@ fn abuse_and_the_escalation_head_route_to_a_person() {
             abuse,
             escalation,
             screenshot: None,
+            kb: None,
         };
         let d = decide(&policy, &esc, &s, &[], 1);
         let codes: Vec<String> = d.route.reasons.iter().map(|r| r.code.clone()).collect();
@@ -299,6 +302,7 @@ fn attached_screenshots_route_by_the_catalog_hint() {
             abuse: None,
             escalation: None,
             screenshot: shot,
+            kb: None,
         };
         let d = decide(&policy, &thresholds, &s, &[], 1);
         let codes: Vec<String> = d.route.reasons.iter().map(|r| r.code.clone()).collect();
@@ -339,6 +343,7 @@ fn attached_screenshots_route_by_the_catalog_hint() {
             fault: Some("network_error"),
             route_hint: "bot",
         }),
+        kb: None,
     };
     let d = decide(&policy, &thresholds, &s, &[], 1);
     assert_eq!(d.route.target, Target::Bot);

@@ -212,6 +212,7 @@ fn decide(_: &[PastTurn], n: u32) -> Decision {
             low_confidence: false,
             negativity: 0.0,
             escalated: false,
+            unanswered: false,
         },
     }
 }

@@ -56,6 +56,7 @@ pub(super) fn add(
                 low_confidence: false,
                 negativity: 0.0,
                 escalated: false,
+                unanswered: false,
             },
         }
     };

@@ -1,0 +1,117 @@
+//! Knowledge-base settings (`[kb]`): limits, chunking, search and answering. A plain serde type
+//! with its defaults and checks; it imports nothing of the project.
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KbConfig {
+    /// The knowledge base a request names none of (searches, bot answers).
+    pub default_kb: String,
+    /// Load the shipped articles (the `bitext` intents, English and Chinese) into `default_kb`
+    /// when it is empty once the default model is loaded.
+    pub seed_builtin: bool,
+    /// An intent head with fine-tuned encoder layers that embed articles and queries instead
+    /// of the plain encoder (unset or `""`: the plain encoder, the default; the shipped `bitext`
+    /// head has no such layers). Changing it re-embeds nothing: re-import the articles.
+    pub branch: Option<String>,
+    /// The most text one article may have (title, body, answer, tags and steps), in bytes.
+    pub max_article_bytes: usize,
+    /// The largest import body, in bytes.
+    pub max_import_bytes: usize,
+    /// The most articles one import may carry.
+    pub max_import_articles: usize,
+    /// The longest query, in characters.
+    pub max_query_chars: usize,
+    /// Passages are cut at sentence ends to at most this many characters.
+    pub chunk_chars: usize,
+    /// The most hits one search returns.
+    pub max_top_k: usize,
+    /// Candidates each retriever (BM25, dense) hands to the fusion.
+    pub candidates: usize,
+    /// Reciprocal rank fusion constant.
+    pub rrf_k: f32,
+    /// The weight of the BM25 rank in the fusion (the dense rank's is 1).
+    pub bm25_weight: f32,
+    /// Bot answers: the lowest confidence of the best hit that is sent to the customer.
+    pub answer_threshold: f32,
+    /// Whether /v1/triage answers from the knowledge base.
+    pub answer_in_triage: bool,
+}
+
+impl Default for KbConfig {
+    fn default() -> Self {
+        KbConfig {
+            default_kb: "default".into(),
+            seed_builtin: true,
+            branch: None,
+            max_article_bytes: 64 * 1024,
+            max_import_bytes: 32 << 20,
+            max_import_articles: 10_000,
+            max_query_chars: 2_000,
+            chunk_chars: 400,
+            max_top_k: 50,
+            candidates: 50,
+            rrf_k: 60.0,
+            bm25_weight: 1.0,
+            answer_threshold: 0.5,
+            answer_in_triage: true,
+        }
+    }
+}
+
+impl KbConfig {
+    pub fn check(&self) -> Result<()> {
+        ensure!(
+            !self.default_kb.is_empty()
+                && self.default_kb.len() <= 64
+                && self
+                    .default_kb
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "kb.default_kb: 1-64 letters, digits, `-` or `_`"
+        );
+        ensure!(
+            (256..=16 << 20).contains(&self.max_article_bytes),
+            "kb.max_article_bytes: between 256 and 16 MiB"
+        );
+        ensure!(
+            (1024..=1 << 30).contains(&self.max_import_bytes),
+            "kb.max_import_bytes: between 1 KiB and 1 GiB"
+        );
+        ensure!(
+            (1..=1_000_000).contains(&self.max_import_articles),
+            "kb.max_import_articles: between 1 and 1000000"
+        );
+        ensure!(
+            (16..=100_000).contains(&self.max_query_chars),
+            "kb.max_query_chars: between 16 and 100000"
+        );
+        ensure!(
+            (50..=4_000).contains(&self.chunk_chars),
+            "kb.chunk_chars: between 50 and 4000"
+        );
+        ensure!(
+            (1..=1_000).contains(&self.max_top_k),
+            "kb.max_top_k: between 1 and 1000"
+        );
+        ensure!(
+            (1..=10_000).contains(&self.candidates),
+            "kb.candidates: between 1 and 10000"
+        );
+        ensure!(
+            self.rrf_k.is_finite() && self.rrf_k >= 0.0,
+            "kb.rrf_k: a number >= 0"
+        );
+        ensure!(
+            self.bm25_weight.is_finite() && (0.0..=10.0).contains(&self.bm25_weight),
+            "kb.bm25_weight: between 0 and 10"
+        );
+        ensure!(
+            (0.0..=1.0).contains(&self.answer_threshold),
+            "kb.answer_threshold: between 0 and 1"
+        );
+        Ok(())
+    }
+}

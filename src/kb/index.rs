@@ -1,0 +1,307 @@
+//! One knowledge base in memory: its articles, their passages in BM25 (tantivy) and in the dense
+//! matrix, and hybrid search: both retrievers' candidates fused by reciprocal rank, each article
+//! once (its best passage), with a calibrated confidence.
+
+use super::bm25::Bm25;
+use super::confidence::{confidence, Features, WEIGHTS};
+use super::dense::Dense;
+use super::Article;
+use anyhow::Result;
+use parking_lot::RwLock;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// An article as indexed: the article, its passages, its key in both retrievers.
+#[derive(Debug)]
+pub struct Entry {
+    pub article: Article,
+    pub chunks: Vec<String>,
+    key: u64,
+}
+
+/// Which retrievers a search uses (the evaluation compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Hybrid,
+    Bm25,
+    Dense,
+}
+
+/// How the two retrievers' lists are fused.
+#[derive(Debug, Clone, Copy)]
+pub struct Fusion {
+    /// Passages each retriever hands over.
+    pub candidates: usize,
+    /// Reciprocal rank fusion constant.
+    pub rrf_k: f32,
+    /// The BM25 rank's weight (the dense rank's is 1).
+    pub bm25_weight: f32,
+}
+
+/// What one search asks.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub text: &'a str,
+    /// The text's embedding (unit length).
+    pub vec: &'a [f32],
+    pub top_k: usize,
+    /// Only articles in this language (ISO 639-1).
+    pub language: Option<&'a str>,
+    pub mode: Mode,
+}
+
+/// One search hit: an article, the passage that matched best, and how sure the search is.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Hit {
+    pub id: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Calibrated probability that this article answers the query.
+    pub confidence: f32,
+    /// Reciprocal-rank fusion score (the order of the hits).
+    pub score: f32,
+    /// The passage that matched best, and its number within the article.
+    pub passage: String,
+    pub chunk: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+    /// Ranks (from 1) in the BM25 and dense candidate lists, when the article was in them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bm25_rank: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dense_rank: Option<u32>,
+    /// Best cosine of the query with the article's passages.
+    pub cosine: f32,
+}
+
+/// An article's best ranks in the two candidate lists, and its passage that ranked best.
+#[derive(Clone, Copy)]
+struct Ranked {
+    bm25: Option<u32>,
+    dense: Option<u32>,
+    chunk: u32,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<String, u64>,
+    by_key: HashMap<u64, Arc<Entry>>,
+    dense: Dense,
+}
+
+pub struct KbIndex {
+    inner: RwLock<Inner>,
+    bm25: Bm25,
+    next_key: AtomicU64,
+}
+
+impl KbIndex {
+    pub fn new() -> Result<KbIndex> {
+        Ok(KbIndex {
+            inner: RwLock::new(Inner::default()),
+            bm25: Bm25::new()?,
+            next_key: AtomicU64::new(1),
+        })
+    }
+
+    /// Articles and passages held.
+    pub fn size(&self) -> (usize, usize) {
+        let g = self.inner.read();
+        (g.by_id.len(), g.dense.len())
+    }
+
+    /// Bytes held by the dense matrix (tantivy's arena is separate and bounded).
+    pub fn dense_bytes(&self) -> usize {
+        self.inner.read().dense.bytes()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
+        let g = self.inner.read();
+        g.by_id.get(id).and_then(|k| g.by_key.get(k)).cloned()
+    }
+
+    /// Write `puts` (article, passages, one unit embedding per passage) and delete `deletes`,
+    /// searchable when this returns.
+    pub fn apply(
+        &self,
+        puts: Vec<(Article, Vec<String>, Vec<Vec<f32>>)>,
+        deletes: &[String],
+    ) -> Result<()> {
+        let mut g = self.inner.write();
+        let mut gone = Vec::new();
+        let ids = puts.iter().map(|p| &p.0.id).chain(deletes);
+        for id in ids {
+            if let Some(k) = g.by_id.remove(id) {
+                g.by_key.remove(&k);
+                g.dense.remove(k);
+                gone.push(k);
+            }
+        }
+        let mut added = Vec::with_capacity(puts.len());
+        for (article, chunks, vectors) in puts {
+            let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+            g.dense.add(key, &vectors)?;
+            g.by_id.insert(article.id.clone(), key);
+            let e = Arc::new(Entry {
+                article,
+                chunks,
+                key,
+            });
+            g.by_key.insert(key, e.clone());
+            added.push(e);
+        }
+        let lists: Vec<(u64, &[String])> =
+            added.iter().map(|e| (e.key, e.chunks.as_slice())).collect();
+        self.bm25.update(&gone, &lists)
+    }
+
+    /// The best `q.top_k` articles for `q`, fused from `candidates` passages of each retriever.
+    pub fn search(&self, q: &Query<'_>, fusion: Fusion) -> Result<Vec<Hit>> {
+        let Fusion {
+            candidates,
+            rrf_k,
+            bm25_weight,
+        } = fusion;
+        let Query {
+            text: query,
+            vec: qvec,
+            top_k,
+            language,
+            mode,
+        } = *q;
+        let lexical = if mode == Mode::Dense {
+            Vec::new()
+        } else {
+            // Extra candidates when a language filter will drop some.
+            let n = if language.is_some() {
+                candidates * 3
+            } else {
+                candidates
+            };
+            self.bm25.search(query, n)?
+        };
+        let g = self.inner.read();
+        let keep = |k: u64| {
+            g.by_key
+                .get(&k)
+                .is_some_and(|e| language.is_none() || e.article.language.as_deref() == language)
+        };
+        let near = if mode == Mode::Bm25 {
+            Vec::new()
+        } else {
+            g.dense.search(qvec, candidates, keep)
+        };
+        // Each article once, at its best rank in each list, with the passage that ranked it.
+        let mut by: HashMap<u64, Ranked> = HashMap::new();
+        let mut rank = 0u32;
+        for f in lexical.iter().filter(|f| keep(f.key)) {
+            by.entry(f.key).or_insert_with(|| {
+                rank += 1;
+                Ranked {
+                    bm25: Some(rank),
+                    dense: None,
+                    chunk: f.chunk,
+                }
+            });
+            if rank as usize >= candidates {
+                break;
+            }
+        }
+        rank = 0;
+        for n in &near {
+            let slot = by.entry(n.key).or_insert(Ranked {
+                bm25: None,
+                dense: None,
+                chunk: n.chunk,
+            });
+            if slot.dense.is_none() {
+                rank += 1;
+                slot.dense = Some(rank);
+                if slot.bm25.is_none() || mode == Mode::Dense {
+                    slot.chunk = n.chunk;
+                }
+            }
+        }
+        let rrf = |r: Option<u32>| r.map_or(0.0, |r| 1.0 / (rrf_k + r as f32));
+        let mut hits: Vec<(f32, f32, u64, Ranked)> = by
+            .into_iter()
+            .map(|(key, r)| {
+                let cos = g.dense.best_cosine(key, qvec);
+                (bm25_weight * rrf(r.bm25) + rrf(r.dense), cos, key, r)
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then(b.1.total_cmp(&a.1))
+                .then(a.2.cmp(&b.2))
+        });
+        let mut out = Vec::with_capacity(hits.len());
+        for (
+            score,
+            cos,
+            key,
+            Ranked {
+                bm25: b,
+                dense: d,
+                chunk,
+            },
+        ) in hits
+        {
+            let Some(e) = g.by_key.get(&key) else {
+                continue;
+            };
+            let a = &e.article;
+            out.push(Hit {
+                id: a.id.clone(),
+                title: a.title.clone(),
+                language: a.language.clone(),
+                confidence: 0.0,
+                score,
+                passage: e.chunks.get(chunk as usize).cloned().unwrap_or_default(),
+                chunk,
+                answer: a.answer.clone(),
+                tags: a.tags.clone(),
+                steps: a.steps.clone(),
+                bm25_rank: b,
+                dense_rank: d,
+                cosine: cos,
+            });
+        }
+        // Features over every fused hit (a hit's lead does not depend on top_k).
+        let features = Self::features(&out);
+        for (h, f) in out.iter_mut().zip(features) {
+            h.confidence = confidence(&f, &WEIGHTS);
+        }
+        out.truncate(top_k);
+        Ok(out)
+    }
+
+    /// The features of each hit, for fitting the confidence (`triage kb eval --fit`).
+    pub fn features(hits: &[Hit]) -> Vec<Features> {
+        let best = |i: usize| {
+            hits.iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, h)| h.cosine)
+                .fold(f32::MIN, f32::max)
+        };
+        hits.iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let o = best(i);
+                Features {
+                    cosine: h.cosine,
+                    lead: if o == f32::MIN { 0.0 } else { h.cosine - o },
+                    bm25: h.bm25_rank.map_or(0.0, |r| 1.0 / r as f32),
+                    dense: h.dense_rank.map_or(0.0, |r| 1.0 / r as f32),
+                }
+            })
+            .collect()
+    }
+}
