@@ -17,3 +17,5 @@ scripts/pg_test.sh cargo test --locked
 TRIAGE_BIN=target/debug/triage scripts/replicas.sh
 # The sample deployment (scripts/deploy/): its unit command lines behind nginx, a replica killed.
 TRIAGE_BIN=target/debug/triage scripts/deploy_check.sh
+# Bulk knowledge-base imports through a SIGKILL of the server and a restart (issue 21).
+TRIAGE_BIN=target/debug/triage python3 scripts/kb_durability.py

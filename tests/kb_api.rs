@@ -38,6 +38,7 @@ fn config(home: &Path) -> Config {
     cfg.kb.max_import_articles = 5;
     cfg.kb.max_query_chars = 100;
     cfg.kb.answer_threshold = 0.0;
+    cfg.kb.answer_thresholds.clear();
     cfg.validate().unwrap();
     cfg
 }

@@ -50,6 +50,9 @@ pub struct EvalArgs {
     /// The precision the answer threshold is chosen for.
     #[arg(long, default_value_t = 0.95)]
     target: f32,
+    /// Write each question's answer-search hits here (JSON lines), for studying the confidence.
+    #[arg(long)]
+    dump: Option<PathBuf>,
     /// A SQLite file that keeps the indexed articles between runs (default: a temporary one).
     #[arg(long)]
     store: Option<PathBuf>,
@@ -161,6 +164,12 @@ fn questions(path: &Path) -> Result<Vec<Question>> {
 struct Graded {
     ranks: [Option<usize>; 3],
     answer: Option<(crate::kb::confidence::Features, bool)>,
+    /// The question's detected language.
+    lang: String,
+    /// The hybrid search's candidates, for `--dump`.
+    hits: Vec<serde_json::Value>,
+    /// The answer search's hits: (cosine, BM25 rank, dense rank, relevant), for `--dump`.
+    top: Vec<serde_json::Value>,
 }
 
 const MODES: [(Mode, &str); 3] = [
@@ -202,10 +211,39 @@ async fn grade(
                 mode: Mode::Hybrid,
             };
             let hits = kb.search_embedded(index, &query)?;
-            let answer = KbIndex::features(&hits)
+            let answer = hits
                 .first()
-                .map(|f| (*f, hits[0].tags.first() == Some(&q.intent)));
-            out.push(Graded { ranks, answer });
+                .map(|h| (h.features, h.tags.first() == Some(&q.intent)));
+            let top = hits
+                .iter()
+                .map(|h| {
+                    let ok = h.tags.first() == Some(&q.intent);
+                    serde_json::json!([h.cosine, h.bm25_rank, h.dense_rank, ok, h.confidence])
+                })
+                .collect();
+            let all = Query {
+                text: &q.text,
+                vec: v,
+                top_k: 100,
+                language: None,
+                mode: Mode::Hybrid,
+            };
+            let hits = kb
+                .search_embedded(index, &all)?
+                .iter()
+                .map(|h| {
+                    let same = h.language.as_deref() == Some(l.as_str());
+                    let ok = h.tags.first() == Some(&q.intent);
+                    serde_json::json!([h.cosine, h.bm25_rank, h.dense_rank, h.bm25_share, same, ok])
+                })
+                .collect();
+            out.push(Graded {
+                lang: l.clone(),
+                ranks,
+                answer,
+                hits,
+                top,
+            });
         }
     }
     Ok(out)
@@ -244,29 +282,46 @@ async fn eval(a: EvalArgs) -> Result<()> {
     println!("index: {n_articles} articles, {n_chunks} passages");
 
     let mut weights = WEIGHTS;
-    let mut threshold = cfg.kb.answer_threshold;
+    let mut kcfg = cfg.kb.clone();
     if !a.tune.is_empty() {
-        let mut data = Vec::new();
+        let mut data: Vec<(String, crate::kb::confidence::Features, bool)> = Vec::new();
         for p in &a.tune {
             let g = grade(&kb, &index, &models, &lang, &questions(p)?).await?;
-            data.extend(g.into_iter().filter_map(|g| g.answer));
-        }
-        weights = fit(&data);
-        let scored: Vec<(f32, bool)> = data
-            .iter()
-            .map(|(f, y)| (confidence(f, &weights), *y))
-            .collect();
-        let Some((t, p, share)) = threshold_for(&scored, a.target) else {
-            bail!(
-                "no threshold reaches precision {} on the tuning questions",
-                a.target
+            data.extend(
+                g.into_iter()
+                    .filter_map(|g| g.answer.map(|(f, y)| (g.lang, f, y))),
             );
-        };
-        threshold = t;
+        }
+        let all: Vec<_> = data.iter().map(|(_, f, y)| (*f, *y)).collect();
+        weights = fit(&all);
         println!(
-            "fitted on {} tuning questions: weights {weights:?}; threshold {t:.4} (tuning precision {p:.3}, answered {share:.3})",
+            "fitted on {} tuning questions: weights {weights:?}",
             data.len()
         );
+        let mut langs: Vec<&str> = data.iter().map(|d| d.0.as_str()).collect();
+        langs.sort();
+        langs.dedup();
+        for l in langs {
+            let scored: Vec<(f32, bool)> = data
+                .iter()
+                .filter(|d| d.0 == l)
+                .map(|(_, f, y)| (confidence(f, &weights), *y))
+                .collect();
+            if scored.len() < 50 {
+                continue;
+            }
+            let Some((t, p, share)) = threshold_for(&scored, a.target) else {
+                bail!(
+                    "no threshold reaches precision {} on the {l} tuning questions",
+                    a.target
+                );
+            };
+            kcfg.answer_thresholds.insert(l.to_string(), t);
+            println!(
+                "threshold {l}: {t:.4} ({} tuning questions: precision {p:.3}, answered {share:.3})",
+                scored.len()
+            );
+        }
     }
     println!("\n| questions | n | method | recall@1 | recall@5 | MRR@10 |");
     println!("|---|---|---|---|---|---|");
@@ -275,7 +330,19 @@ async fn eval(a: EvalArgs) -> Result<()> {
         let (qname, file) = spec
             .split_once('=')
             .with_context(|| format!("--queries {spec}: expected NAME=FILE"))?;
-        let g = grade(&kb, &index, &models, &lang, &questions(Path::new(file))?).await?;
+        let qs = questions(Path::new(file))?;
+        let g = grade(&kb, &index, &models, &lang, &qs).await?;
+        if let Some(d) = &a.dump {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(d)?;
+            for (q, x) in qs.iter().zip(&g) {
+                let line = serde_json::json!({"set": qname, "text": q.text, "hits": x.top, "candidates": x.hits});
+                writeln!(f, "{line}")?;
+            }
+        }
         let n = g.len() as f32;
         for (i, (_, mname)) in MODES.iter().enumerate() {
             let r1 = g.iter().filter(|x| x.ranks[i] == Some(0)).count() as f32 / n;
@@ -292,16 +359,18 @@ async fn eval(a: EvalArgs) -> Result<()> {
                 / n;
             println!("| {qname} | {n} | {mname} | {r1:.3} | {r5:.3} | {mrr:.3} |");
         }
-        let scored: Vec<(f32, bool)> = g
+        let scored: Vec<(f32, f32, bool)> = g
             .iter()
-            .filter_map(|x| x.answer)
-            .map(|(f, y)| (confidence(&f, &weights), y))
+            .filter_map(|x| {
+                let t = kcfg.threshold(Some(&x.lang));
+                x.answer.map(|(f, y)| (confidence(&f, &weights), t, y))
+            })
             .collect();
-        let answered: Vec<&(f32, bool)> = scored.iter().filter(|(c, _)| *c >= threshold).collect();
-        let right = answered.iter().filter(|(_, y)| *y).count();
+        let answered: Vec<&(f32, f32, bool)> = scored.iter().filter(|(c, t, _)| c >= t).collect();
+        let right = answered.iter().filter(|(_, _, y)| *y).count();
         answers.push((qname.to_string(), answered.len(), right, g.len()));
     }
-    println!("\nbot answers at threshold {threshold:.4}:\n\n| questions | answered | share | precision |\n|---|---|---|---|");
+    println!("\nbot answers (thresholds {:?}, else {}):\n\n| questions | answered | share | precision |\n|---|---|---|---|", kcfg.answer_thresholds, kcfg.answer_threshold);
     for (q, answered, right, n) in answers {
         let p = if answered == 0 {
             0.0

@@ -338,7 +338,7 @@ pub struct AnswerRequest {
 pub struct AnswerResponse {
     /// The reply and its citation, or null when no article is confident enough.
     pub answer: Option<BotAnswer>,
-    /// The confidence a reply needs (`kb.answer_threshold`).
+    /// The confidence a reply in this language needs (`kb.answer_thresholds`).
     pub threshold: f32,
     /// The best hits considered (at most 3).
     pub hits: Vec<Hit>,
@@ -374,7 +374,7 @@ pub async fn answer(
             admitted,
         )
         .await?;
-    let threshold = state.config.kb.answer_threshold;
+    let threshold = state.config.kb.threshold(language.as_deref());
     Ok(Json(AnswerResponse {
         answer: pick(&name, &hits, threshold),
         threshold,

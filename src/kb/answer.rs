@@ -63,7 +63,9 @@ mod tests {
             steps: vec![],
             bm25_rank: Some(1),
             dense_rank: Some(1),
+            bm25_share: Some(1.0),
             cosine: 0.9,
+            features: Default::default(),
         }
     }
 

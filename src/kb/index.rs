@@ -76,14 +76,21 @@ pub struct Hit {
     pub bm25_rank: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dense_rank: Option<u32>,
+    /// The BM25 score over the best BM25 score of this query (1 for the top), when ranked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bm25_share: Option<f32>,
     /// Best cosine of the query with the article's passages.
     pub cosine: f32,
+    /// What the confidence was computed from.
+    #[serde(skip)]
+    pub features: Features,
 }
 
 /// An article's best ranks in the two candidate lists, and its passage that ranked best.
 #[derive(Clone, Copy)]
 struct Ranked {
     bm25: Option<u32>,
+    bm25_share: Option<f32>,
     dense: Option<u32>,
     chunk: u32,
 }
@@ -199,12 +206,14 @@ impl KbIndex {
         };
         // Each article once, at its best rank in each list, with the passage that ranked it.
         let mut by: HashMap<u64, Ranked> = HashMap::new();
+        let top_score = lexical.first().map_or(1.0, |f| f.score.max(1e-6));
         let mut rank = 0u32;
         for f in lexical.iter().filter(|f| keep(f.key)) {
             by.entry(f.key).or_insert_with(|| {
                 rank += 1;
                 Ranked {
                     bm25: Some(rank),
+                    bm25_share: Some(f.score / top_score),
                     dense: None,
                     chunk: f.chunk,
                 }
@@ -217,6 +226,7 @@ impl KbIndex {
         for n in &near {
             let slot = by.entry(n.key).or_insert(Ranked {
                 bm25: None,
+                bm25_share: None,
                 dense: None,
                 chunk: n.chunk,
             });
@@ -250,6 +260,7 @@ impl KbIndex {
                 bm25: b,
                 dense: d,
                 chunk,
+                bm25_share,
             },
         ) in hits
         {
@@ -270,34 +281,49 @@ impl KbIndex {
                 steps: a.steps.clone(),
                 bm25_rank: b,
                 dense_rank: d,
+                bm25_share,
                 cosine: cos,
+                features: Features::default(),
             });
         }
         // Features over every fused hit (a hit's lead does not depend on top_k).
         let features = Self::features(&out);
         for (h, f) in out.iter_mut().zip(features) {
             h.confidence = confidence(&f, &WEIGHTS);
+            h.features = f;
         }
         out.truncate(top_k);
         Ok(out)
     }
 
-    /// The features of each hit, for fitting the confidence (`triage kb eval --fit`).
-    pub fn features(hits: &[Hit]) -> Vec<Features> {
-        let best = |i: usize| {
-            hits.iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, h)| h.cosine)
-                .fold(f32::MIN, f32::max)
-        };
+    /// The features of each of `hits` (all the fused hits of one search).
+    fn features(hits: &[Hit]) -> Vec<Features> {
+        // The three best cosines: a hit's lead is over the best others.
+        let mut top = [f32::MIN; 3];
+        for h in hits {
+            if h.cosine > top[0] {
+                top = [h.cosine, top[0], top[1]];
+            } else if h.cosine > top[1] {
+                top = [top[0], h.cosine, top[1]];
+            } else if h.cosine > top[2] {
+                top[2] = h.cosine;
+            }
+        }
+        let lead = |c: f32, other: f32| if other == f32::MIN { c } else { c - other };
         hits.iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let o = best(i);
+            .map(|h| {
+                // The best two cosines of the other hits.
+                let (o1, o2) = if h.cosine >= top[0] {
+                    (top[1], top[2])
+                } else if h.cosine >= top[1] {
+                    (top[0], top[2])
+                } else {
+                    (top[0], top[1])
+                };
                 Features {
                     cosine: h.cosine,
-                    lead: if o == f32::MIN { 0.0 } else { h.cosine - o },
+                    lead: lead(h.cosine, o1),
+                    lead2: lead(h.cosine, o2),
                     bm25: h.bm25_rank.map_or(0.0, |r| 1.0 / r as f32),
                     dense: h.dense_rank.map_or(0.0, |r| 1.0 / r as f32),
                 }

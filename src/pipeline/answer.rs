@@ -9,7 +9,7 @@ use crate::kb::{Kb, Mode, Query};
 
 /// What the knowledge base made of one message.
 pub struct KbOutcome {
-    /// The reply, when the best hit cleared `kb.answer_threshold`.
+    /// The reply, when the best hit cleared the threshold for the language.
     pub answer: Option<BotAnswer>,
     /// The best hit's confidence (0 without hits).
     pub best: f32,
@@ -58,7 +58,7 @@ pub async fn from_kb(
     };
     let hits = kb.search_embedded(&index, &q)?;
     Ok(Some(KbOutcome {
-        answer: pick(&name, &hits, kb.cfg.answer_threshold),
+        answer: pick(&name, &hits, kb.cfg.threshold(q.language)),
         best: hits.first().map_or(0.0, |h| h.confidence),
     }))
 }

@@ -349,3 +349,73 @@ fn attached_screenshots_route_by_the_catalog_hint() {
     assert_eq!(d.route.target, Target::Bot);
     assert_eq!(d.route.reasons[0].code, "screenshot.fault");
 }
+
+#[test]
+fn knowledge_base_answers_keep_the_bot_and_repeated_misses_reach_a_person() {
+    let policy = Policy::default();
+    let thresholds = crate::heads::emotion::EscalationConfig::default();
+    let intent = IntentSignal {
+        label: "track_order".into(),
+        score: 0.9,
+        out_of_scope: false,
+    };
+    let turn = |kb: Option<KbSignal<'static>>, history: &[PastTurn]| {
+        let s = TurnSignals {
+            text: "where is my parcel",
+            language: "en",
+            intent: Some(&intent),
+            emotion: None,
+            tier: None,
+            abuse: None,
+            escalation: None,
+            screenshot: None,
+            kb,
+        };
+        decide(&policy, &thresholds, &s, history, history.len() as u32 + 1)
+    };
+    let codes = |d: &Decision| {
+        d.route
+            .reasons
+            .iter()
+            .map(|r| r.code.clone())
+            .collect::<Vec<_>>()
+    };
+    let hit = KbSignal {
+        answered: Some("en-track_order-1"),
+        confidence: 0.97,
+    };
+    let miss = KbSignal {
+        answered: None,
+        confidence: 0.2,
+    };
+    let d = turn(Some(hit), &[]);
+    assert_eq!(
+        (d.route.target, codes(&d)),
+        (Target::Bot, vec!["kb.answered".to_string()])
+    );
+    assert!(!d.memo.unanswered);
+    assert!(d.route.reasons[0].detail.contains("en-track_order-1"));
+    // One miss stays with the bot; the shipped policy hands over on the second in a row.
+    let first = turn(Some(miss), &[]);
+    assert_eq!(
+        (first.route.target, codes(&first)),
+        (Target::Bot, vec!["routine".to_string()])
+    );
+    assert!(first.memo.unanswered);
+    let second = turn(Some(miss), &[first.memo]);
+    assert_eq!(second.route.target, Target::Agent);
+    assert_eq!(codes(&second), ["kb.no_answer"]);
+    // An answer in between resets the count; no knowledge base asked: no rule.
+    let answered = turn(Some(hit), &[first.memo]);
+    let after = turn(Some(miss), &[first.memo, answered.memo]);
+    assert_eq!(after.route.target, Target::Bot);
+    let none = turn(None, &[first.memo, first.memo]);
+    assert_eq!(codes(&none), ["routine"]);
+    assert!(!none.memo.unanswered);
+    // Memos stored before the field existed read as answered.
+    let old: PastTurn = serde_json::from_str(
+        r#"{"turn":1,"target":"bot","low_confidence":false,"negativity":0.0,"escalated":false}"#,
+    )
+    .unwrap();
+    assert!(!old.unanswered);
+}
