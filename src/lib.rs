@@ -1,5 +1,6 @@
 //! triage: an on-premise inference server for customer-service triage (library root).
 
+pub mod assist;
 pub mod batch;
 pub mod cli;
 pub mod config;

@@ -153,3 +153,118 @@ async fn triage_answers_from_the_knowledge_base_and_hands_over_after_misses() {
     assert!(codes(&j).contains(&"kb.no_answer".to_string()), "{j}");
     assert!(j["answer"].is_null(), "{j}");
 }
+
+#[tokio::test]
+async fn agents_get_suggestions_the_next_step_and_a_ticket_and_feedback_reranks() {
+    let Some(app) = start().await else { return };
+    let text = "我要投诉！退款申请了两个星期还没到账，订单号 A1234567，你们到底怎么回事";
+    let j = triage(&app, "kb-assist", text).await;
+    assert_ne!(j["route"]["target"], "bot", "{j}");
+    let get = |app: axum::Router| async move {
+        let (s, j) = common::request(
+            &app,
+            "GET",
+            "/v1/conversations/kb-assist/assist",
+            String::new(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        j
+    };
+    let a = get(app.clone()).await;
+    let s = a["suggestions"].as_array().unwrap();
+    assert!(!s.is_empty() && s.len() <= 3, "{a}");
+    assert!(
+        s.iter()
+            .all(|x| x["key"].as_str().unwrap().starts_with("kb:default/zh-")),
+        "{a}"
+    );
+    assert_eq!(a["for_turn"], 1);
+    // The procedure of the conversation's intent, in its language, from the first step.
+    let step = &a["next_step"];
+    assert_eq!(step["step"], 1, "{a}");
+    assert!(
+        step["article_id"].as_str().unwrap().starts_with("zh-"),
+        "{a}"
+    );
+    assert_eq!(step["intent"], j["intent"]["label"], "{a}");
+    let t = &a["ticket"];
+    assert_eq!(t["queue"], j["route"]["queue"], "{a}");
+    assert_eq!(t["priority"], j["route"]["priority"], "{a}");
+    assert_eq!(t["language"], "zh");
+    assert!(!t["title"].as_str().unwrap().is_empty() && !t["summary"].as_str().unwrap().is_empty());
+    assert!(
+        t["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "order_number"),
+        "{t}"
+    );
+
+    // Dismissed twice, the first suggestion falls behind the others.
+    let first = s[0]["key"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let body = json!({"suggestion": first, "action": "dismissed"});
+        let (st, r) = post_json(&app, "/v1/conversations/kb-assist/assist/feedback", body).await;
+        assert_eq!(st, StatusCode::CREATED, "{r}");
+    }
+    let b = get(app.clone()).await;
+    let again = b["suggestions"].as_array().unwrap();
+    let pos = again.iter().position(|x| x["key"] == first.as_str());
+    if s.len() > 1 {
+        assert_ne!(pos, Some(0), "{b}");
+    }
+    if let Some(p) = pos {
+        assert_eq!(again[p]["dismissed"], 2, "{b}");
+    }
+    // After an agent reply the next step moves on.
+    let reply = json!({"role": "agent", "text": "您好，我来帮您查询退款进度。"});
+    let (st, _) = post_json(&app, "/v1/conversations/kb-assist/messages", reply).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let c = get(app.clone()).await;
+    assert_eq!(c["next_step"]["step"], 2, "{c}");
+
+    // Bad input names its field.
+    let cases = [
+        (
+            "/v1/conversations/nope/assist/feedback",
+            json!({"suggestion": "k", "action": "used"}),
+            404,
+            "conversation_id",
+        ),
+        (
+            "/v1/conversations/kb-assist/assist/feedback",
+            json!({"suggestion": "k", "action": "liked"}),
+            422,
+            "action",
+        ),
+        (
+            "/v1/conversations/kb-assist/assist/feedback",
+            json!({"suggestion": " ", "action": "used"}),
+            422,
+            "suggestion",
+        ),
+        (
+            "/v1/conversations/kb-assist/assist/feedback",
+            json!({"action": "used"}),
+            400,
+            "suggestion",
+        ),
+    ];
+    for (uri, body, status, field) in cases {
+        let (st, r) = post_json(&app, uri, body).await;
+        assert_eq!(
+            (st.as_u16(), r["field"].as_str()),
+            (status, Some(field)),
+            "{uri}: {r}"
+        );
+    }
+    let (st, r) =
+        common::request(&app, "GET", "/v1/conversations/nope/assist", String::new()).await;
+    assert_eq!(
+        (st.as_u16(), r["field"].as_str()),
+        (404, Some("conversation_id")),
+        "{r}"
+    );
+}

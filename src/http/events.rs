@@ -108,6 +108,8 @@ struct Cursor {
     rx: tokio::sync::watch::Receiver<i64>,
     last: i64,
     buf: VecDeque<StoredEvent>,
+    /// An `assist` frame to send after the `triage` frame of the same event.
+    pending: Option<Event>,
     stop: tokio::sync::watch::Receiver<bool>,
     _slot: Slot,
 }
@@ -153,6 +155,7 @@ fn open(
         rx,
         last,
         buf: VecDeque::new(),
+        pending: None,
         stop: state.shutdown.subscribe(),
         _slot: slot,
     };
@@ -161,13 +164,36 @@ fn open(
     Ok(Sse::new(stream).keep_alive(keep))
 }
 
+/// The `assist` frame of an event whose route left the bot: the conversation, and the
+/// knowledge base's suggestions for the message (`GET .../assist` has the rest).
+fn assist_frame(e: &StoredEvent) -> Option<Event> {
+    let v: serde_json::Value = serde_json::from_str(&e.data).ok()?;
+    let a = v.get("assist")?;
+    let data = serde_json::json!({
+        "seq": e.seq,
+        "conversation_id": v["conversation_id"],
+        "url": a["url"],
+        "suggestions": a["suggestions"],
+    });
+    Some(
+        Event::default()
+            .id(e.seq.to_string())
+            .event("assist")
+            .data(data.to_string()),
+    )
+}
+
 async fn next_event(mut c: Cursor) -> Option<(Result<Event, Infallible>, Cursor)> {
     loop {
         if *c.stop.borrow() {
             return None;
         }
+        if let Some(ev) = c.pending.take() {
+            return Some((Ok(ev), c));
+        }
         if let Some(e) = c.buf.pop_front() {
             c.last = e.seq;
+            c.pending = assist_frame(&e);
             let ev = Event::default()
                 .id(e.seq.to_string())
                 .event("triage")
@@ -193,5 +219,34 @@ async fn next_event(mut c: Cursor) -> Option<(Result<Event, Infallible>, Cursor)
                 return None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_that_left_the_bot_also_goes_out_as_assist() {
+        let left = StoredEvent {
+            seq: 7,
+            data: serde_json::json!({
+                "conversation_id": "c1",
+                "flags": ["left_bot"],
+                "assist": {"url": "/v1/conversations/c1/assist", "suggestions": [{"key": "kb:default/a"}]},
+            })
+            .to_string(),
+        };
+        assert!(assist_frame(&left).is_some());
+        let stays = StoredEvent {
+            seq: 8,
+            data: r#"{"conversation_id": "c1", "flags": []}"#.into(),
+        };
+        assert!(assist_frame(&stays).is_none());
+        let torn = StoredEvent {
+            seq: 9,
+            data: "{".into(),
+        };
+        assert!(assist_frame(&torn).is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP layer: shared state, the router, request metrics and the JSON fallbacks.
 
 pub mod admission;
+pub mod assist;
 pub mod auth;
 pub mod batch;
 pub mod conversations;
@@ -105,6 +106,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(conversations::handoff),
         )
         .route("/v1/conversations/{id}/events", get(events::conversation))
+        .route("/v1/conversations/{id}/assist", get(assist::assist))
+        .route(
+            "/v1/conversations/{id}/assist/feedback",
+            post(assist::feedback),
+        )
         .route("/v1/events", get(events::all))
         .route("/console", get(console))
         .route(

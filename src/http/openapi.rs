@@ -65,6 +65,8 @@ use utoipa::{IntoResponses, Modify, OpenApi};
         super::kb::import,
         super::kb::search,
         super::kb::answer,
+        super::assist::assist,
+        super::assist::feedback,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Bearer),

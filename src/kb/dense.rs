@@ -103,6 +103,12 @@ impl Dense {
             .collect()
     }
 
+    /// Give back the spare capacity of a fully built matrix.
+    pub fn shrink(&mut self) {
+        self.data.shrink_to_fit();
+        self.rows.shrink_to_fit();
+    }
+
     /// The best cosine of `q` with the passages of `key` (-1 when it has none).
     pub fn best_cosine(&self, key: u64, q: &[f32]) -> f32 {
         let Some(rows) = self.of_key.get(&key) else {

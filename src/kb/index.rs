@@ -128,6 +128,19 @@ impl KbIndex {
         self.inner.read().dense.bytes()
     }
 
+    /// Give back the spare capacity of the dense matrix (after a bulk load).
+    pub fn shrink(&self) {
+        self.inner.write().dense.shrink();
+    }
+
+    /// Every article, by id.
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        let g = self.inner.read();
+        let mut v: Vec<Arc<Entry>> = g.by_key.values().cloned().collect();
+        v.sort_by(|a, b| a.article.id.cmp(&b.article.id));
+        v
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
         let g = self.inner.read();
         g.by_id.get(id).and_then(|k| g.by_key.get(k)).cloned()

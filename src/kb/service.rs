@@ -95,6 +95,7 @@ impl Kb {
         }
         let n = puts.len();
         index.apply(puts, &[])?;
+        index.shrink();
         let mut g = self.indexes.write();
         if n == 0 {
             g.remove(name);

@@ -13,6 +13,9 @@ pub struct KbOutcome {
     pub answer: Option<BotAnswer>,
     /// The best hit's confidence (0 without hits).
     pub best: f32,
+    /// The best hits, as agent-assist suggestions for the live event when the route leaves the
+    /// bot.
+    pub suggestions: Vec<serde_json::Value>,
 }
 
 /// The embeddings of a message from the signals pass, and its detected language.
@@ -57,8 +60,21 @@ pub async fn from_kb(
         mode: Mode::Hybrid,
     };
     let hits = kb.search_embedded(&index, &q)?;
+    let suggestions = hits
+        .iter()
+        .map(|h| {
+            serde_json::json!({
+                "key": format!("kb:{name}/{}", h.id),
+                "article_id": h.id,
+                "title": h.title,
+                "text": h.answer.clone().unwrap_or_else(|| h.passage.clone()),
+                "confidence": h.confidence,
+            })
+        })
+        .collect();
     Ok(Some(KbOutcome {
         answer: pick(&name, &hits, kb.cfg.threshold(q.language)),
         best: hits.first().map_or(0.0, |h| h.confidence),
+        suggestions,
     }))
 }

@@ -99,6 +99,10 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
         None => None,
     };
     let kb_best = answer.as_ref().map(|a| (a.answer.clone(), a.best));
+    let suggestions: Vec<Value> = answer
+        .as_ref()
+        .map(|a| a.suggestions.clone())
+        .unwrap_or_default();
     let queue_lang = req
         .customer
         .as_ref()
@@ -166,7 +170,10 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
             customer,
             signals: stored,
         };
-        store.append(turn, decide, &event_data, &urls)
+        let event = |c: &str, t: &TurnRecord, p: Option<&Route>, seq: i64| {
+            event_data(c, t, p, seq, &suggestions)
+        };
+        store.append(turn, decide, &event, &urls)
     })
     .await
     .map_err(|e| AppError::Internal(anyhow::anyhow!("store task: {e}")))??;
@@ -234,7 +241,15 @@ async fn attached(
 }
 
 /// The live event of a turn (the SSE `data:`), with the flags agents watch.
-fn event_data(conversation: &str, t: &TurnRecord, previous: Option<&Route>, seq: i64) -> Value {
+/// When the route leaves the bot it carries `assist`: the knowledge base's best hits for the
+/// message (`suggestions`) and where the full assist is; SSE sends it as an `assist` event too.
+fn event_data(
+    conversation: &str,
+    t: &TurnRecord,
+    previous: Option<&Route>,
+    seq: i64,
+    suggestions: &[Value],
+) -> Value {
     let mut flags: Vec<String> = Vec::new();
     let (e, intent) = (t.signals.emotion.as_ref(), t.signals.intent.as_ref());
     if let Some(e) = e.filter(|e| e.escalate) {
@@ -261,7 +276,13 @@ fn event_data(conversation: &str, t: &TurnRecord, previous: Option<&Route>, seq:
             flags.push("human_requested".into());
         }
     }
-    json!({
+    let assist = flags.iter().any(|f| f == "left_bot").then(|| {
+        json!({
+            "url": format!("/v1/conversations/{conversation}/assist"),
+            "suggestions": suggestions,
+        })
+    });
+    let mut v = json!({
         "seq": seq,
         "conversation_id": conversation,
         "turn": t.turn,
@@ -281,7 +302,11 @@ fn event_data(conversation: &str, t: &TurnRecord, previous: Option<&Route>, seq:
         "route": t.route,
         "previous_target": previous.map(|p| p.target),
         "flags": flags,
-    })
+    });
+    if let Some(a) = assist {
+        v["assist"] = a;
+    }
+    v
 }
 
 /// One message's signals.
