@@ -10,13 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use triage::config::{Config, ModelConfig};
-use triage::engine::{EmbedModel, ModelInfo};
 use triage::heads::head::{Head, HeadMeta, Kind, Weights};
 use triage::heads::registry::HeadRegistry;
 use triage::http::{AppState, Slot};
 use triage::metrics::Metrics;
 
-use common::bag::{bucket, BagBackend, ByteTok, DIM};
+use common::bag::{bag_model, bucket, DIM};
 
 /// A trained set `shop` over the mock: `cancel_order` when "cancel" is in the text,
 /// `track_order` when "track" is, else out of scope (0.5 / 0.5 is under its threshold).
@@ -108,24 +107,7 @@ fn start(cfg: &Config, ready: bool) -> (axum::Router, Arc<AppState>) {
         .load(&state.config.home(), &state.heads)
         .unwrap();
     if ready {
-        let info = ModelInfo {
-            name: "mock".into(),
-            task: "embed".into(),
-            source: "pack:mock".into(),
-            dim: DIM,
-            device: "cpu".into(),
-            dtype: "f32".into(),
-            max_length: 512,
-            prefix: String::new(),
-        };
-        let m = EmbedModel::start(
-            info,
-            Arc::new(ByteTok),
-            Box::new(BagBackend),
-            &cfg.engine(),
-            metrics,
-        )
-        .unwrap();
+        let m = bag_model(&cfg.engine(), metrics);
         state.set_slot("mock", Slot::Ready(m));
     }
     (triage::app(state.clone()), state)

@@ -13,12 +13,11 @@ use std::path::Path;
 use std::sync::Arc;
 use tower::ServiceExt;
 use triage::config::{Config, ModelConfig};
-use triage::engine::{EmbedModel, ModelInfo};
 use triage::heads::registry::HeadRegistry;
 use triage::http::{AppState, Slot};
 use triage::metrics::Metrics;
 
-use common::bag::{BagBackend, ByteTok, DIM};
+use common::bag::bag_model;
 
 fn config(home: &Path) -> Config {
     let mut cfg = Config {
@@ -63,24 +62,7 @@ async fn app(cfg: Config) -> App {
     })
     .await
     .unwrap();
-    let info = ModelInfo {
-        name: "mock".into(),
-        task: "embed".into(),
-        source: "pack:mock".into(),
-        dim: DIM,
-        device: "cpu".into(),
-        dtype: "f32".into(),
-        max_length: 512,
-        prefix: String::new(),
-    };
-    let m = EmbedModel::start(
-        info,
-        Arc::new(ByteTok),
-        Box::new(BagBackend),
-        &engine,
-        metrics,
-    )
-    .unwrap();
+    let m = bag_model(&engine, metrics);
     state.set_slot("mock", Slot::Ready(m));
     App(Some((triage::app(state.clone()), state)))
 }

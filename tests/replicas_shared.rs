@@ -12,13 +12,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use triage::config::{Config, ModelConfig};
-use triage::engine::{EmbedModel, ModelInfo};
 use triage::heads::registry::HeadRegistry;
 use triage::http::{AppState, Slot};
 use triage::metrics::Metrics;
 use triage::state::Open;
 
-use common::bag::{BagBackend, ByteTok, DIM};
+use common::bag::bag_model;
 
 /// A new database on the test server: its connection string, or None (skipped).
 fn database() -> Option<String> {
@@ -107,24 +106,7 @@ async fn replica(cfg: Config) -> Replica {
     })
     .await
     .unwrap();
-    let info = ModelInfo {
-        name: "mock".into(),
-        task: "embed".into(),
-        source: "pack:mock".into(),
-        dim: DIM,
-        device: "cpu".into(),
-        dtype: "f32".into(),
-        max_length: 512,
-        prefix: String::new(),
-    };
-    let m = EmbedModel::start(
-        info,
-        Arc::new(ByteTok),
-        Box::new(BagBackend),
-        &engine,
-        metrics,
-    )
-    .unwrap();
+    let m = bag_model(&engine, metrics);
     state.set_slot("mock", Slot::Ready(m));
     Replica(Some((triage::app(state.clone()), state)))
 }

@@ -57,3 +57,29 @@ impl Backend for BagBackend {
             .collect())
     }
 }
+
+/// The mock model `mock`, started on a worker thread of its own: what the HTTP-layer tests
+/// serve.
+pub fn bag_model(
+    engine: &triage::engine::EngineConfig,
+    metrics: std::sync::Arc<triage::metrics::Metrics>,
+) -> std::sync::Arc<triage::engine::EmbedModel> {
+    let info = triage::engine::ModelInfo {
+        name: "mock".into(),
+        task: "embed".into(),
+        source: "pack:mock".into(),
+        dim: DIM,
+        device: "cpu".into(),
+        dtype: "f32".into(),
+        max_length: 512,
+        prefix: String::new(),
+    };
+    triage::engine::EmbedModel::start(
+        info,
+        std::sync::Arc::new(ByteTok),
+        Box::new(BagBackend),
+        engine,
+        metrics,
+    )
+    .expect("mock model")
+}
