@@ -126,9 +126,16 @@ async fn scripted_conversations_are_routed_stored_streamed_and_handed_off() {
         assert!(flags.contains(&f), "{f} missing: {e2}");
     }
     assert_eq!(id2, j["conversation"]["event_id"].as_i64().unwrap());
-    // Resume after the first event: the second comes again, nothing else.
+    // The turn left the bot: an `assist` frame follows, without an id of its own (no knowledge
+    // base here, so no suggestions), saying where the agent's assist is.
+    let (ida, a) = next_event(&mut live).await;
+    assert_eq!((ida, a["seq"].as_i64()), (-1, Some(id2)), "{a}");
+    assert_eq!(a["url"], "/v1/conversations/en-anger/assist", "{a}");
+    assert_eq!(a["suggestions"], json!([]), "{a}");
+    // Resume after the first event: the second comes again (with its assist), nothing else.
     let mut resumed = sse(&base, "/v1/conversations/en-anger/events", Some(id1)).await;
     assert_eq!(next_event(&mut resumed).await.0, id2);
+    assert_eq!(next_event(&mut resumed).await.1["url"], a["url"]);
     // Then only keep-alive comments while nothing happens.
     let mut line = String::new();
     let keepalive = tokio::time::timeout(Duration::from_secs(5), async {

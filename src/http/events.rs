@@ -165,7 +165,9 @@ fn open(
 }
 
 /// The `assist` frame of an event whose route left the bot: the conversation, and the
-/// knowledge base's suggestions for the message (`GET .../assist` has the rest).
+/// knowledge base's suggestions for the message (`GET .../assist` has the rest). It has no id
+/// of its own (it rides on the `triage` frame before it, whose id a resume starts after), so
+/// clients counting ids see each event once.
 fn assist_frame(e: &StoredEvent) -> Option<Event> {
     let v: serde_json::Value = serde_json::from_str(&e.data).ok()?;
     let a = v.get("assist")?;
@@ -175,12 +177,7 @@ fn assist_frame(e: &StoredEvent) -> Option<Event> {
         "url": a["url"],
         "suggestions": a["suggestions"],
     });
-    Some(
-        Event::default()
-            .id(e.seq.to_string())
-            .event("assist")
-            .data(data.to_string()),
-    )
+    Some(Event::default().event("assist").data(data.to_string()))
 }
 
 async fn next_event(mut c: Cursor) -> Option<(Result<Event, Infallible>, Cursor)> {
