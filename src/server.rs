@@ -26,8 +26,11 @@ pub fn start_loading(state: &Arc<AppState>) {
             match engine::load_model(&mc, &st.config.engine(), &home, metrics, &st.heads) {
                 Ok(m) => {
                     tracing::info!(model = %mc.name, secs = t.elapsed().as_secs_f32(), "model ready");
+                    // Marked before the slot is ready, so /ready never answers 200 in between.
+                    let seed = mc.name == st.models.default_name()
+                        && st.kb().is_ok_and(|k| k.mark_seeding());
                     st.set_slot(&mc.name, Slot::Ready(m));
-                    if mc.name == st.models.default_name() {
+                    if seed {
                         seed_kb(st);
                     }
                 }
@@ -40,7 +43,7 @@ pub fn start_loading(state: &Arc<AppState>) {
     }
 }
 
-/// Fill the default knowledge base with the shipped articles when it is empty.
+/// Fill the default knowledge base with the shipped articles (it was empty; `/ready` waits).
 fn seed_kb(st: Arc<AppState>) {
     let Ok(kb) = st.kb() else { return };
     tokio::runtime::Handle::current().spawn(async move {

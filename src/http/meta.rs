@@ -36,6 +36,10 @@ pub struct Ready {
     /// With `store.backend = "postgres"`: `up` or `down` (then not ready). Absent with SQLite.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<&'static str>,
+    /// `seeding` while the shipped articles are loaded into the default knowledge base (then
+    /// not ready), else `ready`. Absent without a store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knowledge_base: Option<&'static str>,
 }
 
 /// 200 once every configured model is loaded; 503 with each model's state before that.
@@ -77,6 +81,14 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             database = Some(if up { "up" } else { "down" });
         }
     }
+    let knowledge_base = state.kb().ok().map(|k| {
+        if k.seeding() {
+            all = false;
+            "seeding"
+        } else {
+            "ready"
+        }
+    });
     let code = if all {
         StatusCode::OK
     } else {
@@ -88,6 +100,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             ready: all,
             models,
             database,
+            knowledge_base,
         }),
     )
 }

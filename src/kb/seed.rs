@@ -6,6 +6,7 @@ use super::import::{parse, Format};
 use super::{Kb, Written};
 use crate::engine::Models;
 use crate::error::AppResult;
+use std::sync::atomic::Ordering;
 
 const ARTICLES: [(&str, &str); 2] = [
     ("en", include_str!("../../models/kb/en/articles.jsonl")),
@@ -13,9 +14,30 @@ const ARTICLES: [(&str, &str); 2] = [
 ];
 
 impl Kb {
+    /// Whether the default knowledge base will be seeded; if so, `seeding()` is true until
+    /// `seed_builtin` has run.
+    pub fn mark_seeding(&self) -> bool {
+        let due = self.cfg.seed_builtin && self.index(None, "kb").is_err();
+        if due {
+            self.seeding.store(true, Ordering::SeqCst);
+        }
+        due
+    }
+
+    /// The shipped articles are still being loaded.
+    pub fn seeding(&self) -> bool {
+        self.seeding.load(Ordering::SeqCst)
+    }
+
     /// Load the shipped articles into the default knowledge base when it has none (another
     /// replica may do the same at once: the writes replace by id, so the result is the same).
     pub async fn seed_builtin(&self, models: &Models) -> AppResult<Option<Written>> {
+        let r = self.seed_now(models).await;
+        self.seeding.store(false, Ordering::SeqCst);
+        r
+    }
+
+    async fn seed_now(&self, models: &Models) -> AppResult<Option<Written>> {
         let name = self.cfg.default_kb.clone();
         if !self.cfg.seed_builtin || self.index(Some(&name), "kb").is_ok() {
             return Ok(None);

@@ -16,8 +16,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Passages embedded per encoder call during imports.
-const EMBED_SLICE: usize = 128;
+/// Passages embedded per encoder call during imports: small, so that live requests queued
+/// behind an import wait for one slice at most (`limits.queue_wait_ms`).
+const EMBED_SLICE: usize = 32;
 
 pub struct Kb {
     pub cfg: KbConfig,
@@ -28,6 +29,8 @@ pub struct Kb {
     branch: Option<String>,
     /// One write at a time, so the index applies writes in the store's order.
     write: tokio::sync::Mutex<()>,
+    /// The shipped articles are being loaded (`/ready` waits for them).
+    pub(super) seeding: std::sync::atomic::AtomicBool,
 }
 
 /// What a write did.
@@ -75,6 +78,7 @@ impl Kb {
             branch,
             indexes: RwLock::new(BTreeMap::new()),
             write: tokio::sync::Mutex::new(()),
+            seeding: Default::default(),
         };
         for (name, _) in kb.store.kb_names()? {
             kb.reload(&name)?;
