@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use triage::config::{Config, ModelConfig};
+use triage::config::Config;
 use triage::heads::head::{Head, HeadMeta, Kind, Weights};
 use triage::heads::registry::HeadRegistry;
 use triage::http::{AppState, Slot};
 use triage::metrics::Metrics;
 
-use common::bag::{bag_model, bucket, DIM};
+use common::bag::{bag_model, bucket, mock_config, DIM};
 
 /// A trained set `shop` over the mock: `cancel_order` when "cancel" is in the text,
 /// `track_order` when "track" is, else out of scope (0.5 / 0.5 is under its threshold).
@@ -74,19 +74,8 @@ fn temp_home() -> PathBuf {
 }
 
 fn config(home: &Path) -> Config {
-    let mut cfg = Config {
-        models: vec![ModelConfig {
-            name: "mock".into(),
-            source: "pack:mock".into(),
-            prefix: String::new(),
-            max_length: Some(512),
-        }],
-        default_model: "mock".into(),
-        ..Config::default()
-    };
-    cfg.intent.sets.clear();
+    let mut cfg = mock_config(home);
     cfg.intent.default_set = "shop".into();
-    cfg.server.home = Some(home.to_path_buf());
     cfg.fewshot.threshold = 0.5;
     cfg.fewshot.max_examples = 5;
     cfg.fewshot.max_example_chars = 50;

@@ -12,26 +12,15 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 use tower::ServiceExt;
-use triage::config::{Config, ModelConfig};
+use triage::config::Config;
 use triage::heads::registry::HeadRegistry;
 use triage::http::{AppState, Slot};
 use triage::metrics::Metrics;
 
-use common::bag::bag_model;
+use common::bag::{bag_model, mock_config};
 
 fn config(home: &Path) -> Config {
-    let mut cfg = Config {
-        models: vec![ModelConfig {
-            name: "mock".into(),
-            source: "pack:mock".into(),
-            prefix: String::new(),
-            max_length: Some(512),
-        }],
-        default_model: "mock".into(),
-        ..Config::default()
-    };
-    cfg.intent.sets.clear();
-    cfg.server.home = Some(home.to_path_buf());
+    let mut cfg = mock_config(home);
     cfg.store.path = Some(home.join("triage.sqlite"));
     cfg.kb.max_article_bytes = 2_000;
     cfg.kb.max_import_articles = 5;

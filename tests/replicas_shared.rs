@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use triage::config::{Config, ModelConfig};
+use triage::config::Config;
 use triage::heads::registry::HeadRegistry;
 use triage::http::{AppState, Slot};
 use triage::metrics::Metrics;
 use triage::state::Open;
 
-use common::bag::bag_model;
+use common::bag::{bag_model, mock_config};
 
 /// A new database on the test server: its connection string, or None (skipped).
 fn database() -> Option<String> {
@@ -44,19 +44,8 @@ fn database() -> Option<String> {
 }
 
 fn config(home: &Path, url: &str, catalog: &Path) -> Config {
-    let mut cfg = Config {
-        models: vec![ModelConfig {
-            name: "mock".into(),
-            source: "pack:mock".into(),
-            prefix: String::new(),
-            max_length: Some(512),
-        }],
-        default_model: "mock".into(),
-        ..Config::default()
-    };
-    cfg.intent.sets.clear();
+    let mut cfg = mock_config(home);
     cfg.intent.default_set = "faq".into();
-    cfg.server.home = Some(home.to_path_buf());
     cfg.store.backend = triage::store::BackendKind::Postgres;
     cfg.store.url = Some(triage::store::config::DatabaseUrl(url.to_string()));
     cfg.screenshot.catalog = Some(catalog.to_path_buf());

@@ -103,17 +103,9 @@ pub async fn assist(
             mode: Mode::Hybrid,
         };
         for h in kb.search_embedded(&index, &q)? {
-            let text = match &h.answer {
-                Some(a) => a.clone(),
-                None => h
-                    .passage
-                    .split_once('\n')
-                    .map_or(h.passage.as_str(), |p| p.1)
-                    .to_string(),
-            };
             suggestions.push(Suggestion {
-                key: format!("kb:{name}/{}", h.id),
-                text,
+                key: h.key(&name),
+                text: h.reply(),
                 article_id: h.id,
                 title: h.title,
                 confidence: h.confidence,

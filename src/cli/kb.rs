@@ -84,14 +84,7 @@ fn config(config: Option<PathBuf>, home: Option<PathBuf>) -> Result<Config> {
 /// them).
 fn models_with_heads(cfg: &Config) -> Result<(Arc<crate::engine::Models>, HeadRegistry)> {
     let heads = HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)?;
-    let models = Arc::new(crate::engine::Models::new(
-        &cfg.models,
-        &cfg.default_model,
-        cfg.limits.overlong,
-    ));
-    let metrics = Arc::new(crate::metrics::Metrics::default());
-    models.load_all(&cfg.engine(), &cfg.models, &cfg.home(), metrics, &heads)?;
-    Ok((models, heads))
+    Ok((super::load_models_with(cfg, &heads)?, heads))
 }
 
 /// The articles of `path` (a file, or every .jsonl/.csv/.md file of a folder), checked.
@@ -184,6 +177,7 @@ async fn grade(
     models: &crate::engine::Models,
     lang: &crate::lang::LangId,
     qs: &[Question],
+    dump: bool,
 ) -> Result<Vec<Graded>> {
     let mut out = Vec::with_capacity(qs.len());
     for batch in qs.chunks(64) {
@@ -221,22 +215,33 @@ async fn grade(
                     serde_json::json!([h.cosine, h.bm25_rank, h.dense_rank, ok, h.confidence])
                 })
                 .collect();
-            let all = Query {
-                text: &q.text,
-                vec: v,
-                top_k: 100,
-                language: None,
-                mode: Mode::Hybrid,
+            // Every fused candidate, only for `--dump` (a search of 100 per question).
+            let hits = if dump {
+                let all = Query {
+                    text: &q.text,
+                    vec: v,
+                    top_k: 100,
+                    language: None,
+                    mode: Mode::Hybrid,
+                };
+                kb.search_embedded(index, &all)?
+                    .iter()
+                    .map(|h| {
+                        let same = h.language.as_deref() == Some(l.as_str());
+                        let ok = h.tags.first() == Some(&q.intent);
+                        serde_json::json!([
+                            h.cosine,
+                            h.bm25_rank,
+                            h.dense_rank,
+                            h.bm25_share,
+                            same,
+                            ok
+                        ])
+                    })
+                    .collect()
+            } else {
+                Vec::new()
             };
-            let hits = kb
-                .search_embedded(index, &all)?
-                .iter()
-                .map(|h| {
-                    let same = h.language.as_deref() == Some(l.as_str());
-                    let ok = h.tags.first() == Some(&q.intent);
-                    serde_json::json!([h.cosine, h.bm25_rank, h.dense_rank, h.bm25_share, same, ok])
-                })
-                .collect();
             out.push(Graded {
                 lang: l.clone(),
                 ranks,
@@ -286,7 +291,7 @@ async fn eval(a: EvalArgs) -> Result<()> {
     if !a.tune.is_empty() {
         let mut data: Vec<(String, crate::kb::confidence::Features, bool)> = Vec::new();
         for p in &a.tune {
-            let g = grade(&kb, &index, &models, &lang, &questions(p)?).await?;
+            let g = grade(&kb, &index, &models, &lang, &questions(p)?, false).await?;
             data.extend(
                 g.into_iter()
                     .filter_map(|g| g.answer.map(|(f, y)| (g.lang, f, y))),
@@ -331,7 +336,7 @@ async fn eval(a: EvalArgs) -> Result<()> {
             .split_once('=')
             .with_context(|| format!("--queries {spec}: expected NAME=FILE"))?;
         let qs = questions(Path::new(file))?;
-        let g = grade(&kb, &index, &models, &lang, &qs).await?;
+        let g = grade(&kb, &index, &models, &lang, &qs, a.dump.is_some()).await?;
         if let Some(d) = &a.dump {
             use std::io::Write;
             let mut f = std::fs::OpenOptions::new()

@@ -381,13 +381,20 @@ fn embed_once(config: Option<PathBuf>, model: Option<String>, texts: Vec<String>
 /// Every model of `cfg` loaded now, without heads and without a server state: what the offline
 /// commands (batch summaries, summary and screenshot evaluation) embed with.
 pub fn load_models(cfg: &Config) -> Result<std::sync::Arc<crate::engine::Models>> {
+    load_models_with(cfg, &crate::heads::registry::HeadRegistry::default())
+}
+
+/// [`load_models`] with the fine-tuned encoder layers of `heads` as branches.
+pub fn load_models_with(
+    cfg: &Config,
+    heads: &crate::heads::registry::HeadRegistry,
+) -> Result<std::sync::Arc<crate::engine::Models>> {
     let models = std::sync::Arc::new(crate::engine::Models::new(
         &cfg.models,
         &cfg.default_model,
         cfg.limits.overlong,
     ));
-    let heads = crate::heads::registry::HeadRegistry::default();
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
-    models.load_all(&cfg.engine(), &cfg.models, &cfg.home(), metrics, &heads)?;
+    models.load_all(&cfg.engine(), &cfg.models, &cfg.home(), metrics, heads)?;
     Ok(models)
 }

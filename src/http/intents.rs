@@ -11,7 +11,6 @@ use crate::intents::service::{conflict, encoder_of, set_names, unknown_set};
 use crate::intents::store::{Embedded, Intent, Origin};
 use crate::intents::validate::{check_description, check_examples, check_name};
 use crate::intents::{discover, files::now_secs};
-use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
@@ -269,13 +268,10 @@ impl<T: DeserializeOwned + Default> FromRequest<Arc<AppState>> for OptionalJson<
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::too_large("body", "request body is over limits.max_body_bytes")
-            } else {
-                AppError::bad_request("body", format!("cannot read the request body: {e}"))
-            }
-        })?;
+        let bytes = super::json::read_body(req, state, || {
+            "request body is over limits.max_body_bytes".into()
+        })
+        .await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }

@@ -15,19 +15,29 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                let max = state.config.limits.max_body_bytes;
-                AppError::too_large(
-                    "body",
-                    format!("request body is over {max} bytes (limits.max_body_bytes)"),
-                )
-            } else {
-                AppError::bad_request("body", format!("cannot read the request body: {e}"))
-            }
-        })?;
+        let max = state.config.limits.max_body_bytes;
+        let bytes = read_body(req, state, || {
+            format!("request body is over {max} bytes (limits.max_body_bytes)")
+        })
+        .await?;
         parse(&bytes).map(JsonBody)
     }
+}
+
+/// The whole request body; over the route's body limit it is 413 naming `body` with
+/// `too_large`'s message, any other failure 400 naming `body`.
+pub async fn read_body(
+    req: Request,
+    state: &Arc<AppState>,
+    too_large: impl FnOnce() -> String,
+) -> Result<Bytes, AppError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::too_large("body", too_large())
+        } else {
+            AppError::bad_request("body", format!("cannot read the request body: {e}"))
+        }
+    })
 }
 
 /// Parse a JSON document, naming the field of the first error.

@@ -3,7 +3,7 @@
 //! Markdown article), hybrid search (`POST /v1/kb/search`) and bot answers (`POST /v1/answer`).
 
 use super::embed::check_text;
-use super::json::{parse, JsonBody};
+use super::json::{parse, read_body, JsonBody};
 use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::http::openapi::{BadInput, Guarded};
@@ -53,17 +53,11 @@ impl FromRequest<Arc<AppState>> for ImportBody {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                let max = state.config.kb.max_import_bytes;
-                AppError::too_large(
-                    "body",
-                    format!("the import is over {max} bytes (kb.max_import_bytes): split it"),
-                )
-            } else {
-                AppError::bad_request("body", format!("cannot read the request body: {e}"))
-            }
-        })?;
+        let max = state.config.kb.max_import_bytes;
+        let bytes = read_body(req, state, || {
+            format!("the import is over {max} bytes (kb.max_import_bytes): split it")
+        })
+        .await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(AppError::bad_request("body", "the import is empty"));
         }

@@ -21,16 +21,8 @@ pub struct BotAnswer {
 /// The answer from `hits` (best first) when the best clears `threshold`.
 pub fn pick(kb: &str, hits: &[Hit], threshold: f32) -> Option<BotAnswer> {
     let h = hits.first().filter(|h| h.confidence >= threshold)?;
-    let text = match &h.answer {
-        Some(a) => a.clone(),
-        None => h
-            .passage
-            .split_once('\n')
-            .map_or(h.passage.as_str(), |(_, p)| p)
-            .to_string(),
-    };
     Some(BotAnswer {
-        text,
+        text: h.reply(),
         kb: kb.to_string(),
         article_id: h.id.clone(),
         title: h.title.clone(),

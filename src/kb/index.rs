@@ -29,6 +29,26 @@ pub enum Mode {
     Dense,
 }
 
+impl Hit {
+    /// What a bot or an agent sends from this hit: the article's `answer`, else the passage
+    /// that matched without its title line.
+    pub fn reply(&self) -> String {
+        match &self.answer {
+            Some(a) => a.clone(),
+            None => self
+                .passage
+                .split_once('\n')
+                .map_or(self.passage.as_str(), |(_, p)| p)
+                .to_string(),
+        }
+    }
+
+    /// How feedback names this hit as a suggestion: `kb:<knowledge base>/<article id>`.
+    pub fn key(&self, kb: &str) -> String {
+        format!("kb:{kb}/{}", self.id)
+    }
+}
+
 /// How the two retrievers' lists are fused.
 #[derive(Debug, Clone, Copy)]
 pub struct Fusion {
@@ -207,10 +227,13 @@ impl KbIndex {
             self.bm25.search(query, n)?
         };
         let g = self.inner.read();
-        let keep = |k: u64| {
-            g.by_key
+        // Without a language every live row is kept: no lookup per row of the dense scan.
+        let keep = |k: u64| match language {
+            None => true,
+            Some(l) => g
+                .by_key
                 .get(&k)
-                .is_some_and(|e| language.is_none() || e.article.language.as_deref() == language)
+                .is_some_and(|e| e.article.language.as_deref() == Some(l)),
         };
         let near = if mode == Mode::Bm25 {
             Vec::new()

@@ -64,10 +64,10 @@ pub async fn from_kb(
         .iter()
         .map(|h| {
             serde_json::json!({
-                "key": format!("kb:{name}/{}", h.id),
+                "key": h.key(&name),
                 "article_id": h.id,
                 "title": h.title,
-                "text": h.answer.clone().unwrap_or_else(|| h.passage.clone()),
+                "text": h.reply(),
                 "confidence": h.confidence,
             })
         })

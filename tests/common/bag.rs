@@ -83,3 +83,21 @@ pub fn bag_model(
     )
     .expect("mock model")
 }
+
+/// A config whose only model is `mock` (served by [`bag_model`]), with no trained intent sets
+/// and its home at `home`.
+pub fn mock_config(home: &std::path::Path) -> triage::config::Config {
+    let mut cfg = triage::config::Config {
+        models: vec![triage::config::ModelConfig {
+            name: "mock".into(),
+            source: "pack:mock".into(),
+            prefix: String::new(),
+            max_length: Some(512),
+        }],
+        default_model: "mock".into(),
+        ..triage::config::Config::default()
+    };
+    cfg.intent.sets.clear();
+    cfg.server.home = Some(home.to_path_buf());
+    cfg
+}
