@@ -21,7 +21,7 @@ out="${KB_EVAL_DIR:-$home/kb_eval}"
 python3 scripts/make_kb.py --eval-out "$out" > /dev/null
 # make_kb.py rewrites models/kb/en/articles.jsonl: it must come out the same as committed.
 git diff --quiet -- models/kb/en/articles.jsonl || { echo "kb_eval: models/kb/en/articles.jsonl changed" >&2; exit 1; }
-dev=(--queries "en-dev=$out/en.dev.jsonl" --queries "zh-dev=$out/zh.dev.jsonl")
+dev=(--queries "en-dev=$out/en.dev.jsonl" --queries "zh-par-dev=$out/zh-par.dev.jsonl" --queries "zh-dev=$out/zh.dev.jsonl")
 echo "## default knowledge base (tuning: fit and thresholds)"
 "$TRIAGE_BIN" kb eval --store "$out/shipped.sqlite" \
   --articles models/kb/en/articles.jsonl --articles models/kb/zh/articles.jsonl \

@@ -14,6 +14,7 @@ With --eval-out DIR (outside the repository; `triage kb eval` reads them):
   en.dev.jsonl             the dev split's instructions (prepare_data.py's held_out rule)
   zh.tune.jsonl            models/data/zh/intents.train.jsonl, the 27 intents (no oos)
   zh.dev.jsonl             models/data/zh/intents.dev.jsonl (no oos) + models/kb/zh/dev_queries.jsonl
+  zh-par.dev.jsonl         models/kb/zh/dev_parallel.jsonl: en.dev.jsonl's questions in Chinese
 
 Splits: a row is dev when md5("dev:" + instruction) % 10 == 0 (as prepare_data.py splits the
 `bitext` head's data); among the others, md5("tune:" + instruction) % 5 == 0 is tuning. Dev rows
@@ -190,6 +191,12 @@ def main():
             {"text": r["text"], "intent": r["label"]}
             for r in jsonl(zh / "intents.dev.jsonl") if r["label"] != "oos"
         ] + jsonl(ROOT / "models/kb/zh/dev_queries.jsonl"))
+        # Chinese phrasings of the English dev questions, line for line.
+        par = jsonl(ROOT / "models/kb/zh/dev_parallel.jsonl")
+        en_dev = [(r["instruction"], r["intent"]) for r in dev]
+        if [(p["en"], p["intent"]) for p in par] != en_dev:
+            raise SystemExit("models/kb/zh/dev_parallel.jsonl does not follow en.dev.jsonl line for line")
+        write(out / "zh-par.dev.jsonl", [{"text": p["text"], "intent": p["intent"]} for p in par])
 
 
 if __name__ == "__main__":

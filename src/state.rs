@@ -127,6 +127,7 @@ impl AppState {
                 store.clone(),
                 lang.clone(),
                 &heads,
+                &config.default_model,
             )?)),
             None => None,
         };

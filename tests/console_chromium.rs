@@ -1,6 +1,8 @@
 //! The agent console (`GET /console`) in headless Chromium against a real `triage serve`: the page
 //! deep-linked to one conversation connects to its SSE stream, shows a live angry message as a row
-//! with an escalate flag, and its Handoff button renders the transcript. Driven over the Chrome
+//! with an escalate flag, and its Handoff button renders the transcript; the message left the bot,
+//! so the assist panel shows knowledge-base suggestions and a ticket draft, and "Use" on a
+//! suggestion stores feedback that `GET .../assist` counts. Driven over the Chrome
 //! DevTools Protocol (tungstenite); skipped without the model pack or Chromium.
 
 mod common;
@@ -24,8 +26,11 @@ fn dump(cdp: &mut Cdp) -> String {
     let handoff = cdp.text(
         "document.getElementById('handoff')?.innerText.replace(/\\s+/g, ' ') ?? '(no #handoff)'",
     );
+    let assist = cdp.text(
+        "document.getElementById('assist')?.innerText.replace(/\\s+/g, ' ') ?? '(no #assist)'",
+    );
     format!(
-        "status: {status}\n.event rows: {rows}\n#handoff: {handoff}\npage errors: {:#?}",
+        "status: {status}\n.event rows: {rows}\n#handoff: {handoff}\n#assist: {assist}\npage errors: {:#?}",
         cdp.page_errors
     )
 }
@@ -188,6 +193,41 @@ fn console_shows_live_escalation_and_handoff() {
             dump(&mut cdp)
         );
     }
+
+    // 6. The message left the bot: the assist panel lists suggested replies and the ticket.
+    let assist = "document.querySelectorAll('#assist .suggestion').length > 0 \
+        && document.querySelector('#assist .ticket')?.textContent.includes('priority') === true";
+    if !cdp.wait_for(assist, Duration::from_secs(30)) {
+        panic!(
+            "#assist shows no suggestions and ticket within 30 s\n{}",
+            dump(&mut cdp)
+        );
+    }
+    let ticket = cdp.text("document.querySelector('#assist .ticket').textContent");
+    assert!(ticket.contains("P"), "ticket without a priority: {ticket}");
+    // 7. "Use" on the first suggestion stores feedback; the API counts it.
+    let key = cdp.text("document.querySelector('#assist .suggestion').dataset.key");
+    let click = "(() => { const b = document.querySelector('#assist .suggestion button.use'); if (b) b.click(); return !!b; })()";
+    assert_eq!(
+        cdp.eval(click),
+        Ok(json!(true)),
+        "no Use button\n{}",
+        dump(&mut cdp)
+    );
+    let used = "document.querySelector('#assist .suggestion')?.dataset.feedback === 'used'";
+    if !cdp.wait_for(used, Duration::from_secs(10)) {
+        panic!("the suggestion was not marked used\n{}", dump(&mut cdp));
+    }
+    let (status, body) = common::http(port, "GET", &format!("/v1/conversations/{CONV}/assist"), "")
+        .expect("GET assist");
+    assert_eq!(status, 200, "{body}");
+    let a: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let counted = a["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["key"] == json!(key) && s["used"] == json!(1));
+    assert!(counted, "feedback on {key} not counted: {body}");
     drop(cdp);
     drop(browser);
     drop(server);

@@ -77,10 +77,10 @@ async fn the_default_knowledge_base_answers_in_english_and_chinese() {
         ("订单还没发货，我想取消", "cancel_order", None),
         ("請問可以開發票嗎", "get_invoice", None),
         // Across languages: a Chinese question, English articles only.
-        ("我的包裹现在到哪里了", "track_order", Some("en")),
+        ("帮我查一下订单现在的物流状态", "track_order", Some("en")),
         (
-            "How do I change the delivery address?",
-            "change_shipping_address",
+            "Can I still cancel an order that has not shipped?",
+            "cancel_order",
             Some("zh"),
         ),
     ];
@@ -180,13 +180,21 @@ async fn agents_get_suggestions_the_next_step_and_a_ticket_and_feedback_reranks(
         "{a}"
     );
     assert_eq!(a["for_turn"], 1);
-    // The procedure of the conversation's intent, in its language, from the first step.
+    // The procedure of the conversation's intent from the flows file, in its language, from
+    // the first step.
     let step = &a["next_step"];
     assert_eq!(step["step"], 1, "{a}");
+    assert_eq!(step["source"], "flows", "{a}");
     assert!(
-        step["article_id"].as_str().unwrap().starts_with("zh-"),
+        step["action"].as_str().is_some_and(|x| !x.is_empty()),
         "{a}"
     );
+    let text = step["text"].as_str().unwrap();
+    assert!(
+        text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "{a}"
+    );
+    assert_eq!(step["steps"][0], *text, "{a}");
     assert_eq!(step["intent"], j["intent"]["label"], "{a}");
     let t = &a["ticket"];
     assert_eq!(t["queue"], j["route"]["queue"], "{a}");
@@ -224,6 +232,7 @@ async fn agents_get_suggestions_the_next_step_and_a_ticket_and_feedback_reranks(
     assert_eq!(st, StatusCode::CREATED);
     let c = get(app.clone()).await;
     assert_eq!(c["next_step"]["step"], 2, "{c}");
+    assert_eq!(c["next_step"]["text"], c["next_step"]["steps"][1], "{c}");
 
     // Bad input names its field.
     let cases = [
@@ -266,5 +275,70 @@ async fn agents_get_suggestions_the_next_step_and_a_ticket_and_feedback_reranks(
         (st.as_u16(), r["field"].as_str()),
         (404, Some("conversation_id")),
         "{r}"
+    );
+}
+
+/// The suggestions of conversation `id`.
+async fn suggestions(app: &axum::Router, id: &str) -> Vec<Value> {
+    let path = format!("/v1/conversations/{id}/assist");
+    let (s, j) = common::request(app, "GET", &path, String::new()).await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    j["suggestions"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn agents_replies_in_resolved_conversations_are_suggested_in_similar_ones() {
+    let Some(app) = start().await else { return };
+    let cases = [
+        (
+            "The phone I received has a cracked screen, I want a replacement",
+            "I'm sorry about the cracked screen. I have arranged a free replacement; a courier will collect the damaged phone tomorrow.",
+            "This is unacceptable!! The phone you sent arrived with a broken screen. Send me a new one now!",
+        ),
+        (
+            "收到的手机屏幕是碎的，我要换新",
+            "非常抱歉给您添麻烦了！已为您安排免费换新，明天快递员上门取回坏的那台。",
+            "太气人了！手机一到手屏幕就裂了，马上给我换一台新的！",
+        ),
+    ];
+    for (i, (asked, replied, similar)) in cases.iter().enumerate() {
+        let done = format!("replies-done-{i}");
+        triage(&app, &done, asked).await;
+        let reply = json!({"role": "agent", "text": replied});
+        let path = format!("/v1/conversations/{done}/messages");
+        let (st, _) = post_json(&app, &path, reply).await;
+        assert_eq!(st, StatusCode::CREATED);
+        // Resolving learns the reply; resolving again writes it once.
+        for _ in 0..2 {
+            let path = format!("/v1/conversations/{done}/resolve");
+            let (st, j) = post_json(&app, &path, json!({})).await;
+            assert_eq!(st, StatusCode::OK, "{j}");
+        }
+        let live = format!("replies-live-{i}");
+        let j = triage(&app, &live, similar).await;
+        assert_ne!(j["route"]["target"], "bot", "{j}");
+        let s = suggestions(&app, &live).await;
+        let learned = s
+            .iter()
+            .find(|x| x["source"] == "agent_reply")
+            .unwrap_or_else(|| panic!("no agent reply among {s:?}"));
+        assert_eq!(learned["text"], *replied, "{s:?}");
+        assert!(learned["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("kb:_agent_replies/r-"));
+        assert!(s.iter().any(|x| x["source"] == "kb"), "{s:?}");
+        // The resolved conversation does not get its own reply back.
+        let own = suggestions(&app, &done).await;
+        assert!(own.iter().all(|x| x["text"] != *replied), "{own:?}");
+    }
+    let (s, j) = common::request(&app, "GET", "/v1/kb", String::new()).await;
+    assert_eq!(s, StatusCode::OK);
+    let kbs = j["knowledge_bases"].as_array().unwrap();
+    let replies = kbs.iter().find(|k| k["name"] == "_agent_replies");
+    assert_eq!(
+        replies.map(|k| k["articles"].clone()),
+        Some(json!(2)),
+        "{j}"
     );
 }

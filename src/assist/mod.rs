@@ -1,7 +1,10 @@
 //! Agent assist for a conversation a person takes over: suggested replies from the knowledge
-//! base (re-ranked by what agents did with them before), the next step of the procedure for the
-//! conversation's intent (the steps of its knowledge-base article), and a ticket draft from the
-//! handoff package (category, priority, queue, customer, entities, summary).
+//! base and from agents' replies in similar resolved conversations (re-ranked by what agents did
+//! with them before), the next step of the procedure for the conversation's intent (from the
+//! flows file, else its knowledge-base article's steps), and a ticket draft from the handoff package (category, priority,
+//! queue, customer, entities, summary).
+
+pub mod replies;
 
 use crate::engine::Models;
 use crate::error::{AppError, AppResult};
@@ -9,14 +12,16 @@ use crate::handoff::Package;
 use crate::kb::answer::answer_language;
 use crate::kb::{Kb, Mode, Query};
 use crate::store::kb::{FeedbackAction, FeedbackCounts};
+use crate::store::turns::ConversationInfo;
 use crate::store::Store;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Suggestions offered at most.
+/// Suggestions offered at most from the knowledge base, and from agents' earlier replies.
 const SUGGESTIONS: usize = 3;
+const REPLY_SUGGESTIONS: usize = 2;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Assist {
@@ -32,6 +37,9 @@ pub struct Assist {
 pub struct Suggestion {
     /// What feedback names: `kb:<knowledge base>/<article id>`.
     pub key: String,
+    /// `kb` (a knowledge-base answer) or `agent_reply` (what an agent sent in a similar
+    /// resolved conversation; `title` is the customer message it answered).
+    pub source: String,
     pub text: String,
     pub article_id: String,
     pub title: String,
@@ -47,7 +55,16 @@ pub struct Suggestion {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NextStep {
     pub intent: String,
-    pub article_id: String,
+    /// `flows` (the flows file's procedure for the intent) or `article` (the steps of the
+    /// intent's knowledge-base article, for intents the flows do not cover).
+    pub source: String,
+    /// The flows' action id of this step (ABCD-style, e.g. `pull-up-account`) and its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub article_id: Option<String>,
     /// The step to do now (from 1): one past the agent replies sent so far.
     pub step: usize,
     pub text: String,
@@ -93,29 +110,50 @@ pub async fn assist(
         .and_then(|i| i["label"].as_str())
         .map(str::to_string);
     let mut suggestions = Vec::new();
-    if let (Some(line), Ok((name, index))) = (last, kb.index(None, "kb")) {
-        let qvec = kb.embed(models, vec![line.text.clone()]).await?;
-        let q = Query {
-            text: &line.text,
-            vec: qvec.first().map_or(&[][..], Vec::as_slice),
-            top_k: SUGGESTIONS * 2,
-            language: language.as_deref().and_then(answer_language),
-            mode: Mode::Hybrid,
-        };
-        for h in kb.search_embedded(&index, &q)? {
-            suggestions.push(Suggestion {
-                key: h.key(&name),
-                text: h.reply(),
-                article_id: h.id,
-                title: h.title,
-                confidence: h.confidence,
-                score: h.confidence,
-                used: 0,
-                edited: 0,
-                dismissed: 0,
-            });
+    if let Some(line) = last {
+        let query_language = language.as_deref().and_then(answer_language);
+        let own = replies::id_prefix(id);
+        let mut qvec: Option<Vec<f32>> = None;
+        for (kb_name, source, n) in [
+            (None, "kb", SUGGESTIONS),
+            (Some(replies::REPLIES_KB), "agent_reply", REPLY_SUGGESTIONS),
+        ] {
+            let Ok((name, index)) = kb.index(kb_name, "kb") else {
+                continue;
+            };
+            if qvec.is_none() {
+                let v = kb.embed(models, vec![line.text.clone()]).await?;
+                qvec = Some(v.into_iter().next().unwrap_or_default());
+            }
+            let q = Query {
+                text: &line.text,
+                vec: qvec.as_deref().unwrap_or_default(),
+                top_k: n * 2,
+                language: query_language,
+                mode: Mode::Hybrid,
+            };
+            let mut found: Vec<Suggestion> = kb
+                .search_embedded(&index, &q)?
+                .into_iter()
+                // Not this conversation's own replies from an earlier resolution.
+                .filter(|h| !h.id.starts_with(&own))
+                .map(|h| Suggestion {
+                    key: h.key(&name),
+                    source: source.to_string(),
+                    text: h.reply(),
+                    article_id: h.id.clone(),
+                    title: h.title.clone(),
+                    confidence: h.confidence,
+                    score: h.confidence,
+                    used: 0,
+                    edited: 0,
+                    dismissed: 0,
+                })
+                .collect();
+            rerank(store, &mut found, n).await?;
+            suggestions.extend(found);
         }
-        rerank(store, &mut suggestions).await?;
+        suggestions.sort_by(|a, b| b.score.total_cmp(&a.score));
     }
     let agent_replies = pkg.transcript.iter().filter(|l| l.role == "agent").count();
     let next_step = intent
@@ -131,7 +169,7 @@ pub async fn assist(
 }
 
 /// Order by confidence x (1 + used + edited / 2) / (1 + dismissed), keep the best few.
-async fn rerank(store: &Arc<Store>, s: &mut Vec<Suggestion>) -> AppResult<()> {
+async fn rerank(store: &Arc<Store>, s: &mut Vec<Suggestion>, keep: usize) -> AppResult<()> {
     let keys: Vec<String> = s.iter().map(|x| x.key.clone()).collect();
     let st = store.clone();
     let counts: Vec<FeedbackCounts> =
@@ -144,13 +182,30 @@ async fn rerank(store: &Arc<Store>, s: &mut Vec<Suggestion>) -> AppResult<()> {
         x.score = x.confidence * up / (1.0 + c.dismissed as f32);
     }
     s.sort_by(|a, b| b.score.total_cmp(&a.score));
-    s.truncate(SUGGESTIONS);
+    s.truncate(keep);
     Ok(())
 }
 
-/// The procedure of `intent`: the steps of the first article (by id) tagged with it, in the
-/// conversation's language when one is; the step after `done` agent replies.
+/// The procedure of `intent` from the flows, else the steps of the first article (by id) tagged
+/// with it, in the conversation's language when there is one; the step after `done` agent
+/// replies.
 fn next_step(kb: &Kb, intent: &str, language: Option<&str>, done: usize) -> Option<NextStep> {
+    if let Some(flow) = kb.flows.steps(intent) {
+        let i = done.min(flow.len() - 1);
+        return Some(NextStep {
+            intent: intent.to_string(),
+            source: "flows".into(),
+            action: Some(flow[i].action.clone()),
+            action_name: Some(flow[i].name_in(language).to_string()),
+            article_id: None,
+            step: i + 1,
+            text: flow[i].text_in(language).to_string(),
+            steps: flow
+                .iter()
+                .map(|s| s.text_in(language).to_string())
+                .collect(),
+        });
+    }
     let (_, index) = kb.index(None, "kb").ok()?;
     let entries = index.entries();
     let tagged = |lang_ok: &dyn Fn(&Option<String>) -> bool| {
@@ -169,7 +224,10 @@ fn next_step(kb: &Kb, intent: &str, language: Option<&str>, done: usize) -> Opti
     let i = done.min(steps.len() - 1);
     Some(NextStep {
         intent: intent.to_string(),
-        article_id: e.article.id.clone(),
+        source: "article".into(),
+        action: None,
+        action_name: None,
+        article_id: Some(e.article.id.clone()),
         step: i + 1,
         text: steps[i].clone(),
         steps,
@@ -206,6 +264,32 @@ fn ticket(
         summary,
         open_question: pkg.summary.open_question.clone(),
     }
+}
+
+/// Resolve conversation `id`: first its agent replies since the last resolution become
+/// suggestions for later conversations (when a knowledge base is served), then it is marked
+/// resolved, so a failure leaves it unresolved and a retry learns the same replies once.
+pub async fn resolve(
+    kb: Option<&Kb>,
+    store: &Arc<Store>,
+    models: &Models,
+    id: &str,
+) -> AppResult<ConversationInfo> {
+    let (st, cid) = (store.clone(), id.to_string());
+    let before = blocking(move || st.conversation(&cid)).await?;
+    if let Some(kb) = kb {
+        replies::learn(kb, store, models, id, before.resolved_turn).await?;
+    }
+    let (st, cid) = (store.clone(), id.to_string());
+    blocking(move || st.resolve(&cid)).await
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("assist task: {e}")))?
 }
 
 /// Record what an agent did with suggestion `key` in conversation `id` (404 when there is no

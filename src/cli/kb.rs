@@ -120,7 +120,7 @@ async fn import(a: ImportArgs) -> Result<()> {
     let (models, heads) = models_with_heads(&cfg)?;
     let store = Arc::new(Store::open_configured(cfg.store.clone(), &cfg.home())?);
     let lang = Arc::new(crate::lang::LangId::default());
-    let kb = Kb::open(cfg.kb.clone(), store, lang, &heads)?;
+    let kb = Kb::open(cfg.kb.clone(), store, lang, &heads, &cfg.default_model)?;
     let name = a.kb.unwrap_or_else(|| cfg.kb.default_kb.clone());
     let t = Instant::now();
     let w = kb.put(&models, &name, articles, "articles").await?;
@@ -261,7 +261,13 @@ async fn eval(a: EvalArgs) -> Result<()> {
     let path = a.store.unwrap_or_else(|| tmp.path().join("kb_eval.db"));
     let store = Arc::new(Store::open(&path, cfg.store.clone())?);
     let lang = Arc::new(crate::lang::LangId::default());
-    let kb = Kb::open(cfg.kb.clone(), store, lang.clone(), &heads)?;
+    let kb = Kb::open(
+        cfg.kb.clone(),
+        store,
+        lang.clone(),
+        &heads,
+        &cfg.default_model,
+    )?;
     let mut articles = Vec::new();
     for p in &a.articles {
         articles.extend(read_articles(p, &cfg.kb)?);

@@ -123,7 +123,9 @@ pub async fn resolve(
 ) -> AppResult<Json<ConversationInfo>> {
     check_conversation_id(&id)?;
     let store = state.store()?;
-    Ok(Json(blocking(move || store.resolve(&id)).await?))
+    let kb = state.kb().ok();
+    let info = crate::assist::resolve(kb.as_deref(), &store, &state.models, &id).await?;
+    Ok(Json(info))
 }
 
 #[utoipa::path(

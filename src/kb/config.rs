@@ -35,6 +35,9 @@ pub struct KbConfig {
     pub rrf_k: f32,
     /// The weight of the BM25 rank in the fusion (the dense rank's is 1).
     pub bm25_weight: f32,
+    /// Per query language (ISO 639-1, as detected): its own BM25 weight, chosen on that
+    /// language's tuning questions (`bm25_weight` for the others).
+    pub bm25_weights: BTreeMap<String, f32>,
     /// Bot answers: the lowest confidence of the best hit that is sent to the customer, for
     /// languages `answer_thresholds` does not name.
     pub answer_threshold: f32,
@@ -43,6 +46,9 @@ pub struct KbConfig {
     pub answer_thresholds: BTreeMap<String, f32>,
     /// Whether /v1/triage answers from the knowledge base.
     pub answer_in_triage: bool,
+    /// A flows file (agent procedures per intent, like `models/flows/bitext.json`) that
+    /// replaces the shipped one (unset: the shipped flows for the `bitext` intents).
+    pub flows: Option<std::path::PathBuf>,
 }
 
 impl Default for KbConfig {
@@ -62,10 +68,14 @@ impl Default for KbConfig {
             // Chinese questions (MRR 0.823 vs 0.807) at the same English MRR.
             rrf_k: 20.0,
             bm25_weight: 0.5,
+            // Chinese tuning questions rank best with dense alone (recall@1 0.793 at 0, 0.790
+            // at 0.1, 0.756 at 0.5; English 0.740, 0.752, 0.756): scripts/kb_eval.sh.
+            bm25_weights: BTreeMap::from([("zh".into(), 0.0)]),
             answer_threshold: 0.98,
             // Precision 0.98 on the tuning questions of each language (scripts/kb_eval.sh).
             answer_thresholds: BTreeMap::from([("en".into(), 0.9720), ("zh".into(), 0.9804)]),
             answer_in_triage: true,
+            flows: None,
         }
     }
 }
@@ -77,6 +87,15 @@ impl KbConfig {
             .and_then(|l| self.answer_thresholds.get(l))
             .copied()
             .unwrap_or(self.answer_threshold)
+    }
+
+    /// The BM25 weight of a query in `language`.
+    pub fn bm25_weight_for(&self, language: Option<&str>) -> f32 {
+        language
+            .map(|l| l.split(['-', '_']).next().unwrap_or(l))
+            .and_then(|l| self.bm25_weights.get(l))
+            .copied()
+            .unwrap_or(self.bm25_weight)
     }
 
     pub fn check(&self) -> Result<()> {
@@ -125,6 +144,12 @@ impl KbConfig {
             self.bm25_weight.is_finite() && (0.0..=10.0).contains(&self.bm25_weight),
             "kb.bm25_weight: between 0 and 10"
         );
+        for (l, w) in &self.bm25_weights {
+            ensure!(
+                w.is_finite() && (0.0..=10.0).contains(w),
+                "kb.bm25_weights.{l}: between 0 and 10"
+            );
+        }
         ensure!(
             (0.0..=1.0).contains(&self.answer_threshold),
             "kb.answer_threshold: between 0 and 1"

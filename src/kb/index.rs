@@ -3,6 +3,7 @@
 //! once (its best passage), with a calibrated confidence.
 
 use super::bm25::Bm25;
+use super::center::Centering;
 use super::confidence::{confidence, Features, WEIGHTS};
 use super::dense::Dense;
 use super::Article;
@@ -123,6 +124,8 @@ struct Inner {
 }
 
 pub struct KbIndex {
+    /// Language centring of the dense ranking (None: plain cosine).
+    centering: Option<Arc<Centering>>,
     inner: RwLock<Inner>,
     bm25: Bm25,
     next_key: AtomicU64,
@@ -130,7 +133,13 @@ pub struct KbIndex {
 
 impl KbIndex {
     pub fn new() -> Result<KbIndex> {
+        Self::centred(None)
+    }
+
+    /// An index whose dense ranking is language-centred by `centering`.
+    pub fn centred(centering: Option<Arc<Centering>>) -> Result<KbIndex> {
         Ok(KbIndex {
+            centering,
             inner: RwLock::new(Inner::default()),
             bm25: Bm25::new()?,
             next_key: AtomicU64::new(1),
@@ -186,7 +195,11 @@ impl KbIndex {
         let mut added = Vec::with_capacity(puts.len());
         for (article, chunks, vectors) in puts {
             let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-            g.dense.add(key, &vectors)?;
+            let shift = self.centering.as_ref().map(|c| {
+                let slot = c.slot(article.language.as_deref());
+                (slot, c.shift(slot))
+            });
+            g.dense.add_shifted(key, &vectors, shift)?;
             g.by_id.insert(article.id.clone(), key);
             let e = Arc::new(Entry {
                 article,
@@ -201,13 +214,25 @@ impl KbIndex {
         self.bm25.update(&gone, &lists)
     }
 
-    /// The best `q.top_k` articles for `q`, fused from `candidates` passages of each retriever.
-    pub fn search(&self, q: &Query<'_>, fusion: Fusion) -> Result<Vec<Hit>> {
+    /// The best `q.top_k` articles for `q` (in `query_language`, for the centring), fused from
+    /// `candidates` passages of each retriever.
+    pub fn search(
+        &self,
+        q: &Query<'_>,
+        fusion: Fusion,
+        query_language: Option<&str>,
+    ) -> Result<Vec<Hit>> {
         let Fusion {
             candidates,
             rrf_k,
             bm25_weight,
         } = fusion;
+        // BM25 alone ranks by its own list whatever its weight in the fusion.
+        let bm25_weight = if q.mode == Mode::Bm25 {
+            1.0
+        } else {
+            bm25_weight
+        };
         let Query {
             text: query,
             vec: qvec,
@@ -238,7 +263,15 @@ impl KbIndex {
         let near = if mode == Mode::Bm25 {
             Vec::new()
         } else {
-            g.dense.search(qvec, candidates, keep)
+            match &self.centering {
+                Some(c) => {
+                    let qc = c.apply(qvec, query_language);
+                    let offsets = c.offsets(&qc);
+                    g.dense
+                        .search_centred(&qc, Some(&offsets), candidates, keep)
+                }
+                None => g.dense.search(qvec, candidates, keep),
+            }
         };
         // Each article once, at its best rank in each list, with the passage that ranked it.
         let mut by: HashMap<u64, Ranked> = HashMap::new();

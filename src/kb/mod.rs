@@ -4,9 +4,11 @@
 pub mod answer;
 mod article;
 pub mod bm25;
+pub mod center;
 pub mod confidence;
 mod config;
 pub mod dense;
+pub mod flows;
 pub mod import;
 pub mod index;
 mod seed;

@@ -3,6 +3,8 @@
 //! once, commit to the store in one transaction, then update the index, so what a write
 //! acknowledged is searchable at once and after any restart.
 
+use super::center::Centering;
+use super::flows::Flows;
 use super::index::{Fusion, Hit, KbIndex, Mode, Query};
 use super::{check_kb_name, Article, KbConfig};
 use crate::engine::Models;
@@ -27,6 +29,10 @@ pub struct Kb {
     indexes: RwLock<BTreeMap<String, Arc<KbIndex>>>,
     /// The key of the fine-tuned layers that embed (`kb.branch`), or None: the plain encoder.
     branch: Option<String>,
+    /// Agent procedures per intent (`kb.flows`, else the shipped ones).
+    pub flows: Flows,
+    /// Language centring of the dense ranking (the plain default encoder only).
+    centering: Option<Arc<Centering>>,
     /// One write at a time, so the index applies writes in the store's order.
     write: tokio::sync::Mutex<()>,
     /// The shipped articles are being loaded (`/ready` waits for them).
@@ -59,6 +65,7 @@ impl Kb {
         store: Arc<Store>,
         lang: Arc<LangId>,
         heads: &crate::heads::registry::HeadRegistry,
+        model: &str,
     ) -> anyhow::Result<Kb> {
         let branch = match cfg.branch.as_deref().filter(|b| !b.is_empty()) {
             None => None,
@@ -71,11 +78,23 @@ impl Kb {
                 })?)
             }
         };
+        // The shipped means are for the plain encoder's embeddings.
+        let centering = if branch.is_none() {
+            Centering::shipped(model).map(Arc::new)
+        } else {
+            None
+        };
+        let flows = match &cfg.flows {
+            Some(path) => Flows::load(path)?,
+            None => Flows::shipped()?,
+        };
         let kb = Kb {
+            flows,
             cfg,
             store,
             lang,
             branch,
+            centering,
             indexes: RwLock::new(BTreeMap::new()),
             write: tokio::sync::Mutex::new(()),
             seeding: Default::default(),
@@ -89,7 +108,7 @@ impl Kb {
     /// Rebuild knowledge base `name` from the store (another replica wrote it).
     pub fn reload(&self, name: &str) -> anyhow::Result<()> {
         let rows = self.store.kb_articles(name)?;
-        let index = Arc::new(KbIndex::new()?);
+        let index = Arc::new(KbIndex::centred(self.centering.clone())?);
         let mut puts = Vec::with_capacity(rows.len());
         for r in rows {
             let a: Article = serde_json::from_str(&r.article).map_err(|e| {
@@ -283,7 +302,7 @@ impl Kb {
         if let Some(i) = g.get(kb) {
             return Ok(i.clone());
         }
-        let i = Arc::new(KbIndex::new().map_err(AppError::Internal)?);
+        let i = Arc::new(KbIndex::centred(self.centering.clone()).map_err(AppError::Internal)?);
         g.insert(kb.to_string(), i.clone());
         Ok(i)
     }
@@ -340,16 +359,20 @@ impl Kb {
             .collect())
     }
 
-    /// Search with the query's embedding already made (the triage pass shares it).
+    /// Search with the query's embedding already made (the triage pass shares it); the query's
+    /// detected language picks the BM25 weight and the centring of the dense ranking.
     pub fn search_embedded(&self, index: &KbIndex, q: &Query<'_>) -> AppResult<Vec<Hit>> {
+        let language = self.lang.detect(q.text).language;
+        let language = (language != "und").then_some(language);
         index
             .search(
                 q,
                 Fusion {
                     candidates: self.cfg.candidates,
                     rrf_k: self.cfg.rrf_k,
-                    bm25_weight: self.cfg.bm25_weight,
+                    bm25_weight: self.cfg.bm25_weight_for(language.as_deref()),
                 },
+                language.as_deref(),
             )
             .map_err(AppError::Internal)
     }
