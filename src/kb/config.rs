@@ -35,6 +35,9 @@ pub struct KbConfig {
     pub rrf_k: f32,
     /// The weight of the BM25 rank in the fusion (the dense rank's is 1).
     pub bm25_weight: f32,
+    /// Language centring of the dense ranking (`models/kb/centering.json`, for the shipped
+    /// encoder only): off ranks by the plain cosine.
+    pub centring: bool,
     /// Per query language (ISO 639-1, as detected): its own BM25 weight, chosen on that
     /// language's tuning questions (`bm25_weight` for the others).
     pub bm25_weights: BTreeMap<String, f32>,
@@ -70,6 +73,7 @@ impl Default for KbConfig {
             bm25_weight: 0.5,
             // Chinese tuning questions rank best with dense alone (recall@1 0.793 at 0, 0.790
             // at 0.1, 0.756 at 0.5; English 0.740, 0.752, 0.756): scripts/kb_eval.sh.
+            centring: true,
             bm25_weights: BTreeMap::from([("zh".into(), 0.0)]),
             answer_threshold: 0.98,
             // Precision 0.98 on the tuning questions of each language (scripts/kb_eval.sh).

@@ -79,7 +79,7 @@ impl Kb {
             }
         };
         // The shipped means are for the plain encoder's embeddings.
-        let centering = if branch.is_none() {
+        let centering = if branch.is_none() && cfg.centring {
             Centering::shipped(model).map(Arc::new)
         } else {
             None
