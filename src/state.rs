@@ -211,13 +211,18 @@ impl AppState {
     pub fn reload_shared(&self, name: &str) {
         let all = name == "*";
         if let Some(kb) = &self.kb {
-            let names = match name.strip_prefix("kb:") {
-                Some(n) => vec![n.to_string()],
-                None if all => kb.names_in_store(),
-                None => Vec::new(),
+            let (names, ids) = match crate::store::kb::parse_reload(name) {
+                Some((n, ids)) => (vec![n.to_string()], ids),
+                None if all => (kb.names_in_store(), Vec::new()),
+                None => (Vec::new(), Vec::new()),
             };
             for n in names {
-                if let Err(e) = kb.reload(&n) {
+                let done = if ids.is_empty() {
+                    kb.reload(&n)
+                } else {
+                    kb.reload_ids(&n, &ids)
+                };
+                if let Err(e) = done {
                     tracing::warn!(kb = %n, error = %e, "cannot reload a knowledge base");
                 }
             }

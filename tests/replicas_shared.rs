@@ -221,3 +221,78 @@ async fn intents_unmatched_texts_and_catalog_reloads_are_shared_by_replicas() {
     assert_eq!(j["faults"][0]["id"], "two", "{j}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn knowledge_base_writes_on_one_replica_are_searched_on_the_other() {
+    let Some(url) = tokio::task::spawn_blocking(database).await.unwrap() else {
+        return;
+    };
+    let dir = common::scratch_dir("replicas-kb");
+    let (ca, cb) = (dir.join("a.toml"), dir.join("b.toml"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&ca, catalog("one")).unwrap();
+    std::fs::write(&cb, catalog("one")).unwrap();
+    let ra = replica(config(&dir.join("a"), &url, &ca)).await;
+    let rb = replica(config(&dir.join("b"), &url, &cb)).await;
+    let (a, b) = (ra.app(), rb.app());
+    let article = |title: &str| json!({"title": title, "body": format!("{title}: open the app and follow the steps.")});
+
+    // A bulk import on A (the notice names both ids): B holds both within a second.
+    let body = json!({"articles": [
+        {"id": "r1", "title": "refund policy", "body": "refunds take five days"},
+        {"id": "r2", "title": "shipping times", "body": "parcels arrive in two days"}
+    ]});
+    let (s, j) = call(a, "POST", "/v1/kb/import?kb=shared", body).await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    for id in ["r1", "r2"] {
+        let uri = format!("/v1/kb/articles/{id}?kb=shared");
+        let (s, j) = eventually(b, &uri, 1.0, |s, _| s == StatusCode::OK).await;
+        assert_eq!(s, StatusCode::OK, "B never saw {id}: {j}");
+    }
+    // A change on A replaces B's copy; B's search finds the new text.
+    let (s, j) = call(
+        a,
+        "PUT",
+        "/v1/kb/articles/r1?kb=shared",
+        article("money back rules"),
+    )
+    .await;
+    assert!(s.is_success(), "{j}");
+    let (_, j) = eventually(b, "/v1/kb/articles/r1?kb=shared", 1.0, |_, j| {
+        j["title"] == "money back rules"
+    })
+    .await;
+    assert_eq!(j["title"], "money back rules", "{j}");
+    let (s, j) = call(
+        b,
+        "POST",
+        "/v1/kb/search",
+        json!({"query": "money back rules", "kb": "shared"}),
+    )
+    .await;
+    assert_eq!(
+        (s, j["hits"][0]["id"].as_str()),
+        (StatusCode::OK, Some("r1")),
+        "{j}"
+    );
+    // A delete on A: gone on B, the other article stays; the last delete drops the base.
+    let (s, _) = call(a, "DELETE", "/v1/kb/articles/r1?kb=shared", Value::Null).await;
+    assert!(s.is_success());
+    let (s, j) = eventually(b, "/v1/kb/articles/r1?kb=shared", 1.0, |s, _| {
+        s == StatusCode::NOT_FOUND
+    })
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{j}");
+    let (s, _) = call(b, "GET", "/v1/kb/articles/r2?kb=shared", Value::Null).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(a, "DELETE", "/v1/kb/articles/r2?kb=shared", Value::Null).await;
+    assert!(s.is_success());
+    let (_, j) = eventually(b, "/v1/kb", 1.0, |_, j| {
+        !j["knowledge_bases"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|x| x["name"] == "shared"))
+    })
+    .await;
+    let names: Vec<&Value> = j["knowledge_bases"].as_array().unwrap().iter().collect();
+    assert!(names.iter().all(|x| x["name"] != "shared"), "{j}");
+}

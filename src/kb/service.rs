@@ -128,6 +128,32 @@ impl Kb {
         Ok(())
     }
 
+    /// Re-read articles `ids` of knowledge base `name` from the store (another replica wrote
+    /// or deleted them): present ones replace the held ones, absent ones are dropped.
+    pub fn reload_ids(&self, name: &str, ids: &[&str]) -> anyhow::Result<()> {
+        let mut puts = Vec::new();
+        let mut gone = Vec::new();
+        for id in ids {
+            match self.store.kb_article(name, id)? {
+                Some(r) => {
+                    let a: Article = serde_json::from_str(&r.article).map_err(|e| {
+                        anyhow::anyhow!("kb: stored article {name}/{id} is unreadable: {e}")
+                    })?;
+                    puts.push((a, r.chunks, r.vectors));
+                }
+                None => gone.push(id.to_string()),
+            }
+        }
+        let index = self
+            .index_or_new(name)
+            .map_err(|e| anyhow::anyhow!("kb: {e}"))?;
+        index.apply(puts, &gone)?;
+        if index.size().0 == 0 {
+            self.indexes.write().remove(name);
+        }
+        Ok(())
+    }
+
     /// The names of the knowledge bases in the store (empty when it cannot be read).
     pub fn names_in_store(&self) -> Vec<String> {
         let mut names: Vec<String> = match self.store.kb_names() {

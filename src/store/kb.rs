@@ -25,6 +25,33 @@ pub struct KbRow {
     pub updated_ms: i64,
 }
 
+/// NOTIFY payloads stay under this (PostgreSQL's limit is 8000 bytes).
+const MAX_RELOAD_PAYLOAD: usize = 7000;
+
+/// What a write tells the other replicas: `kb:<kb>`, then the written or deleted ids one per
+/// line when they fit (a replica re-reads just those rows), else the name alone (it re-reads the
+/// whole knowledge base). Ids and names never hold a newline (checked on write).
+pub fn reload_payload(kb: &str, ids: &[&str]) -> String {
+    let mut p = format!("kb:{kb}");
+    let len: usize = ids.iter().map(|i| i.len() + 1).sum();
+    if !ids.is_empty() && p.len() + len <= MAX_RELOAD_PAYLOAD {
+        for id in ids {
+            p.push('\n');
+            p.push_str(id);
+        }
+    }
+    p
+}
+
+/// The knowledge base a reload payload names, and its ids (empty: all of it); None when the
+/// payload is not a knowledge base's.
+pub fn parse_reload(payload: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = payload.strip_prefix("kb:")?;
+    let mut lines = rest.split('\n');
+    let kb = lines.next()?;
+    Some((kb, lines.filter(|l| !l.is_empty()).collect()))
+}
+
 /// One agent's verdict on a suggestion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedbackAction {
@@ -273,5 +300,22 @@ impl Store {
             Backend::Sqlite(s) => s.kb_feedback_counts(suggestions),
             Backend::Postgres(p) => p.kb_feedback_counts(suggestions),
         }
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+
+    #[test]
+    fn reload_payloads_name_the_ids_when_they_fit() {
+        let p = reload_payload("faq", &["a", "b:1"]);
+        assert_eq!(p, "kb:faq\na\nb:1");
+        assert_eq!(parse_reload(&p), Some(("faq", vec!["a", "b:1"])));
+        assert_eq!(parse_reload("kb:faq"), Some(("faq", vec![])));
+        assert_eq!(parse_reload("intents"), None);
+        let many: Vec<String> = (0..2000).map(|i| format!("article-{i}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(reload_payload("faq", &refs), "kb:faq");
     }
 }

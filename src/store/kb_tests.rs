@@ -289,11 +289,13 @@ fn kb_writes_are_announced_to_other_replicas() {
     };
     assert!(next("*"), "a reload of everything after connecting");
     assert_eq!(a.kb_put("help", &[row("help", "a", 1, 2)]).unwrap(), (1, 0));
-    assert!(next("kb:help"), "kb_put not announced");
+    // Writes name their ids, so replicas re-read only those rows; a drop names none (all).
+    assert!(next("kb:help\na"), "kb_put not announced with its id");
     assert!(a.kb_delete("help", "a").unwrap());
-    assert!(next("kb:help"), "kb_delete not announced");
-    a.kb_put("zh", &[row("zh", "a", 1, 2)]).unwrap();
-    assert!(next("kb:zh"), "kb_put not announced");
-    assert_eq!(a.kb_drop("zh").unwrap(), 1);
+    assert!(next("kb:help\na"), "kb_delete not announced with its id");
+    a.kb_put("zh", &[row("zh", "a", 1, 2), row("zh", "b", 1, 2)])
+        .unwrap();
+    assert!(next("kb:zh\na\nb"), "kb_put not announced with its ids");
+    assert_eq!(a.kb_drop("zh").unwrap(), 2);
     assert!(next("kb:zh"), "kb_drop not announced");
 }

@@ -27,12 +27,11 @@ fn columns(r: Row) -> Columns {
     }
 }
 
-/// Tell every replica's listener that knowledge base `kb` changed (sent at commit).
-fn notify(tx: &mut Transaction, kb: &str) -> Result<u64, postgres::Error> {
-    tx.execute(
-        "SELECT pg_notify($1, $2)",
-        &[&RELOAD_CHANNEL, &format!("kb:{kb}")],
-    )
+/// Tell every replica's listener that articles `ids` of knowledge base `kb` changed (all of
+/// them when `ids` is empty), sent at commit.
+fn notify(tx: &mut Transaction, kb: &str, ids: &[&str]) -> Result<u64, postgres::Error> {
+    let payload = crate::store::kb::reload_payload(kb, ids);
+    tx.execute("SELECT pg_notify($1, $2)", &[&RELOAD_CHANNEL, &payload])
 }
 
 impl Pg {
@@ -68,7 +67,8 @@ impl Pg {
             created += usize::from(inserted);
         }
         if !rows.is_empty() {
-            notify(&mut tx, kb)?;
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            notify(&mut tx, kb, &ids)?;
         }
         tx.commit()?;
         Ok((created, rows.len() - created))
@@ -82,7 +82,7 @@ impl Pg {
             &[&kb, &id],
         )?;
         if n > 0 {
-            notify(&mut tx, kb)?;
+            notify(&mut tx, kb, &[id])?;
         }
         tx.commit()?;
         Ok(n > 0)
@@ -120,7 +120,7 @@ impl Pg {
         let mut tx = c.transaction()?;
         let n = tx.execute("DELETE FROM kb_articles WHERE kb = $1", &[&kb])?;
         if n > 0 {
-            notify(&mut tx, kb)?;
+            notify(&mut tx, kb, &[])?;
         }
         tx.commit()?;
         Ok(n as usize)
