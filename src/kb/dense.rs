@@ -1,8 +1,16 @@
-//! Dense retrieval over one knowledge base's passage embeddings: exact cosine (the embeddings
-//! are unit length, so a dot product) over one contiguous matrix, rows of deleted articles
-//! marked dead and compacted away once they are half of it.
+//! Dense retrieval over one knowledge base's passage embeddings: cosine (the embeddings are unit
+//! length, so a dot product) over one contiguous matrix, rows of deleted articles marked dead and
+//! compacted away once they are half of it. Exact while the knowledge base is small; past
+//! `kb.ann_min_passages` live passages an HNSW graph over the rows answers searches (new rows are
+//! linked as they are added, dead rows are walked through but never returned, compaction
+//! rebuilds it), and the exact scan still answers whatever the graph cannot fill.
 
+use super::hnsw::{dot, Hnsw};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Candidates a graph search keeps: at least this many, and twice the passages asked for.
+pub const EF_SEARCH: usize = 128;
 
 /// A passage found by embedding: the article's key, the passage's number, the cosine.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,9 +29,33 @@ pub struct Dense {
     /// Rows of each live article.
     of_key: HashMap<u64, Vec<usize>>,
     dead: usize,
+    /// Live passages past which the graph is built (0: never).
+    ann_min: usize,
+    /// The graph over rows `0..ann.len()`, once built.
+    ann: Option<Hnsw>,
+    /// How long the last graph build took.
+    ann_took: Duration,
 }
 
 impl Dense {
+    /// An empty index that builds its graph past `ann_min` live passages (0: never).
+    pub fn new(ann_min: usize) -> Dense {
+        Dense {
+            ann_min,
+            ..Dense::default()
+        }
+    }
+
+    /// Whether searches go through the graph.
+    pub fn has_ann(&self) -> bool {
+        self.ann.is_some()
+    }
+
+    /// The graph's last build time and the bytes its links hold, when there is one.
+    pub fn ann_stats(&self) -> Option<(Duration, usize)> {
+        self.ann.as_ref().map(|g| (self.ann_took, g.bytes()))
+    }
+
     /// Live passages.
     pub fn len(&self) -> usize {
         self.rows.len() - self.dead
@@ -33,9 +65,11 @@ impl Dense {
         self.len() == 0
     }
 
-    /// Bytes held by the matrix and its row table.
+    /// Bytes held by the matrix, its row table and the graph.
     pub fn bytes(&self) -> usize {
-        self.data.capacity() * 4 + self.rows.capacity() * 16
+        self.data.capacity() * 4
+            + self.rows.capacity() * 16
+            + self.ann.as_ref().map_or(0, Hnsw::bytes)
     }
 
     /// Drop the rows of `key` (a no-op for an unknown key).
@@ -69,11 +103,95 @@ impl Dense {
             self.rows.push((key, i as u32));
             self.of_key.entry(key).or_default().push(row);
         }
+        if let Some(g) = &mut self.ann {
+            while g.len() < self.rows.len() {
+                g.insert(&self.data);
+            }
+        }
         Ok(())
     }
 
-    /// The `n` passages nearest `q`, nearest first, keeping those `keep` accepts.
+    /// Whether a graph should be built: there is none and more than `ann_min` passages are live
+    /// (after a bulk load, the write that crosses the size, or a compaction; writes in between
+    /// link their rows into an existing graph).
+    pub fn needs_ann(&self) -> bool {
+        self.ann.is_none() && self.ann_min > 0 && self.len() > self.ann_min && self.dim > 0
+    }
+
+    /// A graph over every row (whatever the size), and how long it took to build.
+    pub(super) fn make_ann(&self) -> (Hnsw, Duration) {
+        let t = Instant::now();
+        let mut g = Hnsw::new(self.dim);
+        for _ in 0..self.rows.len() {
+            g.insert(&self.data);
+        }
+        (g, t.elapsed())
+    }
+
+    /// Search through `g`, made by `make_ann` over the rows there are now.
+    pub(super) fn set_ann(&mut self, g: Hnsw, took: Duration) {
+        debug_assert_eq!(g.len(), self.rows.len());
+        self.ann = Some(g);
+        self.ann_took = took;
+    }
+
+    /// Build the graph if `needs_ann`.
+    pub fn index_if_large(&mut self) {
+        if self.needs_ann() {
+            let (g, took) = self.make_ann();
+            self.set_ann(g, took);
+        }
+    }
+
+    /// Build the graph over every row now, whatever the size; how long that took (an empty
+    /// index, whose width is not known yet, gets none).
+    pub fn build_ann(&mut self) -> Duration {
+        if self.dim == 0 {
+            return Duration::ZERO;
+        }
+        let (g, took) = self.make_ann();
+        self.set_ann(g, took);
+        took
+    }
+
+    /// The `n` passages nearest `q`, nearest first, keeping those `keep` accepts: from the graph
+    /// when there is one and it finds `n`, else by the exact scan.
     pub fn search(&self, q: &[f32], n: usize, keep: impl Fn(u64) -> bool) -> Vec<Near> {
+        match self.search_ann(q, n, &keep) {
+            Some(near) => near,
+            None => self.search_exact(q, n, keep),
+        }
+    }
+
+    /// The `n` passages nearest `q` by the graph; None without a graph, for an empty query, or
+    /// when the graph found fewer than `n` that `keep` accepts within the scan's cost.
+    pub fn search_ann(&self, q: &[f32], n: usize, keep: &dyn Fn(u64) -> bool) -> Option<Vec<Near>> {
+        let g = self.ann.as_ref()?;
+        if self.dim == 0 || q.len() != self.dim || n == 0 {
+            return None;
+        }
+        let live = |r: u32| {
+            let key = self.rows[r as usize].0;
+            key != 0 && keep(key)
+        };
+        let ef = EF_SEARCH.max(2 * n);
+        // A walk past half the rows costs about what the scan does (its reads are scattered).
+        let budget = (self.rows.len() / 2).max(32 * ef);
+        let found = g.search(&self.data, q, n, ef, &live, budget)?;
+        Some(
+            found
+                .into_iter()
+                .map(|(c, r)| Near {
+                    key: self.rows[r as usize].0,
+                    chunk: self.rows[r as usize].1,
+                    cosine: c,
+                })
+                .collect(),
+        )
+    }
+
+    /// The `n` passages nearest `q` by cosine with every live row `keep` accepts.
+    pub fn search_exact(&self, q: &[f32], n: usize, keep: impl Fn(u64) -> bool) -> Vec<Near> {
         if self.dim == 0 || q.len() != self.dim || n == 0 {
             return Vec::new();
         }
@@ -137,21 +255,10 @@ impl Dense {
         self.data = data;
         self.rows = rows;
         self.dead = 0;
+        // Row numbers changed: the graph goes (the exact scan answers until the owner rebuilds it,
+        // see `needs_ann`).
+        self.ann = None;
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight lanes: the compiler vectorises this; a plain fold stays scalar.
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -181,5 +288,87 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert!(d.rows.len() < 2100, "compacted: {}", d.rows.len());
         assert_eq!(d.search(&unit(&[1.0, 0.0]), 1, |_| true)[0].key, 1);
+    }
+
+    fn random(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| {
+                unit(
+                    &(0..dim)
+                        .map(|_| rng.random::<f32>() - 0.5)
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect()
+    }
+
+    /// Mean recall@10 of the graph against the exact scan, checking both keep to `keep`.
+    fn recall(d: &Dense, queries: &[Vec<f32>], keep: impl Fn(u64) -> bool) -> f32 {
+        let mut hit = 0;
+        for q in queries {
+            let exact = d.search_exact(q, 10, &keep);
+            let ann = d.search_ann(q, 10, &keep).expect("the graph finds 10");
+            assert!(ann.iter().all(|n| keep(n.key)));
+            assert!(ann.windows(2).all(|w| w[0].cosine >= w[1].cosine));
+            hit += ann
+                .iter()
+                .filter(|a| exact.iter().any(|e| (e.key, e.chunk) == (a.key, a.chunk)))
+                .count();
+        }
+        hit as f32 / (10 * queries.len()) as f32
+    }
+
+    #[test]
+    fn ann_recall_deletes_filter_fallback_and_rebuild() {
+        let vs = random(3000, 32, 7);
+        let queries = random(100, 32, 8);
+        // 1000 articles of three passages: the first half loaded in bulk, then the graph built,
+        // the rest linked as they are added.
+        let mut d = Dense::new(500);
+        for (i, c) in vs[..1500].chunks(3).enumerate() {
+            d.add(i as u64 + 1, c).unwrap();
+        }
+        assert!(!d.has_ann());
+        d.index_if_large();
+        assert!(d.has_ann());
+        for (i, c) in vs[1500..].chunks(3).enumerate() {
+            d.add(i as u64 + 501, c).unwrap();
+        }
+        let r = recall(&d, &queries, |_| true);
+        assert!(r >= 0.9, "recall@10 {r}");
+        // Deleted articles are never returned.
+        for k in (3..=1000).step_by(3) {
+            d.remove(k);
+        }
+        let r = recall(&d, &queries, |k| k % 3 != 0);
+        assert!(r >= 0.9, "recall@10 after deletes {r}");
+        // A filter that leaves few rows: still n results (the scan fills in), and when fewer
+        // than n are left, all of them.
+        let few = |k: u64| k <= 12;
+        for q in &queries[..10] {
+            let got = d.search(q, 5, few);
+            assert_eq!(got.len(), 5);
+            assert!(got.iter().all(|n| n.key <= 12 && n.key % 3 != 0));
+            let all = d.search(q, 50, few);
+            assert_eq!(all, d.search_exact(q, 50, few));
+            assert_eq!(all.len(), 8 * 3);
+        }
+        // Compaction renumbers the rows: the graph is rebuilt over the live ones.
+        for k in (1..=1000).step_by(3) {
+            d.remove(k);
+        }
+        assert!(d.rows.len() < 3000 && d.len() == 999, "compacted");
+        assert!(!d.has_ann() && d.needs_ann());
+        d.index_if_large();
+        assert_eq!(d.ann.as_ref().map(Hnsw::len), Some(d.rows.len()));
+        let r = recall(&d, &queries, |_| true);
+        assert!(r >= 0.9, "recall@10 after compaction {r}");
+        // Below the threshold a compaction drops the graph: exact again.
+        for k in (2..=1000).step_by(3).take(200) {
+            d.remove(k);
+        }
+        assert!(d.len() < 500 && !d.has_ann() && !d.needs_ann());
     }
 }

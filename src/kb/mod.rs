@@ -7,6 +7,7 @@ pub mod bm25;
 pub mod confidence;
 mod config;
 pub mod dense;
+mod hnsw;
 pub mod import;
 pub mod index;
 mod seed;

@@ -89,7 +89,7 @@ impl Kb {
     /// Rebuild knowledge base `name` from the store (another replica wrote it).
     pub fn reload(&self, name: &str) -> anyhow::Result<()> {
         let rows = self.store.kb_articles(name)?;
-        let index = Arc::new(KbIndex::new()?);
+        let index = Arc::new(KbIndex::new(self.cfg.ann_min_passages)?);
         let mut puts = Vec::with_capacity(rows.len());
         for r in rows {
             let a: Article = serde_json::from_str(&r.article).map_err(|e| {
@@ -283,7 +283,7 @@ impl Kb {
         if let Some(i) = g.get(kb) {
             return Ok(i.clone());
         }
-        let i = Arc::new(KbIndex::new().map_err(AppError::Internal)?);
+        let i = Arc::new(KbIndex::new(self.cfg.ann_min_passages).map_err(AppError::Internal)?);
         g.insert(kb.to_string(), i.clone());
         Ok(i)
     }
