@@ -3,7 +3,9 @@
 //! indexes rebuilt from the store), then sequential requests through the HTTP router measure
 //! `POST /v1/kb/search` (query embedding included), the index search alone (embedding made
 //! beforehand) and `POST /v1/triage` answering from it. Memory: resident set growth when the
-//! index is built, per 10k passages.
+//! index is built, per 10k passages. A second table puts the dense retriever's exact scan and
+//! its ANN graph (HNSW) side by side at each size: the graph is built for it even below
+//! `kb.ann_min_passages`, its recall is against the exact scan on the same queries.
 //!
 //!     cargo bench --bench kb -- [--sizes 1000,10000,100000] [--queries 200]
 //! Needs the default pack (`triage models setup`). The generator: the shipped articles'
@@ -128,6 +130,7 @@ async fn main() {
     }
     mixed.truncate(n_queries);
 
+    let mut ann_rows = Vec::new();
     println!("| passages | build s | RSS +MB | MB per 10k | dense MB | index search p50 / p99 ms | /v1/kb/search p50 / p99 ms | /v1/triage + answer p50 / p99 ms |");
     println!("|---|---|---|---|---|---|---|---|");
     for n in sizes {
@@ -264,9 +267,70 @@ async fn main() {
             pct(&mut tri, 50.0),
             pct(&mut tri, 99.0),
         );
+        ann_rows.push(dense_side_by_side(&index, &vecs, kb.cfg.candidates));
         let s = state.clone();
         drop(app);
         tokio::task::spawn_blocking(move || drop(s)).await.unwrap();
         drop(state);
     }
+    println!();
+    println!("| passages | ANN build s | graph MB | exact dense p50 / p99 ms | ANN dense p50 / p99 ms | recall@10 | recall@candidates | scan fallbacks |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in ann_rows {
+        println!("{r}");
+    }
+}
+
+/// The dense retriever alone, exact scan against the ANN graph (built now if the size did not
+/// build it): latency of `candidates` passages per query, recall of the graph's top 10 and of
+/// its candidates against the scan's, and how often the graph fell short (the scan answered).
+fn dense_side_by_side(index: &triage::kb::index::KbIndex, vecs: &[Vec<f32>], n: usize) -> String {
+    let passages = index.size().1;
+    let mut exact_ms = Vec::new();
+    let mut exact = Vec::new();
+    for v in vecs {
+        let t = Instant::now();
+        exact.push(index.dense_exact(v, n));
+        exact_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (took, bytes) = match index.ann_stats() {
+        Some(s) => s,
+        None => (index.build_ann(), index.ann_stats().map_or(0, |s| s.1)),
+    };
+    let mut ann_ms = Vec::new();
+    let (mut fallbacks, mut hit10, mut hit_n, mut total_n) = (0, 0, 0, 0);
+    let same = |a: &triage::kb::dense::Near, b: &triage::kb::dense::Near| {
+        (a.key, a.chunk) == (b.key, b.chunk)
+    };
+    for (v, e) in vecs.iter().zip(&exact) {
+        let t = Instant::now();
+        let got = index.dense_ann(v, n).unwrap_or_else(|| {
+            fallbacks += 1;
+            index.dense_exact(v, n)
+        });
+        ann_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        hit_n += got.iter().filter(|a| e.iter().any(|x| same(a, x))).count();
+        total_n += e.len();
+        let top10 = index.dense_ann(v, 10).unwrap_or_default();
+        hit10 += top10
+            .iter()
+            .filter(|a| e[..10.min(e.len())].iter().any(|x| same(a, x)))
+            .count();
+    }
+    eprintln!(
+        "{passages} passages: ANN graph built in {:.1} s",
+        took.as_secs_f64()
+    );
+    format!(
+        "| {passages} | {:.1} | {:.1} | {:.2} / {:.2} | {:.2} / {:.2} | {:.3} | {:.3} | {fallbacks} / {} |",
+        took.as_secs_f64(),
+        bytes as f64 / (1 << 20) as f64,
+        pct(&mut exact_ms, 50.0),
+        pct(&mut exact_ms, 99.0),
+        pct(&mut ann_ms, 50.0),
+        pct(&mut ann_ms, 99.0),
+        hit10 as f64 / (10 * vecs.len()) as f64,
+        hit_n as f64 / total_n.max(1) as f64,
+        vecs.len(),
+    )
 }

@@ -5,14 +5,15 @@
 use super::bm25::Bm25;
 use super::center::Centering;
 use super::confidence::{confidence, Features, WEIGHTS};
-use super::dense::Dense;
+use super::dense::{Dense, Near};
 use super::Article;
 use anyhow::Result;
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockUpgradableReadGuard};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// An article as indexed: the article, its passages, its key in both retrievers.
 #[derive(Debug)]
@@ -132,15 +133,16 @@ pub struct KbIndex {
 }
 
 impl KbIndex {
-    pub fn new() -> Result<KbIndex> {
-        Self::centred(None)
-    }
-
-    /// An index whose dense ranking is language-centred by `centering`.
-    pub fn centred(centering: Option<Arc<Centering>>) -> Result<KbIndex> {
+    /// An empty knowledge base whose dense retriever builds an ANN graph past `ann_min` live
+    /// passages (`kb.ann_min_passages`; 0: always exact) and ranks language-centred by
+    /// `centering` when given.
+    pub fn new(ann_min: usize, centering: Option<Arc<Centering>>) -> Result<KbIndex> {
         Ok(KbIndex {
             centering,
-            inner: RwLock::new(Inner::default()),
+            inner: RwLock::new(Inner {
+                dense: Dense::new(ann_min),
+                ..Inner::default()
+            }),
             bm25: Bm25::new()?,
             next_key: AtomicU64::new(1),
         })
@@ -160,6 +162,26 @@ impl KbIndex {
     /// Give back the spare capacity of the dense matrix (after a bulk load).
     pub fn shrink(&self) {
         self.inner.write().dense.shrink();
+    }
+
+    /// The ANN graph's last build time and its bytes, when dense searches go through one.
+    pub fn ann_stats(&self) -> Option<(Duration, usize)> {
+        self.inner.read().dense.ann_stats()
+    }
+
+    /// Build the ANN graph now whatever the size (benchmarks); how long that took.
+    pub fn build_ann(&self) -> Duration {
+        self.inner.write().dense.build_ann()
+    }
+
+    /// The `n` passages nearest `q` by the exact scan (benchmarks, evaluation).
+    pub fn dense_exact(&self, q: &[f32], n: usize) -> Vec<Near> {
+        self.inner.read().dense.search_exact(q, n, |_| true)
+    }
+
+    /// The `n` passages nearest `q` by the ANN graph; None without one or when it found fewer.
+    pub fn dense_ann(&self, q: &[f32], n: usize) -> Option<Vec<Near>> {
+        self.inner.read().dense.search_ann(q, n, &|_| true)
     }
 
     /// Every article, by id.
@@ -211,7 +233,28 @@ impl KbIndex {
         }
         let lists: Vec<(u64, &[String])> =
             added.iter().map(|e| (e.key, e.chunks.as_slice())).collect();
-        self.bm25.update(&gone, &lists)
+        self.bm25.update(&gone, &lists)?;
+        drop(g);
+        self.index_if_large();
+        Ok(())
+    }
+
+    /// Build the dense retriever's graph when the knowledge base has grown past
+    /// `kb.ann_min_passages` or a compaction dropped it: under a read lock, so searches go on
+    /// (by the exact scan) while it is built; writes wait.
+    fn index_if_large(&self) {
+        let g = self.inner.upgradable_read();
+        if !g.dense.needs_ann() {
+            return;
+        }
+        let (graph, took) = g.dense.make_ann();
+        let mut w = RwLockUpgradableReadGuard::upgrade(g);
+        tracing::info!(
+            passages = w.dense.len(),
+            secs = took.as_secs_f64(),
+            "kb: ANN graph built"
+        );
+        w.dense.set_ann(graph, took);
     }
 
     /// The best `q.top_k` articles for `q` (in `query_language`, for the centring), fused from
@@ -398,5 +441,69 @@ impl KbIndex {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(from: usize, to: usize) -> Vec<(Article, Vec<String>, Vec<Vec<f32>>)> {
+        (from..to)
+            .map(|i| {
+                let v: Vec<f32> = (0..16).map(|j| ((i * 31 + j * 17) as f32).sin()).collect();
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                let article = Article {
+                    id: format!("a{i}"),
+                    title: format!("t{i}"),
+                    body: format!("body {i}"),
+                    answer: None,
+                    language: Some(if i % 10 == 0 { "zh" } else { "en" }.into()),
+                    tags: Vec::new(),
+                    steps: Vec::new(),
+                };
+                (
+                    article,
+                    vec![format!("p{i}")],
+                    vec![v.iter().map(|x| x / n).collect()],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn writes_build_the_graph_past_the_threshold_and_compaction_rebuilds_it() {
+        let ix = KbIndex::new(1000, None).unwrap();
+        ix.apply(put(0, 1000), &[]).unwrap();
+        assert!(ix.ann_stats().is_none(), "at the threshold: exact");
+        ix.apply(put(1000, 2500), &[]).unwrap();
+        assert!(ix.ann_stats().is_some(), "past it: the graph");
+        let fusion = Fusion {
+            candidates: 40,
+            rrf_k: 20.0,
+            bm25_weight: 0.5,
+        };
+        let q = put(7, 8).remove(0).2.remove(0);
+        let search = |language| {
+            let query = Query {
+                text: "p7",
+                vec: &q,
+                top_k: 40,
+                language,
+                mode: Mode::Dense,
+            };
+            ix.search(&query, fusion, None).unwrap()
+        };
+        assert_eq!(search(None)[0].id, "a7");
+        let zh = search(Some("zh"));
+        assert_eq!(zh.len(), 40);
+        assert!(zh.iter().all(|h| h.language.as_deref() == Some("zh")));
+        // Deleting most articles compacts the rows and drops the graph; it is rebuilt after.
+        let gone: Vec<String> = (1000..2400).map(|i| format!("a{i}")).collect();
+        ix.apply(Vec::new(), &gone).unwrap();
+        assert_eq!(ix.size(), (1100, 1100));
+        assert!(ix.ann_stats().is_some());
+        assert_eq!(search(None)[0].id, "a7");
+        assert_eq!(search(Some("zh")).len(), 40);
     }
 }

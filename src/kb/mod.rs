@@ -9,6 +9,7 @@ pub mod confidence;
 mod config;
 pub mod dense;
 pub mod flows;
+mod hnsw;
 pub mod import;
 pub mod index;
 mod seed;

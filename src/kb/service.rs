@@ -108,7 +108,10 @@ impl Kb {
     /// Rebuild knowledge base `name` from the store (another replica wrote it).
     pub fn reload(&self, name: &str) -> anyhow::Result<()> {
         let rows = self.store.kb_articles(name)?;
-        let index = Arc::new(KbIndex::centred(self.centering.clone())?);
+        let index = Arc::new(KbIndex::new(
+            self.cfg.ann_min_passages,
+            self.centering.clone(),
+        )?);
         let mut puts = Vec::with_capacity(rows.len());
         for r in rows {
             let a: Article = serde_json::from_str(&r.article).map_err(|e| {
@@ -328,7 +331,9 @@ impl Kb {
         if let Some(i) = g.get(kb) {
             return Ok(i.clone());
         }
-        let i = Arc::new(KbIndex::centred(self.centering.clone()).map_err(AppError::Internal)?);
+        let i = KbIndex::new(self.cfg.ann_min_passages, self.centering.clone())
+            .map_err(AppError::Internal)?;
+        let i = Arc::new(i);
         g.insert(kb.to_string(), i.clone());
         Ok(i)
     }
