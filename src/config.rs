@@ -36,6 +36,7 @@ pub struct Config {
     pub batch: crate::batch::BatchConfig,
     /// The knowledge base: limits, chunking, search and bot answers.
     pub kb: crate::kb::KbConfig,
+    pub qa: crate::qa::QaConfig,
     /// API keys, their scopes and rate limits (plus `TRIAGE_API_KEYS`); none = auth off.
     pub auth: crate::keys::AuthConfig,
 }
@@ -151,6 +152,7 @@ impl Default for Config {
             translate: Default::default(),
             batch: Default::default(),
             kb: Default::default(),
+            qa: Default::default(),
             auth: Default::default(),
             models: vec![
                 ModelConfig {
@@ -298,6 +300,10 @@ impl Config {
         self.routing.check().context("config")?;
         self.store.check()?;
         self.kb.check()?;
+        if self.qa.enabled {
+            // A malformed scorecard stops the start, naming its file and line.
+            crate::qa::Inspector::open(&self.qa)?;
+        }
         self.webhooks.check()?;
         self.screenshot.check()?;
         self.summarize.check()?;
@@ -417,6 +423,8 @@ mod tests {
             cfg.webhooks.initial_backoff_ms,
             d.webhooks.initial_backoff_ms
         );
+        assert_eq!(cfg.kb, d.kb);
+        assert_eq!(cfg.qa, d.qa);
     }
 
     #[test]

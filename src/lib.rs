@@ -22,6 +22,7 @@ pub mod lang;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;
+pub mod qa;
 pub mod routing;
 pub mod seq2seq;
 pub mod server;

@@ -42,6 +42,8 @@ pub struct AppState {
     pub policy: Arc<crate::routing::Policy>,
     /// The knowledge bases (opened with the store).
     kb: Option<Arc<crate::kb::Kb>>,
+    /// Inspection of agent replies (`[qa]`; None when disabled).
+    pub qa: Option<Arc<crate::qa::Inspector>>,
     /// The batch jobs of `batch.dir` and their runner, once started (`jobs`).
     jobs: parking_lot::Mutex<Option<Arc<Jobs>>>,
 }
@@ -183,7 +185,18 @@ impl AppState {
             device,
             config.limits.retry_after_secs,
         ));
+        // `Config::validate` checked the scorecard; one that fails here is logged.
+        let qa = config
+            .qa
+            .enabled
+            .then(|| crate::qa::Inspector::open(&config.qa))
+            .and_then(|r| {
+                r.map_err(|e| tracing::error!(error = %e, "quality inspection is off"))
+                    .ok()
+            })
+            .map(Arc::new);
         Arc::new(AppState {
+            qa,
             seq2seq,
             intents: Arc::new(crate::intents::Intents::new(
                 &config.fewshot,

@@ -184,10 +184,14 @@ impl Reply {
 pub struct ReplyStored {
     pub conversation_id: String,
     pub turn: u32,
+    /// An agent reply's quality inspection against the scorecard (`[qa]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qa: Option<crate::qa::Inspection>,
 }
 
 /// `POST /v1/conversations/{id}/messages`: record what the bot or an agent answered, so the
-/// transcript and the handoff package show it.
+/// transcript and the handoff package show it; an agent reply comes back with its quality
+/// inspection.
 #[utoipa::path(
     post, path = "/v1/conversations/{id}/messages", tag = "conversations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Conversation id")),
@@ -204,12 +208,17 @@ pub async fn reply(
     r.check(&state.config.limits)?;
     let store = state.store()?;
     let conv = id.clone();
+    let qa = match (&state.qa, r.role.as_str()) {
+        (Some(q), "agent") => Some(q.inspect(&r.text)),
+        _ => None,
+    };
     let turn = blocking(move || store.append_reply(&conv, &r.role, &r.text)).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(ReplyStored {
             conversation_id: id,
             turn,
+            qa,
         }),
     ))
 }
