@@ -118,6 +118,57 @@ async fn rude_replies_and_leaked_numbers_are_flagged_as_they_are_posted() {
     assert_eq!(j["qa"]["score"], 70, "{j}");
     let j = reply(&app, "qa-en", "bot", "you idiot").await;
     assert!(j.get("qa").is_none(), "bot replies are not inspected: {j}");
+
+    // The conversation's scorecard: the failed items with the turn of their evidence, the
+    // required items, the timings.
+    let (s, q) = common::request(&app, "GET", "/v1/qa/conversations/qa-zh", String::new()).await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    let item = |id: &str| {
+        q["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no item {id}: {q}"))
+    };
+    assert_eq!(
+        (q["score"].clone(), q["fatal"].clone()),
+        (json!(0), json!(true)),
+        "{q}"
+    );
+    assert_eq!(q["agent_replies"], 2);
+    let abuse = item("abusive_language");
+    assert_eq!(
+        (
+            abuse["passed"].clone(),
+            abuse["evidence"][0]["turn"].clone()
+        ),
+        (json!(false), json!(2)),
+        "{q}"
+    );
+    assert_eq!(item("pii_leak")["passed"], false);
+    assert_eq!(
+        item("greeting")["passed"],
+        false,
+        "the first reply greets nobody: {q}"
+    );
+    assert_eq!(item("apology_after_complaint")["passed"], true, "{q}");
+    assert!(
+        q["timings"]["first_response_ms"]
+            .as_i64()
+            .is_some_and(|ms| ms >= 0),
+        "{q}"
+    );
+    assert_eq!(q["replies"][1]["inspection"]["score"], 70, "{q}");
+    let (s, e) = common::request(&app, "GET", "/v1/qa/conversations/nope", String::new()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    let (s, e) = common::request(&app, "GET", "/v1/qa/conversations/bad%20id", String::new()).await;
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("conversation_id")),
+        "{e}"
+    );
 }
 
 #[test]

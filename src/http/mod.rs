@@ -16,6 +16,7 @@ pub mod json;
 pub mod kb;
 pub mod meta;
 pub mod openapi;
+pub mod qa;
 pub mod screenshot;
 pub mod signals;
 pub mod summarize;
@@ -107,6 +108,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/conversations/{id}/events", get(events::conversation))
         .route("/v1/conversations/{id}/assist", get(assist::assist))
+        .route("/v1/qa/conversations/{id}", get(qa::conversation))
         .route(
             "/v1/conversations/{id}/assist/feedback",
             post(assist::feedback),

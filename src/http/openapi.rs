@@ -67,6 +67,7 @@ use utoipa::{IntoResponses, Modify, OpenApi};
         super::kb::answer,
         super::assist::assist,
         super::assist::feedback,
+        super::qa::conversation,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Bearer),

@@ -2,6 +2,7 @@
 //! against the scorecard (forbidden words through their evasions, promises the agent may not
 //! make, card and ID numbers) when it is posted, and the findings come back with the reply.
 
+pub mod conversation;
 pub mod lexicon;
 pub mod normalize;
 pub mod pii;
@@ -122,7 +123,8 @@ impl Inspector {
         }
         for (i, it) in self.card.items.iter().enumerate() {
             match &it.check {
-                Check::Lexicon => {}
+                // Conversation-level checks (`conversation.rs`).
+                Check::Lexicon | Check::Required(..) | Check::Timing(..) => {}
                 Check::Regex(res) => {
                     for re in res {
                         for m in re.find_iter(text) {

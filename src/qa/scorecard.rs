@@ -48,15 +48,56 @@ struct ItemToml {
     patterns: Vec<String>,
     #[serde(default)]
     pii: Vec<String>,
+    /// `required`: which agent reply must have one of `words` (`first_reply`, `last_reply`,
+    /// `after_complaint`).
+    #[serde(default)]
+    when: Option<String>,
+    /// `timing`: `first_response_ms`, `max_response_ms` or `handle_ms`, and its limit.
+    #[serde(default)]
+    metric: Option<String>,
+    #[serde(default)]
+    max_ms: Option<u64>,
 }
 
-/// What an item checks.
-#[derive(Debug, Clone)]
+/// What an item checks. `lexicon`, `regex` and `pii` look at each agent reply as it is posted;
+/// `required` and `timing` at the whole conversation (`GET /v1/qa/conversations/{id}`).
 pub enum Check {
     /// Words of the shared lexicon automaton.
     Lexicon,
     Regex(Vec<Regex>),
     Pii(Vec<Kind>),
+    /// One of the phrases must be in the agent reply `when` names.
+    Required(When, Lexicon),
+    /// A conversation timing must stay within `max_ms`.
+    Timing(Metric, u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    FirstReply,
+    LastReply,
+    /// The first agent reply after a customer turn whose intent is `complaint` or that escalated.
+    AfterComplaint,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// First agent reply after the first customer message.
+    FirstResponse,
+    /// The longest wait of a customer message for the next agent reply.
+    MaxResponse,
+    /// First turn to last.
+    Handle,
+}
+
+impl Metric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::FirstResponse => "first_response_ms",
+            Metric::MaxResponse => "max_response_ms",
+            Metric::Handle => "handle_ms",
+        }
+    }
 }
 
 impl Check {
@@ -65,11 +106,12 @@ impl Check {
             Check::Lexicon => "lexicon",
             Check::Regex(_) => "regex",
             Check::Pii(_) => "pii",
+            Check::Required(..) => "required",
+            Check::Timing(..) => "timing",
         }
     }
 }
 
-#[derive(Debug, Clone)]
 pub struct Item {
     pub id: String,
     pub title: String,
@@ -170,7 +212,43 @@ impl Scorecard {
                     }
                     Check::Pii(kinds)
                 }
-                other => bail!("{at}: check {other:?}: one of lexicon, regex, pii"),
+                "required" => {
+                    let when = match it.when.as_deref() {
+                        Some("first_reply") => When::FirstReply,
+                        Some("last_reply") => When::LastReply,
+                        Some("after_complaint") => When::AfterComplaint,
+                        w => bail!(
+                            "{at}: when {w:?}: one of first_reply, last_reply, after_complaint"
+                        ),
+                    };
+                    let mut list = it.words.clone();
+                    for p in &it.files {
+                        list.extend(read_words(&read(p).with_context(|| at.clone())?, p, &at)?);
+                    }
+                    if list.is_empty() {
+                        bail!("{at}: a required item needs `words` or `files`");
+                    }
+                    let phrases = Lexicon::new(list.into_iter().map(|w| (i, w)).collect())
+                        .map_err(|e| anyhow!("{at}: {e}"))?;
+                    Check::Required(when, phrases)
+                }
+                "timing" => {
+                    let metric = match it.metric.as_deref() {
+                        Some("first_response_ms") => Metric::FirstResponse,
+                        Some("max_response_ms") => Metric::MaxResponse,
+                        Some("handle_ms") => Metric::Handle,
+                        m => bail!(
+                            "{at}: metric {m:?}: one of first_response_ms, max_response_ms, handle_ms"
+                        ),
+                    };
+                    let Some(max) = it.max_ms.filter(|m| *m > 0) else {
+                        bail!("{at}: a timing item needs `max_ms` > 0");
+                    };
+                    Check::Timing(metric, max)
+                }
+                other => {
+                    bail!("{at}: check {other:?}: one of lexicon, regex, pii, required, timing")
+                }
             };
             items.push(Item {
                 title: it.title.unwrap_or_else(|| it.id.clone()),
@@ -255,7 +333,21 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("one of lexicon, regex, pii"), "{e}");
+        assert!(
+            e.contains("one of lexicon, regex, pii, required, timing"),
+            "{e}"
+        );
+        let e = parse("[[item]]\nid = \"a\"\ncheck = \"timing\"\nmetric = \"handle_ms\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("needs `max_ms`"), "{e}");
+        let e =
+            parse("[[item]]\nid = \"a\"\ncheck = \"required\"\nwhen = \"x\"\nwords = [\"hi\"]\n")
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(e.contains("one of first_reply"), "{e}");
         let ok =
             parse("[[item]]\nid = \"a\"\ncheck = \"lexicon\"\nfiles = [\"good.txt\"]\n").unwrap();
         assert_eq!(ok.lexicon.len(), 1);
