@@ -7,6 +7,7 @@ pub mod heads;
 pub mod intents;
 pub mod kb;
 pub mod parity;
+pub mod qa;
 pub mod store;
 pub mod summarize_eval;
 pub mod vision_eval;
@@ -79,6 +80,11 @@ enum Cmd {
     Kb {
         #[command(subcommand)]
         cmd: kb::KbCmd,
+    },
+    /// Quality inspection: `triage qa eval` (the scorecard on labelled agent replies).
+    Qa {
+        #[command(subcommand)]
+        cmd: qa::QaCmd,
     },
     /// Manage API keys.
     Keys {
@@ -219,6 +225,7 @@ pub fn main() -> Result<()> {
         Cmd::Batch { cmd } => batch::run(cmd),
         Cmd::Store { cmd } => store::run(cmd),
         Cmd::Kb { cmd } => kb::run(cmd),
+        Cmd::Qa { cmd } => qa::run(cmd),
         Cmd::Keys {
             cmd: KeysCmd::New { id, scopes },
         } => {

@@ -183,6 +183,30 @@ mod tests {
     }
 
     #[test]
+    fn every_labelled_evasion_of_a_listed_word_is_found() {
+        let qa = Inspector::open(&QaConfig::default()).unwrap();
+        let data = include_str!("../../models/qa/data/replies.jsonl");
+        let mut n = 0;
+        for line in data.lines() {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            if r["evasion"] == "none" || r["kind"] == "paraphrase" {
+                continue;
+            }
+            let found: Vec<String> = qa
+                .inspect(r["text"].as_str().unwrap())
+                .findings
+                .into_iter()
+                .map(|f| f.item)
+                .collect();
+            for l in r["labels"].as_array().unwrap() {
+                assert!(found.iter().any(|f| f == l), "{l} not found in {r}");
+                n += 1;
+            }
+        }
+        assert!(n > 100, "{n}");
+    }
+
+    #[test]
     fn a_clean_reply_scores_100() {
         let i = inspect("您好，很抱歉给您带来不便，我马上为您查询退款进度。");
         assert_eq!(

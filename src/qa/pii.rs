@@ -80,6 +80,24 @@ pub fn luhn(digits: &str) -> bool {
     sum % 10 == 0
 }
 
+/// Whether `digits` starts like a payment card of its length: Visa (4; 13, 16, 19), Mastercard
+/// (51-55, 2221-2720; 16), American Express (34, 37; 15), UnionPay (62; 16-19), JCB (35; 16-19),
+/// Discover (6011, 65; 16-19). Other digit strings (order numbers, ID numbers) are not cards.
+pub fn card_prefix_ok(digits: &str) -> bool {
+    let n = digits.len();
+    let p2: u32 = digits.get(..2).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let p4: u32 = digits.get(..4).and_then(|p| p.parse().ok()).unwrap_or(0);
+    match p2 {
+        40..=49 => matches!(n, 13 | 16 | 19),
+        51..=55 => n == 16,
+        22..=27 => n == 16 && (2221..=2720).contains(&p4),
+        34 | 37 => n == 15,
+        62 | 35 | 65 => (16..=19).contains(&n),
+        60 => p4 == 6011 && (16..=19).contains(&n),
+        _ => false,
+    }
+}
+
 /// The GB 11643 check character of an 18-character resident ID number.
 pub fn chinese_id_ok(id: &str) -> bool {
     const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -141,7 +159,7 @@ pub fn find(text: &str, kinds: &[Kind]) -> Vec<Found> {
         for c in card_re().captures_iter(text) {
             let Some(m) = c.get(1) else { continue };
             let digits: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
-            if (13..=19).contains(&digits.len()) && luhn(&digits) {
+            if card_prefix_ok(&digits) && luhn(&digits) {
                 push(Kind::CardNumber, m);
             }
         }
@@ -188,5 +206,8 @@ mod tests {
             (0, 19, "**** **** **** 1111")
         );
         assert!(luhn("79927398713") && !luhn("79927398710"));
+        // Luhn-valid digit strings that are no card: an ID-like number, a short one.
+        assert!(card_prefix_ok("4111111111111111") && card_prefix_ok("378282246310005"));
+        assert!(!card_prefix_ok("110105198509228881") && !card_prefix_ok("79927398713"));
     }
 }
