@@ -127,7 +127,12 @@ impl Inspector {
                 Check::Lexicon | Check::Required(..) | Check::Timing(..) => {}
                 Check::Regex(res) => {
                     for re in res {
-                        for m in re.find_iter(text) {
+                        // A pattern's first group, when it has one, is the evidence (the rest
+                        // is context, such as the character before a promise).
+                        for caps in re.captures_iter(text) {
+                            let Some(m) = caps.get(1).or_else(|| caps.get(0)) else {
+                                continue;
+                            };
                             let start = text[..m.start()].chars().count();
                             let end = start + m.as_str().chars().count();
                             let ev = Evidence {
