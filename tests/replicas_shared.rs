@@ -133,18 +133,26 @@ fn catalog(id: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn intents_unmatched_texts_and_catalog_reloads_are_shared_by_replicas() {
-    let Some(url) = tokio::task::spawn_blocking(database).await.unwrap() else {
-        return;
-    };
-    let dir = common::scratch_dir("replicas-shared");
+/// Two replicas on a new database, each with its fault catalog file (`a.toml`, `b.toml` in the
+/// scratch folder); None without PostgreSQL.
+async fn two_replicas(tag: &str) -> Option<(std::path::PathBuf, Replica, Replica)> {
+    let url = tokio::task::spawn_blocking(database).await.unwrap()?;
+    let dir = common::scratch_dir(tag);
     let (ca, cb) = (dir.join("a.toml"), dir.join("b.toml"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(&ca, catalog("one")).unwrap();
     std::fs::write(&cb, catalog("one")).unwrap();
     let ra = replica(config(&dir.join("a"), &url, &ca)).await;
     let rb = replica(config(&dir.join("b"), &url, &cb)).await;
+    Some((dir, ra, rb))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn intents_unmatched_texts_and_catalog_reloads_are_shared_by_replicas() {
+    let Some((dir, ra, rb)) = two_replicas("replicas-shared").await else {
+        return;
+    };
+    let ca = dir.join("a.toml");
     let (a, b) = (ra.app(), rb.app());
 
     // PUT on A: B answers it within a second, and classifies with it.
@@ -224,16 +232,9 @@ async fn intents_unmatched_texts_and_catalog_reloads_are_shared_by_replicas() {
 
 #[tokio::test]
 async fn knowledge_base_writes_on_one_replica_are_searched_on_the_other() {
-    let Some(url) = tokio::task::spawn_blocking(database).await.unwrap() else {
+    let Some((_dir, ra, rb)) = two_replicas("replicas-kb").await else {
         return;
     };
-    let dir = common::scratch_dir("replicas-kb");
-    let (ca, cb) = (dir.join("a.toml"), dir.join("b.toml"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(&ca, catalog("one")).unwrap();
-    std::fs::write(&cb, catalog("one")).unwrap();
-    let ra = replica(config(&dir.join("a"), &url, &ca)).await;
-    let rb = replica(config(&dir.join("b"), &url, &cb)).await;
     let (a, b) = (ra.app(), rb.app());
     let article = |title: &str| json!({"title": title, "body": format!("{title}: open the app and follow the steps.")});
 

@@ -132,8 +132,9 @@ pub async fn assist(
                 language: query_language,
                 mode: Mode::Hybrid,
             };
+            // The conversation's language, as detected on its turns: no detection per search.
             let mut found: Vec<Suggestion> = kb
-                .search_embedded(&index, &q)?
+                .search_in(&index, &q, language.as_deref())?
                 .into_iter()
                 // Not this conversation's own replies from an earlier resolution.
                 .filter(|h| !h.id.starts_with(&own))

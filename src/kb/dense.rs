@@ -211,13 +211,7 @@ impl Dense {
             Some(found) if found.len() >= n => {
                 found.into_iter().map(|(d, r)| (score(r, d), r)).collect()
             }
-            _ => self
-                .data
-                .chunks_exact(self.dim)
-                .enumerate()
-                .filter(|(r, _)| self.rows[*r].0 != 0 && keep(self.rows[*r].0))
-                .map(|(r, v)| (score(r, dot(q, v)), r))
-                .collect(),
+            _ => self.scan(q, &keep, score),
         };
         self.nearest(&mut scored, n)
     }
@@ -257,14 +251,23 @@ impl Dense {
         if self.dim == 0 || q.len() != self.dim || n == 0 {
             return Vec::new();
         }
-        let mut scored: Vec<(f32, usize)> = self
-            .data
+        let mut scored = self.scan(q, &keep, |_, d| d);
+        self.nearest(&mut scored, n)
+    }
+
+    /// (score, row) of every live row `keep` accepts: `score(row, q . v)`.
+    fn scan(
+        &self,
+        q: &[f32],
+        keep: &dyn Fn(u64) -> bool,
+        score: impl Fn(usize, f32) -> f32,
+    ) -> Vec<(f32, usize)> {
+        self.data
             .chunks_exact(self.dim)
             .enumerate()
             .filter(|(r, _)| self.rows[*r].0 != 0 && keep(self.rows[*r].0))
-            .map(|(r, v)| (dot(q, v), r))
-            .collect();
-        self.nearest(&mut scored, n)
+            .map(|(r, v)| (score(r, dot(q, v)), r))
+            .collect()
     }
 
     /// The best `n` of `scored` (score, row), best first, as passages.

@@ -390,20 +390,31 @@ impl Kb {
             .collect())
     }
 
-    /// Search with the query's embedding already made (the triage pass shares it); the query's
-    /// detected language picks the BM25 weight and the centring of the dense ranking.
+    /// Search with the query's embedding already made; the query's detected language picks the
+    /// BM25 weight and the centring of the dense ranking.
     pub fn search_embedded(&self, index: &KbIndex, q: &Query<'_>) -> AppResult<Vec<Hit>> {
-        let language = self.lang.detect(q.text).language;
-        let language = (language != "und").then_some(language);
+        let detected = self.lang.detect(q.text).language;
+        self.search_in(index, q, Some(&detected))
+    }
+
+    /// `search_embedded` for a query whose language is known already (the triage pass detected
+    /// it; `und` or None: unknown).
+    pub fn search_in(
+        &self,
+        index: &KbIndex,
+        q: &Query<'_>,
+        language: Option<&str>,
+    ) -> AppResult<Vec<Hit>> {
+        let language = language.filter(|l| *l != "und");
         index
             .search(
                 q,
                 Fusion {
                     candidates: self.cfg.candidates,
                     rrf_k: self.cfg.rrf_k,
-                    bm25_weight: self.cfg.bm25_weight_for(language.as_deref()),
+                    bm25_weight: self.cfg.bm25_weight_for(language),
                 },
-                language.as_deref(),
+                language,
             )
             .map_err(AppError::Internal)
     }

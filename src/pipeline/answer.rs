@@ -59,7 +59,8 @@ pub async fn from_kb(
         language: answer_language(sig.language),
         mode: Mode::Hybrid,
     };
-    let hits = kb.search_embedded(&index, &q)?;
+    // The signals pass detected the language: no second detection.
+    let hits = kb.search_in(&index, &q, Some(sig.language))?;
     let suggestions = hits
         .iter()
         .map(|h| {

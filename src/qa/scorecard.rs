@@ -176,14 +176,7 @@ impl Scorecard {
             }
             let check = match it.check.as_str() {
                 "lexicon" => {
-                    let mut list = it.words.clone();
-                    for p in &it.files {
-                        list.extend(read_words(&read(p).with_context(|| at.clone())?, p, &at)?);
-                    }
-                    if list.is_empty() {
-                        bail!("{at}: a lexicon item needs `words` or `files`");
-                    }
-                    words.extend(list.into_iter().map(|w| (i, w)));
+                    words.extend(word_list(&it, read, &at)?.into_iter().map(|w| (i, w)));
                     Check::Lexicon
                 }
                 "regex" => {
@@ -221,13 +214,7 @@ impl Scorecard {
                             "{at}: when {w:?}: one of first_reply, last_reply, after_complaint"
                         ),
                     };
-                    let mut list = it.words.clone();
-                    for p in &it.files {
-                        list.extend(read_words(&read(p).with_context(|| at.clone())?, p, &at)?);
-                    }
-                    if list.is_empty() {
-                        bail!("{at}: a required item needs `words` or `files`");
-                    }
+                    let list = word_list(&it, read, &at)?;
                     let phrases = Lexicon::new(list.into_iter().map(|w| (i, w)).collect())
                         .map_err(|e| anyhow!("{at}: {e}"))?;
                     Check::Required(when, phrases)
@@ -268,6 +255,26 @@ impl Scorecard {
             source: name.to_string(),
         })
     }
+}
+
+/// An item's `words` and the words of its `files` (at least one word).
+fn word_list(
+    it: &ItemToml,
+    read: &dyn Fn(&Path) -> Result<Vec<u8>>,
+    at: &str,
+) -> Result<Vec<String>> {
+    let mut list = it.words.clone();
+    for p in &it.files {
+        list.extend(read_words(
+            &read(p).with_context(|| at.to_string())?,
+            p,
+            at,
+        )?);
+    }
+    if list.is_empty() {
+        bail!("{at}: a {} item needs `words` or `files`", it.check);
+    }
+    Ok(list)
 }
 
 /// The line of `id = "<id>"` in `text` (1 when not found).
