@@ -301,6 +301,15 @@ impl Config {
         self.store.check()?;
         self.kb.check()?;
         if self.qa.enabled {
+            let q = &self.qa.queue;
+            if q.is_empty() || q.len() > 64 || q.chars().any(|c| c.is_control() || c == ' ') {
+                anyhow::bail!("config: qa.queue must be 1-64 characters without spaces");
+            }
+            if self.routing.queue_names().contains(q) {
+                anyhow::bail!(
+                    "config: qa.queue {q:?} is also a routing queue; give quality events a queue of their own"
+                );
+            }
             // A malformed scorecard stops the start, naming its file and line.
             crate::qa::Inspector::open(&self.qa)?;
         }

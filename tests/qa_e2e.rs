@@ -24,7 +24,11 @@ async fn start() -> Option<axum::Router> {
 
 async fn reply(app: &axum::Router, conv: &str, role: &str, text: &str) -> Value {
     let path = format!("/v1/conversations/{conv}/messages");
-    let (s, j) = post_json(app, &path, json!({"role": role, "text": text})).await;
+    let body = match role {
+        "agent" => json!({"role": role, "text": text, "agent_id": format!("agent-{conv}")}),
+        _ => json!({"role": role, "text": text}),
+    };
+    let (s, j) = post_json(app, &path, body).await;
     assert_eq!(s, StatusCode::CREATED, "{j}");
     j
 }
@@ -163,6 +167,116 @@ async fn rude_replies_and_leaked_numbers_are_flagged_as_they_are_posted() {
     assert_eq!(q["replies"][1]["inspection"]["score"], 70, "{q}");
     let (s, e) = common::request(&app, "GET", "/v1/qa/conversations/nope", String::new()).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+
+    // The agent id is on the transcript, and the reports count the stored inspections.
+    let (_, c) = common::request(&app, "GET", "/v1/conversations/qa-zh", String::new()).await;
+    assert_eq!(c["turns"][1]["agent_id"], "agent-qa-zh", "{c}");
+    assert!(c["turns"][0].get("agent_id").is_none(), "{c}");
+    let (s, r) = common::request(&app, "GET", "/v1/qa/report", String::new()).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["replies"], 4, "{r}");
+    let agents = r["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 2, "{r}");
+    let zh = agents
+        .iter()
+        .find(|a| a["agent_id"] == "agent-qa-zh")
+        .unwrap();
+    assert_eq!(
+        (zh["replies"].clone(), zh["fatal"].clone()),
+        (json!(2), json!(1))
+    );
+    assert_eq!(zh["mean_score"], 35.0, "{zh}");
+    let top: Vec<&str> = zh["top_violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["item"].as_str().unwrap())
+        .collect();
+    assert!(
+        top.contains(&"pii_leak") && top.contains(&"unauthorised_promise"),
+        "{zh}"
+    );
+    assert_eq!(
+        zh["response"]["measured"], 1,
+        "one reply answered a waiting customer: {zh}"
+    );
+    assert_eq!(zh["trend"].as_array().unwrap().len(), 1, "{zh}");
+    let (s, a) = common::request(
+        &app,
+        "GET",
+        "/v1/qa/agents/agent-qa-en?from=2020-01-01",
+        String::new(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(
+        (a["replies"].clone(), a["mean_score"].clone()),
+        (json!(2), json!(50.0)),
+        "{a}"
+    );
+    // CSV: one row per agent (report), one per day (agent).
+    let csv = |uri: &str| {
+        let req = axum::http::Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let app = app.clone();
+        async move {
+            use http_body_util::BodyExt;
+            use tower::ServiceExt;
+            let resp = app.oneshot(req).await.unwrap();
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+            let b = resp.into_body().collect().await.unwrap().to_bytes();
+            (ct, String::from_utf8(b.to_vec()).unwrap())
+        }
+    };
+    let (ct, body) = csv("/v1/qa/report?format=csv").await;
+    assert!(ct.starts_with("text/csv"), "{ct}");
+    assert_eq!(body.lines().count(), 3, "{body}");
+    assert!(body.starts_with("agent_id,replies,"), "{body}");
+    assert!(body.contains("\nagent-qa-zh,2,1,35.0,2,1,"), "{body}");
+    let (_, body) = csv("/v1/qa/agents/agent-qa-zh?format=csv").await;
+    assert_eq!(body.lines().count(), 2, "{body}");
+    // Bad input: each a 4xx naming the field.
+    for (uri, status, field) in [
+        ("/v1/qa/agents/nobody", StatusCode::NOT_FOUND, "agent_id"),
+        (
+            "/v1/qa/report?from=2026-12-08&to=2026-12-01",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "from",
+        ),
+        (
+            "/v1/qa/report?to=yesterday",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "to",
+        ),
+        (
+            "/v1/qa/report?format=xml",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "format",
+        ),
+        ("/v1/qa/report?limit=5", StatusCode::BAD_REQUEST, "query"),
+    ] {
+        let (s, e) = common::request(&app, "GET", uri, String::new()).await;
+        assert_eq!(
+            (s, e["field"].as_str()),
+            (status, Some(field)),
+            "{uri}: {e}"
+        );
+    }
+    let path = "/v1/conversations/qa-zh/messages";
+    for body in [
+        json!({"role": "bot", "text": "hi", "agent_id": "a1"}),
+        json!({"role": "agent", "text": "hi", "agent_id": ""}),
+        json!({"role": "agent", "text": "hi", "agent_id": "a\u{0007}"}),
+    ] {
+        let (s, e) = post_json(&app, path, body.clone()).await;
+        assert_eq!(
+            (s, e["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("agent_id")),
+            "{body}: {e}"
+        );
+    }
     let (s, e) = common::request(&app, "GET", "/v1/qa/conversations/bad%20id", String::new()).await;
     assert_eq!(
         (s, e["field"].as_str()),

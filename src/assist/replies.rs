@@ -132,6 +132,7 @@ mod tests {
             role: role.to_string(),
             text: text.to_string(),
             channel: None,
+            agent_id: None,
             signals: StoredSignals::default(),
             route: None,
             memo: None,

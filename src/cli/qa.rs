@@ -2,7 +2,7 @@
 //! (`models/qa/data/replies.jsonl`): precision and recall per item and language, and the recall
 //! of lexicon items on each kind of evasion.
 
-use crate::qa::{Inspector, QaConfig};
+use crate::qa::{Inspector, QaConfig, ReplyScores};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
@@ -26,6 +26,35 @@ pub struct EvalArgs {
     /// A scorecard instead of the shipped one.
     #[arg(long)]
     scorecard: Option<PathBuf>,
+    /// Also run the abuse head (the `model` items), as the server does; its figures are
+    /// measured against the `abusive_language` labels.
+    #[arg(long)]
+    models: bool,
+    /// The server's config (for `--models`: which abuse head, which encoder).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// The abuse head's score of each text, as the server computes it (the head's own encoder and
+/// tuned layers, calibrated for the detected language).
+fn abuse_scores(config: Option<&std::path::Path>, texts: &[String]) -> Result<Vec<f32>> {
+    let cfg = crate::config::Config::load(config, &Default::default())?;
+    let reg = crate::heads::registry::HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)?;
+    let head = reg
+        .abuse
+        .as_deref()
+        .context("no abuse head is configured (emotion.abuse_head)")?;
+    let enc = crate::cli::heads::head_encoder(config, head)?;
+    let x = enc.embed_all(texts, "agent replies")?;
+    let langid = crate::lang::LangId::default();
+    Ok(texts
+        .iter()
+        .zip(&x)
+        .map(|(t, v)| {
+            let lang = langid.detect(t).language;
+            head.label_score(v, Some(&lang), crate::heads::registry::ABUSIVE)
+        })
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -50,8 +79,8 @@ pub fn run(cmd: QaCmd) -> Result<()> {
 
 fn eval(a: EvalArgs) -> Result<()> {
     let cfg = QaConfig {
-        enabled: true,
         scorecard: a.scorecard,
+        ..QaConfig::default()
     };
     let qa = Inspector::open(&cfg)?;
     let text = std::fs::read_to_string(&a.data)
@@ -80,13 +109,54 @@ fn eval(a: EvalArgs) -> Result<()> {
         .filter(|i| i.check.name() == "lexicon")
         .map(|i| i.id.as_str())
         .collect();
-    for r in &rows {
+    let scores = match a.models {
+        true => {
+            let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
+            abuse_scores(a.config.as_deref(), &texts)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        }
+        false => vec![None; rows.len()],
+    };
+    let model_items: BTreeSet<&str> = qa
+        .scorecard()
+        .items
+        .iter()
+        .filter(|i| i.check.name() == "model")
+        .map(|i| i.id.as_str())
+        .collect();
+    // The model items and the rules together against the abusive label: (lang) -> counts.
+    let mut model_counts: BTreeMap<(String, String), [u32; 3]> = BTreeMap::new();
+    for (r, s) in rows.iter().zip(&scores) {
         let found: BTreeSet<String> = qa
-            .inspect(&r.text)
+            .inspect_scored(&r.text, ReplyScores { abusive: *s })
             .findings
             .into_iter()
             .map(|f| f.item)
             .collect();
+        if a.models {
+            let want = r.labels.iter().any(|l| l == "abusive_language");
+            let by_model = found.iter().any(|f| model_items.contains(f.as_str()));
+            let by_any = by_model || found.contains("abusive_language");
+            if by_model != want {
+                let what = if want { "missed" } else { "false flag" };
+                eprintln!("model items, {what}: {:.2} {}", s.unwrap_or(0.0), r.text);
+            }
+            for (what, got) in [("model items", by_model), ("model or word list", by_any)] {
+                for lang in [r.lang.as_str(), "all"] {
+                    let c = model_counts
+                        .entry((what.to_string(), lang.to_string()))
+                        .or_default();
+                    match (want, got) {
+                        (true, true) => c[0] += 1,
+                        (false, true) => c[1] += 1,
+                        (true, false) => c[2] += 1,
+                        _ => {}
+                    }
+                }
+            }
+        }
         for item in &items {
             let (want, got) = (r.labels.contains(item), found.contains(item));
             for lang in [r.lang.as_str(), "all"] {
@@ -118,6 +188,22 @@ fn eval(a: EvalArgs) -> Result<()> {
         let p = f64::from(*tp) / f64::from((tp + fp).max(1));
         let r = f64::from(*tp) / f64::from((tp + fn_).max(1));
         println!("| {item} | {lang} | {tp} | {fp} | {fn_} | {p:.3} | {r:.3} |");
+    }
+    if a.models {
+        println!(
+            "\nabusive replies (label `abusive_language`) found by:\n\n\
+             | found by | language | TP | FP | FN | precision | recall | F1 |\n|---|---|---|---|---|---|---|---|"
+        );
+        for ((what, lang), [tp, fp, fn_]) in &model_counts {
+            let p = f64::from(*tp) / f64::from((tp + fp).max(1));
+            let r = f64::from(*tp) / f64::from((tp + fn_).max(1));
+            let f1 = if p + r > 0.0 {
+                2.0 * p * r / (p + r)
+            } else {
+                0.0
+            };
+            println!("| {what} | {lang} | {tp} | {fp} | {fn_} | {p:.3} | {r:.3} | {f1:.3} |");
+        }
     }
     println!("\nlexicon items by evasion:\n\n| evasion | found | recall |\n|---|---|---|");
     for (e, [got, n]) in &evasions {

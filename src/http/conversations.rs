@@ -168,6 +168,9 @@ pub struct Reply {
     /// `bot` or `agent`.
     pub role: String,
     pub text: String,
+    /// The agent who sent it (for the quality reports); only with `role = agent`.
+    #[serde(default)]
+    pub agent_id: Option<String>,
 }
 
 impl Reply {
@@ -175,6 +178,12 @@ impl Reply {
     pub fn check(&self, limits: &crate::config::LimitsConfig) -> AppResult<()> {
         if self.role != "bot" && self.role != "agent" {
             return Err(AppError::invalid("role", "must be `bot` or `agent`"));
+        }
+        if let Some(a) = &self.agent_id {
+            if self.role != "agent" {
+                return Err(AppError::invalid("agent_id", "only an agent reply has one"));
+            }
+            super::qa::check_agent_id(a)?;
         }
         super::embed::check_text_within(&self.text, limits, "text")
     }
@@ -184,9 +193,13 @@ impl Reply {
 pub struct ReplyStored {
     pub conversation_id: String,
     pub turn: u32,
-    /// An agent reply's quality inspection against the scorecard (`[qa]`).
+    /// An agent reply's quality inspection against the scorecard (`[qa]`); when it found
+    /// anything, a `qa` event went to the supervisor queue (`qa.queue`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qa: Option<crate::qa::Inspection>,
+    /// How long the customer waited for this agent reply, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_ms: Option<i64>,
 }
 
 /// `POST /v1/conversations/{id}/messages`: record what the bot or an agent answered, so the
@@ -201,24 +214,37 @@ pub struct ReplyStored {
 )]
 pub async fn reply(
     State(state): State<Arc<AppState>>,
+    Admitted(admitted): Admitted,
     Path(id): Path<String>,
     super::json::JsonBody(r): super::json::JsonBody<Reply>,
 ) -> AppResult<(axum::http::StatusCode, Json<ReplyStored>)> {
     check_conversation_id(&id)?;
     r.check(&state.config.limits)?;
-    let store = state.store()?;
-    let conv = id.clone();
-    let qa = match (&state.qa, r.role.as_str()) {
-        (Some(q), "agent") => Some(q.inspect(&r.text)),
-        _ => None,
+    let live = crate::qa::live::Live {
+        inspector: state.qa.as_ref(),
+        config: &state.config.qa,
+        models: &state.models,
+        heads: &state.heads,
+        lang: &state.lang,
+        store: state.store()?,
+        events: &state.events,
+        webhook_urls: &state.config.webhooks.urls,
+        webhook_wake: &state.webhook_wake,
     };
-    let turn = blocking(move || store.append_reply(&conv, &r.role, &r.text)).await?;
+    let reply = crate::qa::live::Reply {
+        conversation_id: id.clone(),
+        role: r.role,
+        text: r.text,
+        agent_id: r.agent_id,
+    };
+    let posted = crate::qa::live::post_reply(live, reply, admitted).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(ReplyStored {
             conversation_id: id,
-            turn,
-            qa,
+            turn: posted.turn,
+            qa: posted.qa,
+            response_ms: posted.response_ms,
         }),
     ))
 }

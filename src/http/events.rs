@@ -37,7 +37,7 @@ pub struct EventsQuery {
     get, path = "/v1/conversations/{id}/events", tag = "events", security(("bearer" = [])),
     params(("id" = String, Path, description = "Conversation id (it need not exist yet)"), EventsQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "Server-Sent Events: `event: triage`, `id:` the event's sequence number, `data:` the event JSON", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "Server-Sent Events: `event: triage` (or `qa` for an agent reply's findings, on the quality queue), `id:` the event's sequence number, `data:` the event JSON", content_type = "text/event-stream", body = String),
         BadInput, Guarded)
 )]
 pub async fn conversation(
@@ -66,7 +66,7 @@ pub async fn conversation(
 #[utoipa::path(
     get, path = "/v1/events", tag = "events", security(("bearer" = [])),
     params(EventsQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "Server-Sent Events: `event: triage`, `id:` the event's sequence number, `data:` the event JSON", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "Server-Sent Events: `event: triage` (or `qa` for an agent reply's findings, on the quality queue), `id:` the event's sequence number, `data:` the event JSON", content_type = "text/event-stream", body = String),
         (status = 404, description = "Unknown queue", body = ErrorBody), BadInput, Guarded)
 )]
 pub async fn all(
@@ -77,12 +77,14 @@ pub async fn all(
     let Query(q) = q.map_err(|e| AppError::bad_request("query", e.body_text()))?;
     let filter = match q.queue {
         Some(name) => {
-            if !state.config.routing.queue_names().contains(&name) {
+            let mut known = state.config.routing.queue_names();
+            known.push(state.config.qa.queue.clone());
+            if !known.contains(&name) {
                 return Err(AppError::not_found(
                     "queue",
                     format!(
-                        "unknown queue; the policy's queues: {}",
-                        state.config.routing.queue_names().join(", ")
+                        "unknown queue; the policy's queues and the quality queue: {}",
+                        known.join(", ")
                     ),
                 ));
             }
@@ -180,6 +182,19 @@ fn assist_frame(e: &StoredEvent) -> Option<Event> {
     Some(Event::default().event("assist").data(data.to_string()))
 }
 
+/// `qa` for an inspected agent reply's findings (`store/qa.rs`), else `triage`.
+fn frame_name(data: &str) -> &'static str {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<&'a str>,
+    }
+    match serde_json::from_str::<Kind>(data) {
+        Ok(Kind { kind: Some("qa") }) => "qa",
+        _ => "triage",
+    }
+}
+
 async fn next_event(mut c: Cursor) -> Option<(Result<Event, Infallible>, Cursor)> {
     loop {
         if *c.stop.borrow() {
@@ -193,7 +208,7 @@ async fn next_event(mut c: Cursor) -> Option<(Result<Event, Infallible>, Cursor)
             c.pending = assist_frame(&e);
             let ev = Event::default()
                 .id(e.seq.to_string())
-                .event("triage")
+                .event(frame_name(&e.data))
                 .data(e.data);
             return Some((Ok(ev), c));
         }

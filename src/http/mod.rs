@@ -109,6 +109,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/conversations/{id}/events", get(events::conversation))
         .route("/v1/conversations/{id}/assist", get(assist::assist))
         .route("/v1/qa/conversations/{id}", get(qa::conversation))
+        .route("/v1/qa/report", get(qa::report))
+        .route("/v1/qa/agents/{agent_id}", get(qa::agent))
+        .route("/qa", get(qa::page))
         .route(
             "/v1/conversations/{id}/assist/feedback",
             post(assist::feedback),

@@ -68,6 +68,9 @@ use utoipa::{IntoResponses, Modify, OpenApi};
         super::assist::assist,
         super::assist::feedback,
         super::qa::conversation,
+        super::qa::report,
+        super::qa::agent,
+        super::qa::page,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Bearer),
@@ -82,6 +85,7 @@ use utoipa::{IntoResponses, Modify, OpenApi};
         (name = "intents", description = "Few-shot intents and the discovery of new ones (writes need scope `admin`)."),
         (name = "batch", description = "Resumable batch summary jobs over JSON lines (scope `admin`)."),
         (name = "knowledge base", description = "Articles, hybrid search and bot answers (writes need scope `admin`)."),
+        (name = "qa", description = "Quality inspection of agent replies: conversation scorecards, reports by agent and period (JSON or CSV), the report page (scope `inference`)."),
     )
 )]
 pub struct ApiDoc;

@@ -4,7 +4,7 @@
 //! time) from the stored turns, with a pass or fail per item and the score.
 
 use super::scorecard::{Check, Metric, When};
-use super::{Evidence, Inspection, Inspector};
+use super::{Evidence, Inspection, Inspector, ReplyScores};
 use crate::store::turns::TurnRecord;
 use serde::Serialize;
 
@@ -52,6 +52,62 @@ pub struct ConversationQa {
     pub timings: Timings,
     /// Each agent reply's own inspection, by turn.
     pub replies: Vec<ReplyQa>,
+    /// How the customer's negative emotion moved across the agent's turns, when it can be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trajectory: Option<Trajectory>,
+}
+
+/// The customer's negative emotion (0-1: the escalation score, else the strongest of anger,
+/// frustration, sadness and fear) before the first agent reply and at the last customer turn
+/// after it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Trajectory {
+    pub before: f32,
+    pub after: f32,
+    /// `improved`, `unchanged` or `worse` (a move of more than `TRAJECTORY_BAND`, or the
+    /// item's threshold for `worse`).
+    pub change: String,
+}
+
+/// A move of the negative emotion smaller than this is `unchanged`.
+pub const TRAJECTORY_BAND: f32 = 0.2;
+
+/// A customer turn's negative emotion, when it has an emotion answer.
+fn negativity(t: &TurnRecord) -> Option<f32> {
+    let e = t.signals.emotion.as_ref()?;
+    Some(match e.escalation {
+        Some(s) => s as f32,
+        None => ["anger", "frustration", "sadness", "fear"]
+            .iter()
+            .filter_map(|g| e.groups.get(*g))
+            .fold(0.0f64, |a, b| a.max(*b)) as f32,
+    })
+}
+
+/// The trajectory over `turns` (None without an agent reply and emotion on both sides).
+pub fn trajectory(turns: &[TurnRecord], worse_at: f32) -> Option<Trajectory> {
+    let first = turns.iter().position(|t| t.role == "agent")?;
+    let customer = |ts: &[TurnRecord]| {
+        ts.iter()
+            .rev()
+            .filter(|t| t.role == "customer")
+            .find_map(negativity)
+    };
+    let before = customer(&turns[..first])?;
+    let after = customer(&turns[first..])?;
+    let d = after - before;
+    let change = if d > worse_at {
+        "worse"
+    } else if d < -TRAJECTORY_BAND {
+        "improved"
+    } else {
+        "unchanged"
+    };
+    Some(Trajectory {
+        before,
+        after,
+        change: change.into(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -100,23 +156,54 @@ fn complains(t: &TurnRecord) -> bool {
 }
 
 impl Inspector {
-    /// The scorecard over conversation `id`'s `turns`.
+    /// The scorecard over conversation `id`'s `turns`, with the rule checks only.
     pub fn conversation(&self, id: &str, turns: &[TurnRecord]) -> ConversationQa {
+        self.conversation_scored(id, turns, &|_| ReplyScores::default())
+    }
+
+    /// The scorecard over conversation `id`'s `turns`; `scores` gives the models' scores of
+    /// the agent reply in a turn (as they were when it was posted).
+    pub fn conversation_scored(
+        &self,
+        id: &str,
+        turns: &[TurnRecord],
+        scores: &dyn Fn(u32) -> ReplyScores,
+    ) -> ConversationQa {
         let agent: Vec<&TurnRecord> = turns.iter().filter(|t| t.role == "agent").collect();
         let replies: Vec<ReplyQa> = agent
             .iter()
             .map(|t| ReplyQa {
                 turn: t.turn,
-                inspection: self.inspect(&t.text),
+                inspection: self.inspect_scored(&t.text, scores(t.turn)),
             })
             .collect();
         let timings = timings(turns);
+        let worse_at = self
+            .scorecard()
+            .items
+            .iter()
+            .find_map(|it| match it.check {
+                Check::Trajectory(t) => Some(t),
+                _ => None,
+            })
+            .unwrap_or(TRAJECTORY_BAND);
+        let trajectory = trajectory(turns, worse_at);
         let mut items = Vec::new();
         for it in &self.scorecard().items {
             let mut evidence = Vec::new();
             let mut detail = None;
             let passed = match &it.check {
-                Check::Lexicon | Check::Regex(_) | Check::Pii(_) => {
+                Check::Trajectory(_) => match &trajectory {
+                    Some(t) => {
+                        detail = Some(format!("{}: {:.2} -> {:.2}", t.change, t.before, t.after));
+                        t.change != "worse"
+                    }
+                    None => {
+                        detail = Some("no customer emotion on both sides of an agent reply".into());
+                        true
+                    }
+                },
+                Check::Lexicon | Check::Regex(_) | Check::Pii(_) | Check::Model(..) => {
                     for r in &replies {
                         for f in r.inspection.findings.iter().filter(|f| f.item == it.id) {
                             evidence.extend(f.evidence.iter().map(|e| TurnEvidence {
@@ -215,6 +302,7 @@ impl Inspector {
             items,
             timings,
             replies,
+            trajectory,
         }
     }
 }
@@ -232,6 +320,7 @@ mod tests {
             role: role.into(),
             text: text.into(),
             channel: None,
+            agent_id: None,
             signals: StoredSignals::default(),
             route: None,
             memo: None,
@@ -300,5 +389,47 @@ mod tests {
             Some("first_response_ms 900000 > 300000")
         );
         assert!(q.score < 100 && !q.fatal);
+    }
+
+    fn upset(mut t: TurnRecord, escalation: f64) -> TurnRecord {
+        t.signals = serde_json::from_value(serde_json::json!({"emotion": {
+            "emotions": {}, "escalate": escalation >= 0.5, "escalation": escalation,
+            "groups": {"anger": escalation}, "labels": [], "reasons": [], "top_group": "anger"
+        }}))
+        .unwrap();
+        t
+    }
+
+    #[test]
+    fn the_customer_emotion_trajectory_across_the_agent_turns() {
+        let qa = Inspector::open(&QaConfig::default()).unwrap();
+        let conv = |after: f64| {
+            vec![
+                upset(turn(1, 0, "customer", "Where is my order?"), 0.3),
+                turn(2, 10, "agent", "Hello, let me check that for you."),
+                upset(turn(3, 20, "customer", "ok"), after),
+            ]
+        };
+        let item = |q: &ConversationQa| {
+            q.items
+                .iter()
+                .find(|i| i.id == "customer_emotion")
+                .cloned()
+                .unwrap()
+        };
+        let q = qa.conversation("c", &conv(0.9));
+        let t = q.trajectory.clone().unwrap();
+        assert_eq!((t.change.as_str(), t.before, t.after), ("worse", 0.3, 0.9));
+        assert!(!item(&q).passed, "{q:?}");
+        let q = qa.conversation("c", &conv(0.05));
+        assert_eq!(q.trajectory.clone().unwrap().change, "improved");
+        assert!(item(&q).passed);
+        let q = qa.conversation("c", &conv(0.4));
+        assert_eq!(q.trajectory.unwrap().change, "unchanged");
+        // No emotion before the agent's reply: nothing to compare, the item passes.
+        let mut c = conv(0.9);
+        c[0].signals = StoredSignals::default();
+        let q = qa.conversation("c", &c);
+        assert!(q.trajectory.is_none() && item(&q).passed);
     }
 }

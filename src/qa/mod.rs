@@ -4,11 +4,14 @@
 
 pub mod conversation;
 pub mod lexicon;
+pub mod live;
 pub mod normalize;
+pub mod period;
 pub mod pii;
+pub mod report;
 pub mod scorecard;
 
-use scorecard::{Check, Scorecard};
+use scorecard::{Check, Scorecard, Signal};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -20,6 +23,10 @@ pub struct QaConfig {
     pub enabled: bool,
     /// A scorecard (TOML) that replaces the shipped `models/qa/scorecard.toml`.
     pub scorecard: Option<PathBuf>,
+    /// The supervisor queue that `qa` live events go to (`GET /v1/events?queue=...`).
+    pub queue: String,
+    /// POST a reply's fatal findings to the webhook URLs (`webhooks.urls`) as `qa.fatal`.
+    pub webhook_fatal: bool,
 }
 
 impl Default for QaConfig {
@@ -27,13 +34,15 @@ impl Default for QaConfig {
         QaConfig {
             enabled: true,
             scorecard: None,
+            queue: "qa".into(),
+            webhook_fatal: true,
         }
     }
 }
 
 /// Where a finding is in the reply: the text (masked for personal data) and its character
 /// offsets (Unicode scalar values, end exclusive).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Evidence {
     pub text: String,
     pub start: usize,
@@ -41,14 +50,18 @@ pub struct Evidence {
 }
 
 /// A scorecard item the reply failed.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     pub item: String,
     pub title: String,
-    /// `lexicon`, `regex` or `pii` (for `pii`: `card_number`, `chinese_id` or `phone` in `kind`).
+    /// `lexicon`, `regex`, `pii` or `model` (for `pii`: `card_number`, `chinese_id` or `phone`
+    /// in `kind`; for `model`: the signal, `abuse`).
     pub check: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// A `model` item's score of the reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
     pub weight: u32,
     pub fatal: bool,
     pub evidence: Vec<Evidence>,
@@ -56,11 +69,20 @@ pub struct Finding {
 
 /// One reply's inspection: the failed items and the score (100 less the failed items'
 /// weights, 0 after a fatal one).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Inspection {
     pub score: u32,
     pub fatal: bool,
     pub findings: Vec<Finding>,
+    /// The abuse head's score of the reply, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abusive: Option<f32>,
+}
+
+/// The models' scores of one reply (None: the model did not run; its items are not checked).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReplyScores {
+    pub abusive: Option<f32>,
 }
 
 pub struct Inspector {
@@ -81,8 +103,21 @@ impl Inspector {
         &self.card
     }
 
-    /// Inspect one reply.
+    /// Whether an item needs a model's score of each reply.
+    pub fn needs_abuse(&self) -> bool {
+        self.card
+            .items
+            .iter()
+            .any(|it| matches!(it.check, Check::Model(Signal::Abuse, _)))
+    }
+
+    /// Inspect one reply with the rule checks only.
     pub fn inspect(&self, text: &str) -> Inspection {
+        self.inspect_scored(text, ReplyScores::default())
+    }
+
+    /// Inspect one reply, with the models' scores for the `model` items.
+    pub fn inspect_scored(&self, text: &str, scores: ReplyScores) -> Inspection {
         let chars: Vec<char> = text.chars().collect();
         let slice = |s: usize, e: usize| {
             chars[s.min(chars.len())..e.min(chars.len())]
@@ -90,7 +125,7 @@ impl Inspector {
                 .collect()
         };
         let mut findings: Vec<Finding> = Vec::new();
-        let mut add = |i: usize, kind: Option<&str>, ev: Evidence| {
+        let mut add = |i: usize, kind: Option<&str>, ev: Evidence, score: Option<f32>| {
             let it = &self.card.items[i];
             let kind = kind.map(str::to_string);
             match findings
@@ -103,6 +138,7 @@ impl Inspector {
                     title: it.title.clone(),
                     check: it.check.name().to_string(),
                     kind,
+                    score,
                     weight: it.weight,
                     fatal: it.fatal,
                     evidence: vec![ev],
@@ -119,12 +155,26 @@ impl Inspector {
                     start: f.start,
                     end: f.end,
                 },
+                None,
             );
         }
         for (i, it) in self.card.items.iter().enumerate() {
             match &it.check {
                 // Conversation-level checks (`conversation.rs`).
-                Check::Lexicon | Check::Required(..) | Check::Timing(..) => {}
+                Check::Lexicon | Check::Required(..) | Check::Timing(..) | Check::Trajectory(_) => {
+                }
+                Check::Model(Signal::Abuse, threshold) => {
+                    if let Some(s) = scores.abusive.filter(|s| s >= threshold) {
+                        // The whole reply is the evidence (the head reads all of it), with
+                        // any card or ID number in it masked.
+                        let ev = Evidence {
+                            text: pii::mask_all(text),
+                            start: 0,
+                            end: chars.len(),
+                        };
+                        add(i, Some("abuse"), ev, Some(s));
+                    }
+                }
                 Check::Regex(res) => {
                     for re in res {
                         // A pattern's first group, when it has one, is the evidence (the rest
@@ -140,7 +190,7 @@ impl Inspector {
                                 start,
                                 end,
                             };
-                            add(i, None, ev);
+                            add(i, None, ev, None);
                         }
                     }
                 }
@@ -151,7 +201,7 @@ impl Inspector {
                             start: p.start,
                             end: p.end,
                         };
-                        add(i, Some(p.kind.as_str()), ev);
+                        add(i, Some(p.kind.as_str()), ev, None);
                     }
                 }
             }
@@ -175,6 +225,7 @@ impl Inspector {
             },
             fatal,
             findings,
+            abusive: scores.abusive,
         }
     }
 }

@@ -133,6 +133,25 @@ fn mask(s: &str) -> String {
 }
 
 /// Every piece of personal data of `kinds` in `text`, by position.
+/// `text` with every card, ID and phone number in it masked (for evidence that quotes a whole
+/// reply).
+pub fn mask_all(text: &str) -> String {
+    let mut found = find(text, &[Kind::CardNumber, Kind::ChineseId, Kind::Phone]);
+    found.sort_by_key(|f| f.start);
+    let chars: Vec<char> = text.chars().collect();
+    let (mut out, mut at) = (String::with_capacity(text.len()), 0);
+    for f in &found {
+        if f.start < at {
+            continue;
+        }
+        out.extend(&chars[at..f.start.min(chars.len())]);
+        out.push_str(&f.masked);
+        at = f.end.min(chars.len());
+    }
+    out.extend(&chars[at..]);
+    out
+}
+
 pub fn find(text: &str, kinds: &[Kind]) -> Vec<Found> {
     let char_at = |byte: usize| text[..byte].chars().count();
     let mut out: Vec<Found> = Vec::new();
@@ -178,6 +197,15 @@ pub fn find(text: &str, kinds: &[Kind]) -> Vec<Found> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mask_all_hides_every_number_and_keeps_the_rest() {
+        assert_eq!(
+            mask_all("卡号 4111 1111 1111 1111，身份证 11010519491231002X。"),
+            "卡号 **** **** **** 1111，身份证 **************002X。"
+        );
+        assert_eq!(mask_all("nothing here"), "nothing here");
+    }
 
     const ALL: [Kind; 3] = [Kind::CardNumber, Kind::ChineseId, Kind::Phone];
 

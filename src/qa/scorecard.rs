@@ -57,10 +57,19 @@ struct ItemToml {
     metric: Option<String>,
     #[serde(default)]
     max_ms: Option<u64>,
+    /// `model`: which signal (`abuse`); `trajectory`: nothing.
+    #[serde(default)]
+    model: Option<String>,
+    /// `model`: the score at or over which a reply fails (default 0.5, the head's tuned
+    /// threshold); `trajectory`: the rise of the customer's negative emotion that counts as
+    /// worse (default 0.2).
+    #[serde(default)]
+    threshold: Option<f32>,
 }
 
-/// What an item checks. `lexicon`, `regex` and `pii` look at each agent reply as it is posted;
-/// `required` and `timing` at the whole conversation (`GET /v1/qa/conversations/{id}`).
+/// What an item checks. `lexicon`, `regex`, `pii` and `model` look at each agent reply as it is
+/// posted; `required`, `timing` and `trajectory` at the whole conversation
+/// (`GET /v1/qa/conversations/{id}`).
 pub enum Check {
     /// Words of the shared lexicon automaton.
     Lexicon,
@@ -70,6 +79,17 @@ pub enum Check {
     Required(When, Lexicon),
     /// A conversation timing must stay within `max_ms`.
     Timing(Metric, u64),
+    /// A model's score of each agent reply must stay under the threshold.
+    Model(Signal, f32),
+    /// The customer's negative emotion must not rise by more than this across the agent's turns.
+    Trajectory(f32),
+}
+
+/// A model signal of an agent reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The abuse head (`emotion.abuse_head`).
+    Abuse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +128,8 @@ impl Check {
             Check::Pii(_) => "pii",
             Check::Required(..) => "required",
             Check::Timing(..) => "timing",
+            Check::Model(..) => "model",
+            Check::Trajectory(..) => "trajectory",
         }
     }
 }
@@ -233,8 +255,19 @@ impl Scorecard {
                     };
                     Check::Timing(metric, max)
                 }
+                "model" => {
+                    let signal = match it.model.as_deref() {
+                        Some("abuse") => Signal::Abuse,
+                        m => bail!("{at}: model {m:?}: one of abuse"),
+                    };
+                    Check::Model(signal, threshold(&it, 0.5, &at)?)
+                }
+                "trajectory" => Check::Trajectory(threshold(&it, 0.2, &at)?),
                 other => {
-                    bail!("{at}: check {other:?}: one of lexicon, regex, pii, required, timing")
+                    bail!(
+                        "{at}: check {other:?}: one of lexicon, regex, pii, required, timing, \
+                         model, trajectory"
+                    )
                 }
             };
             items.push(Item {
@@ -254,6 +287,15 @@ impl Scorecard {
             lexicon,
             source: name.to_string(),
         })
+    }
+}
+
+/// An item's `threshold` (within 0..=1), or `default`.
+fn threshold(it: &ItemToml, default: f32, at: &str) -> Result<f32> {
+    match it.threshold {
+        None => Ok(default),
+        Some(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        Some(t) => bail!("{at}: threshold {t}: must be within 0 and 1"),
     }
 }
 

@@ -250,10 +250,10 @@ fn feedback_is_counted_per_suggestion() {
 }
 
 #[test]
-fn the_schema_has_the_kb_migration() {
+fn the_schema_has_the_kb_and_qa_migrations() {
     for db in TestDb::all("kb_schema") {
         let s = db.open(StoreConfig::default());
-        let want = if db.is_sqlite() { 2 } else { 4 };
+        let want = if db.is_sqlite() { 3 } else { 5 };
         assert_eq!(s.schema_version().unwrap(), (want, want));
     }
 }

@@ -20,6 +20,7 @@ mod pg;
 mod pg_docs_tests;
 #[cfg(test)]
 mod pg_tests;
+pub mod qa;
 #[cfg(test)]
 mod schema_tests;
 pub mod signals;

@@ -235,7 +235,7 @@ fn every_stored_field_round_trips_on(db: &TestDb) {
     };
     s.append(turn, decide, &|_, _, _, _| json!({}), &[])
         .unwrap();
-    s.append_reply("r", "agent", "hello").unwrap();
+    super::tests::reply(&s, "r", "agent", "hello").unwrap();
     let turns = s.turns("r", None).unwrap();
     assert_eq!(turns[0].signals, every_field());
     assert_eq!(turns[1].signals, StoredSignals::default());

@@ -7,6 +7,7 @@ use super::signals::{Language, StoredSignals};
 use super::test_db::TestDb;
 use super::turns::NewTurn;
 use super::{Store, StoreConfig};
+use crate::error::AppResult;
 use crate::routing::{Decision, PastTurn, Reason, Route, Target};
 use serde_json::json;
 
@@ -91,9 +92,9 @@ fn turns_history_events_and_outbox_on(db: &TestDb) {
     assert_eq!(add(&s, "b", Target::Expert, "expert", &urls), (1, 1, 0));
     assert_eq!(s.outbox_counts().unwrap(), (3, 0, 0));
     // A bot reply between triaged turns changes neither the history nor the previous route.
-    assert_eq!(s.append_reply("a", "bot", "Let me check.").unwrap(), 6);
+    assert_eq!(reply(&s, "a", "bot", "Let me check.").unwrap(), 6);
     assert_eq!(add(&s, "a", Target::Agent, "agent-zh", &urls), (7, 0, 5));
-    assert!(s.append_reply("nope", "bot", "x").is_err());
+    assert!(reply(&s, "nope", "bot", "x").is_err());
     // Resolution: later decisions see no history and no previous route.
     s.resolve("a").unwrap();
     assert_eq!(add(&s, "a", Target::Agent, "agent-zh", &urls), (8, 1, 0));
@@ -212,4 +213,108 @@ fn checkpoint_empties_the_wal() {
     drop(s);
     let s = Store::open(&p, StoreConfig::default()).unwrap();
     assert_eq!(s.last_event_seq().unwrap(), 1);
+}
+
+/// Append a reply without inspection; its turn number.
+pub(crate) fn reply(s: &Store, id: &str, role: &str, text: &str) -> AppResult<u32> {
+    s.append_reply(crate::store::qa::NewReply {
+        conversation_id: id,
+        role,
+        text,
+        agent_id: None,
+        qa: None,
+    })
+    .map(|r| r.turn)
+}
+
+#[test]
+fn inspected_replies_with_their_event_and_fatal_webhook() {
+    for db in TestDb::all("qa") {
+        inspected_replies_on(&db);
+    }
+}
+
+fn inspected_replies_on(db: &TestDb) {
+    use super::qa::{NewReply, QaQuery, QaWrite};
+    let s = db.open(StoreConfig::default());
+    let urls = vec!["http://127.0.0.1:1/hook".to_string()];
+    add(&s, "q", Target::Agent, "agent-en", &[]);
+    let before = s
+        .events_after(&EventFilter::Queue("qa".into()), 0, 10)
+        .unwrap();
+    assert!(before.is_empty());
+    let qa = |score: u32, findings: serde_json::Value| QaWrite {
+        score,
+        fatal: score == 0,
+        abusive: Some(0.25),
+        findings,
+        queue: "qa",
+        webhook_urls: &urls,
+    };
+    fn reply<'a>(text: &'a str, w: QaWrite<'a>) -> NewReply<'a> {
+        NewReply {
+            conversation_id: "q",
+            role: "agent",
+            text,
+            agent_id: Some("a7"),
+            qa: Some(w),
+        }
+    }
+    // A clean reply: stored with its response time, no event, no webhook.
+    let r = s.append_reply(reply("Hello", qa(100, json!([])))).unwrap();
+    assert_eq!((r.turn, r.event_seq, r.webhooks), (2, None, 0));
+    assert!(r.response_ms.is_some_and(|ms| ms >= 0));
+    // A fatal one: its `qa` event on the quality queue and one webhook row with its body.
+    let f = json!([{"item": "pii_leak", "title": "PII", "evidence": []}]);
+    let r = s.append_reply(reply("card", qa(0, f.clone()))).unwrap();
+    assert_eq!(r.webhooks, 1);
+    assert_eq!(r.response_ms, None, "no customer turn waited for it");
+    let seq = r.event_seq.expect("an event");
+    let ev = s
+        .events_after(&EventFilter::Queue("qa".into()), 0, 10)
+        .unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].seq, seq);
+    let data: serde_json::Value = serde_json::from_str(&ev[0].data).unwrap();
+    assert_eq!(
+        (data["type"].as_str(), data["turn"].as_u64()),
+        (Some("qa"), Some(3))
+    );
+    assert_eq!(data["findings"], f);
+    let due = s.outbox_due(i64::MAX - 1, 10, 1000).unwrap();
+    assert_eq!(due.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(due[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (body["event"].as_str(), body["agent_id"].as_str()),
+        (Some("qa.fatal"), Some("a7"))
+    );
+    assert!(due[0].key.starts_with("qa-"));
+    // Read back by period and agent, and by conversation; the turn carries the agent id.
+    let all = |agent: Option<&'static str>| {
+        s.qa_records(&QaQuery {
+            agent_id: agent,
+            from_ms: 0,
+            to_ms: i64::MAX,
+            limit: 100,
+        })
+        .unwrap()
+    };
+    assert_eq!(all(None).len(), 2);
+    assert_eq!(all(Some("a7"))[1].findings, f);
+    assert_eq!(all(Some("a7"))[0].abusive, Some(0.25));
+    assert!(all(Some("other")).is_empty());
+    assert!(s.qa_agent_known("a7").unwrap() && !s.qa_agent_known("a8").unwrap());
+    assert_eq!(s.qa_conversation("q").unwrap().len(), 2);
+    assert_eq!(
+        s.turns("q", None).unwrap()[1].agent_id.as_deref(),
+        Some("a7")
+    );
+    // An unknown conversation: 404, nothing stored.
+    assert!(s
+        .append_reply(NewReply {
+            conversation_id: "none",
+            ..reply("x", qa(100, json!([])))
+        })
+        .is_err());
+    assert_eq!(all(None).len(), 2);
 }

@@ -27,6 +27,9 @@ pub struct TurnRecord {
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// Who sent an agent reply, when the platform said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
     pub signals: StoredSignals,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<Route>,
@@ -74,15 +77,6 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.append(&self.config, t, decide, event, webhook_urls),
             Backend::Postgres(p) => p.append(&self.config, t, decide, event, webhook_urls),
-        }
-    }
-
-    /// Append a reply by the bot or an agent to an existing conversation (for the transcript;
-    /// not triaged). Returns its turn number.
-    pub fn append_reply(&self, id: &str, role: &str, text: &str) -> AppResult<u32> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.append_reply(&self.config, id, role, text),
-            Backend::Postgres(p) => p.append_reply(&self.config, id, role, text),
         }
     }
 

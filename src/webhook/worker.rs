@@ -121,6 +121,11 @@ async fn deliver(
             b
         }
     };
+    // A body written with its row (a quality inspection's fatal finding) names its event.
+    let event = match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(v) if v["event"] == "qa.fatal" => "qa.fatal",
+        _ => "route.changed",
+    };
     let (agent, url, idem, secret) = (
         agent.clone(),
         row.url.clone(),
@@ -134,7 +139,7 @@ async fn deliver(
             .post(&url)
             .set("Content-Type", "application/json")
             .set("Idempotency-Key", &idem)
-            .set("X-Triage-Event", "route.changed")
+            .set("X-Triage-Event", event)
             .set("X-Triage-Attempt", &attempt.to_string())
             .set(
                 "X-Triage-Signature",

@@ -117,6 +117,25 @@ CREATE TABLE kb_feedback (
 );
 CREATE INDEX kb_feedback_suggestion ON kb_feedback(suggestion);
 ",
+    // 5: who sent an agent reply, and each inspected agent reply's score and findings
+    // (`pg/qa.rs`).
+    "
+ALTER TABLE turns ADD COLUMN agent_id TEXT;
+CREATE TABLE qa_replies (
+    conversation_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    agent_id TEXT,
+    at_ms BIGINT NOT NULL,
+    score INTEGER NOT NULL,
+    fatal BOOLEAN NOT NULL,
+    response_ms BIGINT,
+    abusive REAL,
+    findings TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, turn)
+);
+CREATE INDEX qa_replies_at ON qa_replies(at_ms);
+CREATE INDEX qa_replies_agent ON qa_replies(agent_id, at_ms);
+",
 ];
 
 /// The version this binary brings a database to.

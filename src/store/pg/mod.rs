@@ -12,6 +12,7 @@ pub(crate) mod listen;
 pub mod migrations;
 mod outbox;
 pub(crate) mod pool;
+mod qa;
 mod turns;
 
 use super::config::redact_url;
@@ -87,7 +88,7 @@ impl Pg {
         }
         doomed.sort();
         doomed.dedup();
-        for table in ["turns", "events"] {
+        for table in ["turns", "events", "qa_replies"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE conversation_id = ANY($1)"),
                 &[&doomed],

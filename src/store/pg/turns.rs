@@ -13,7 +13,7 @@ use crate::store::turns::{
 use crate::store::{now_ms, StoreConfig};
 use postgres::Row;
 
-const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 7470102))";
+pub(super) const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 7470102))";
 const INFO: &str = "SELECT id, created_ms, updated_ms, turns, resolved_turn, target, queue, \
                     priority, customer FROM conversations";
 
@@ -68,6 +68,7 @@ impl Pg {
             role: "customer".into(),
             text: t.text,
             channel: t.channel,
+            agent_id: None,
             signals: t.signals,
             route: Some(d.route.clone()),
             memo: Some(d.memo),
@@ -130,45 +131,6 @@ impl Pg {
         })
     }
 
-    pub fn append_reply(
-        &self,
-        config: &StoreConfig,
-        id: &str,
-        role: &str,
-        text: &str,
-    ) -> AppResult<u32> {
-        let now = now_ms();
-        let mut c = self.pool.get()?;
-        let mut tx = c.transaction()?;
-        tx.execute(LOCK, &[&id])?;
-        let turns = tx
-            .query_opt("SELECT turns FROM conversations WHERE id = $1", &[&id])?
-            .map(|r| r.get::<_, i32>(0) as u32)
-            .ok_or_else(|| {
-                AppError::not_found("conversation_id", "no conversation with this id")
-            })?;
-        turn_limit(turns, config.max_turns, "")?;
-        let n = turns + 1;
-        tx.execute(
-            "INSERT INTO turns (conversation_id, turn, at_ms, role, text, signals) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &id,
-                &(n as i32),
-                &now,
-                &role,
-                &text,
-                &StoredSignals::default().to_row(),
-            ],
-        )?;
-        tx.execute(
-            "UPDATE conversations SET turns = $2, updated_ms = $3 WHERE id = $1",
-            &[&id, &(n as i32), &now],
-        )?;
-        tx.commit()?;
-        Ok(n)
-    }
-
     pub fn conversation(&self, id: &str) -> AppResult<ConversationInfo> {
         let mut c = self.pool.get()?;
         c.query_opt(&format!("{INFO} WHERE id = $1"), &[&id])?
@@ -179,7 +141,7 @@ impl Pg {
     pub fn turns(&self, id: &str, upto: Option<u32>) -> AppResult<Vec<TurnRecord>> {
         let mut c = self.pool.get()?;
         let rows = c.query(
-            "SELECT turn, at_ms, role, text, channel, signals, route, memo FROM turns \
+            "SELECT turn, at_ms, role, text, channel, signals, route, memo, agent_id FROM turns \
              WHERE conversation_id = $1 AND turn <= $2::BIGINT ORDER BY turn",
             &[&id, &i64::from(upto.unwrap_or(u32::MAX))],
         )?;
@@ -195,6 +157,7 @@ impl Pg {
                     role: r.get(2),
                     text: r.get(3),
                     channel: r.get(4),
+                    agent_id: r.get(8),
                     signals: StoredSignals::from_row(r.get(5), id, turn),
                     route: route.and_then(|s| serde_json::from_str(&s).ok()),
                     memo: memo.and_then(|s| serde_json::from_str(&s).ok()),

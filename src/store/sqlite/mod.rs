@@ -6,6 +6,7 @@ mod events;
 mod kb;
 pub mod migrations;
 mod outbox;
+mod qa;
 mod turns;
 
 pub(crate) use outbox::enqueue;
@@ -97,7 +98,7 @@ impl Sqlite {
         doomed.sort();
         doomed.dedup();
         for id in &doomed {
-            for table in ["turns", "events"] {
+            for table in ["turns", "events", "qa_replies"] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE conversation_id = ?1"),
                     [id],

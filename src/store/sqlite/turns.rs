@@ -48,6 +48,7 @@ impl Sqlite {
             role: "customer".into(),
             text: t.text,
             channel: t.channel,
+            agent_id: None,
             signals: t.signals,
             route: Some(d.route.clone()),
             memo: Some(d.memo),
@@ -107,38 +108,6 @@ impl Sqlite {
         })
     }
 
-    pub fn append_reply(
-        &self,
-        config: &StoreConfig,
-        id: &str,
-        role: &str,
-        text: &str,
-    ) -> AppResult<u32> {
-        let now = now_ms();
-        let mut c = self.write();
-        let tx = c.transaction()?;
-        let turns: Option<u32> = tx
-            .query_row("SELECT turns FROM conversations WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let turns = turns.ok_or_else(|| {
-            AppError::not_found("conversation_id", "no conversation with this id")
-        })?;
-        turn_limit(turns, config.max_turns, "")?;
-        let n = turns + 1;
-        tx.execute(
-            "INSERT INTO turns (conversation_id, turn, at_ms, role, text, signals) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, n, now, role, text, StoredSignals::default().to_row()],
-        )?;
-        tx.execute(
-            "UPDATE conversations SET turns = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![id, n, now],
-        )?;
-        tx.commit()?;
-        Ok(n)
-    }
-
     pub fn conversation(&self, id: &str) -> AppResult<ConversationInfo> {
         let c = self.read();
         c.query_row(
@@ -154,7 +123,7 @@ impl Sqlite {
     pub fn turns(&self, id: &str, upto: Option<u32>) -> AppResult<Vec<TurnRecord>> {
         let c = self.read();
         let mut q = c.prepare(
-            "SELECT turn, at_ms, role, text, channel, signals, route, memo FROM turns \
+            "SELECT turn, at_ms, role, text, channel, signals, route, memo, agent_id FROM turns \
              WHERE conversation_id = ?1 AND turn <= ?2 ORDER BY turn",
         )?;
         let rows = q.query_map(params![id, upto.unwrap_or(u32::MAX)], |r| {
@@ -168,6 +137,7 @@ impl Sqlite {
                 role: r.get(2)?,
                 text: r.get(3)?,
                 channel: r.get(4)?,
+                agent_id: r.get(8)?,
                 signals: StoredSignals::from_row(&signals, id, turn),
                 route: route.and_then(|s| serde_json::from_str(&s).ok()),
                 memo: memo.and_then(|s| serde_json::from_str(&s).ok()),
