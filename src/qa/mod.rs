@@ -2,11 +2,13 @@
 //! against the scorecard (forbidden words through their evasions, promises the agent may not
 //! make, card and ID numbers) when it is posted, and the findings come back with the reply.
 
+pub mod batch;
 pub mod conversation;
 pub mod lexicon;
 pub mod normalize;
 pub mod pii;
 pub mod scorecard;
+pub mod synth;
 
 use scorecard::{Check, Scorecard};
 use serde::{Deserialize, Serialize};
