@@ -1,8 +1,10 @@
 //! One input line -> a `Conversation`, or the reason it is rejected. Accepted shapes:
 //! `{"id", "turns": [{"role", "text"}]}` (`conversation` for `turns`, `conversation_id` or
 //! `fname` for `id`) and DialogSum's `{"fname"|"id", "dialogue": "#Person1#: ...\n..."}`.
+//! A turn may also carry `at_ms` (epoch milliseconds) and `agent_id`, kept in `meta`; a malformed
+//! one does not reject the line here (summaries never read them): it is kept in `meta_error`.
 
-use super::{Conversation, Turn, ROLES};
+use super::{Conversation, Turn, TurnMeta, ROLES};
 use serde_json::{Map, Value};
 
 /// Why a line is not a conversation; `id` when the line named one.
@@ -36,18 +38,23 @@ pub fn parse_line(bytes: &[u8]) -> Result<Conversation, Reject> {
         return Err(reject(None, "not a JSON object"));
     };
     let id = parse_id(&obj)?;
-    let turns = match obj.get("turns").or_else(|| obj.get("conversation")) {
+    let (turns, meta, meta_error) = match obj.get("turns").or_else(|| obj.get("conversation")) {
         Some(Value::Array(a)) => parse_turns(a, &id)?,
         Some(_) => return Err(reject(Some(&id), "turns must be an array")),
         None => match obj.get("dialogue") {
-            Some(Value::String(d)) => dialogsum(d),
+            Some(Value::String(d)) => (dialogsum(d), Vec::new(), None),
             _ => return Err(reject(Some(&id), "no turns")),
         },
     };
     if turns.is_empty() {
         return Err(reject(Some(&id), "no turns"));
     }
-    Ok(Conversation { id, turns })
+    Ok(Conversation {
+        id,
+        turns,
+        meta,
+        meta_error,
+    })
 }
 
 fn parse_id(obj: &Map<String, Value>) -> Result<String, Reject> {
@@ -73,8 +80,13 @@ fn parse_id(obj: &Map<String, Value>) -> Result<String, Reject> {
     Ok(id)
 }
 
-fn parse_turns(a: &[Value], id: &str) -> Result<Vec<Turn>, Reject> {
+/// The turns, their `meta` (empty when no turn has any) and the first malformed meta field.
+type Parsed = (Vec<Turn>, Vec<TurnMeta>, Option<String>);
+
+fn parse_turns(a: &[Value], id: &str) -> Result<Parsed, Reject> {
     let mut out = Vec::with_capacity(a.len());
+    let mut meta = Vec::new();
+    let mut meta_error = None;
     for (i, t) in a.iter().enumerate() {
         let Value::Object(t) = t else {
             return Err(reject(Some(id), format!("turns[{i}] is not an object")));
@@ -105,8 +117,46 @@ fn parse_turns(a: &[Value], id: &str) -> Result<Vec<Turn>, Reject> {
             role: role.clone(),
             text: text.clone(),
         });
+        match turn_meta(t, i) {
+            Ok(m) if m == TurnMeta::default() => {}
+            Ok(m) => {
+                meta.resize(i, TurnMeta::default());
+                meta.push(m);
+            }
+            Err(e) => {
+                meta_error.get_or_insert(e);
+            }
+        }
     }
-    Ok(out)
+    if !meta.is_empty() {
+        meta.resize(out.len(), TurnMeta::default());
+    }
+    Ok((out, meta, meta_error))
+}
+
+/// Turn `i`'s optional `at_ms` (an integer) and `agent_id` (a string or number; empty is none).
+fn turn_meta(t: &Map<String, Value>, i: usize) -> Result<TurnMeta, String> {
+    let at_ms = match t.get("at_ms") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64(),
+        Some(_) => {
+            return Err(format!(
+                "turns[{i}].at_ms is not an integer (epoch milliseconds)"
+            ))
+        }
+    };
+    let agent_id = match t.get("agent_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() > MAX_ID_BYTES => {
+            return Err(format!(
+                "turns[{i}].agent_id is longer than {MAX_ID_BYTES} bytes"
+            ))
+        }
+        Some(Value::String(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => return Err(format!("turns[{i}].agent_id is not a string")),
+    };
+    Ok(TurnMeta { at_ms, agent_id })
 }
 
 /// DialogSum: `#Person1#: ...` lines; Person1 is the customer, everyone else the agent. A line
@@ -182,5 +232,32 @@ mod tests {
         assert!(e.reason.starts_with("invalid UTF-8"), "{e:?}");
         let e = parse_line(br#"{"id":"b","turns":[{"role":"agent"}]}"#).unwrap_err();
         assert_eq!(e.id.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn timestamps_and_agent_ids_are_kept_and_bad_ones_noted_not_rejected() {
+        let c = parse_line(br#"{"id":"a","turns":[{"role":"customer","text":"hi"}]}"#).unwrap();
+        assert!(c.meta.is_empty() && c.meta_error.is_none());
+        let c = parse_line(
+            br#"{"id":"a","turns":[{"role":"customer","text":"hi"},{"role":"agent","text":"hello","at_ms":1700000000000,"agent_id":"a7"},{"role":"customer","text":"ok"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.meta.len(), 3);
+        assert_eq!(c.meta[0], TurnMeta::default());
+        assert_eq!(c.meta[1].at_ms, Some(1_700_000_000_000));
+        assert_eq!(c.meta[1].agent_id.as_deref(), Some("a7"));
+        assert_eq!(c.meta_error, None);
+        for (turn, want) in [
+            (r#""at_ms":"noon""#, "turns[1].at_ms is not an integer"),
+            (r#""at_ms":1.5"#, "turns[1].at_ms is not an integer"),
+            (r#""agent_id":{"x":1}"#, "turns[1].agent_id is not a string"),
+        ] {
+            let line = format!(
+                r#"{{"id":"b","turns":[{{"role":"customer","text":"x"}},{{"role":"agent","text":"y",{turn}}}]}}"#
+            );
+            // Still a conversation (summaries do not read these fields), with the fault noted.
+            let c = parse_line(line.as_bytes()).unwrap();
+            assert!(c.meta_error.as_deref().unwrap().starts_with(want), "{c:?}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Batch summarization: a resumable, crash-safe, streaming engine over JSONL conversations,
-//! generic over how a summary is made (`Summarizer`), with a CLI and HTTP jobs on top.
+//! generic over how a summary is made (`Summarizer`), with a CLI and HTTP jobs on top. Quality
+//! inspection (`qa::batch`, `triage qa run`) runs on the same engine.
 
 pub mod config;
 pub mod encoder;
@@ -27,6 +28,23 @@ pub use crate::summarize::Turn;
 pub struct Conversation {
     pub id: String,
     pub turns: Vec<Turn>,
+    /// The turns' optional `at_ms` and `agent_id`: one per turn when the line gave any, else
+    /// empty. Summaries ignore them; quality inspection (`qa::batch`) reads them.
+    #[serde(skip)]
+    pub meta: Vec<TurnMeta>,
+    /// The first malformed optional turn field (`turns[2].at_ms is not an integer ...`).
+    /// Summaries ignore it; quality inspection rejects the line with it.
+    #[serde(skip)]
+    pub meta_error: Option<String>,
+}
+
+/// What an input turn may carry besides its role and text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TurnMeta {
+    /// When it was sent, epoch milliseconds.
+    pub at_ms: Option<i64>,
+    /// Who sent it (agent replies).
+    pub agent_id: Option<String>,
 }
 
 /// Makes summaries. The engine hands it a batch of valid conversations and expects one JSON
@@ -34,6 +52,12 @@ pub struct Conversation {
 /// was written stays written: the next run resumes after it).
 pub trait Summarizer: Send + Sync {
     fn summarize_batch(&self, convs: &[Conversation]) -> anyhow::Result<Vec<serde_json::Value>>;
+
+    /// A summarizer's own condition on a parsed conversation: `Err(reason)` sends its line to
+    /// the rejects file. Every conversation passes by default.
+    fn check(&self, _conv: &Conversation) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The roles a turn may have.

@@ -292,6 +292,12 @@ pub fn run_fenced(
                     sink.reject(line.no, r)?;
                 } else if done.contains(&k) {
                     sink.stats.skipped += 1;
+                } else if let Err(reason) = summarizer.check(&c) {
+                    let r = Reject {
+                        id: Some(c.id),
+                        reason,
+                    };
+                    sink.reject(line.no, r)?;
                 } else {
                     batch.push(c);
                 }

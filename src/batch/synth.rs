@@ -7,14 +7,16 @@ use crate::heads::rng::Rng;
 use anyhow::Result;
 use std::io::Write;
 
-struct Topic {
-    en: [&'static str; 3],
-    zh: [&'static str; 3],
-    en_more: [&'static str; 2],
-    zh_more: [&'static str; 2],
+/// A support topic: opening messages (with `{o}` order, `{d}` days, `{a}` amount, `{p}`
+/// product to fill) and two follow-ups, in English and Chinese. `qa::synth` reuses them.
+pub(crate) struct Topic {
+    pub(crate) en: [&'static str; 3],
+    pub(crate) zh: [&'static str; 3],
+    pub(crate) en_more: [&'static str; 2],
+    pub(crate) zh_more: [&'static str; 2],
 }
 
-const TOPICS: [Topic; 10] = [
+pub(crate) const TOPICS: [Topic; 10] = [
     Topic {
         en: [
             "My order {o} still hasn't arrived after {d} days.",
@@ -203,12 +205,12 @@ const PRODUCTS_ZH: [&str; 6] = [
     "智能手表",
     "榨汁机",
 ];
-const BOT_EN: [&str; 3] = [
+pub(crate) const BOT_EN: [&str; 3] = [
     "Hi, I'm the virtual assistant. How can I help you today?",
     "Thanks for contacting us! Let me look into this.",
     "I can help with that. Could you share your order number?",
 ];
-const BOT_ZH: [&str; 3] = [
+pub(crate) const BOT_ZH: [&str; 3] = [
     "您好，我是智能客服，请问有什么可以帮您？",
     "感谢您的联系，我来帮您查询。",
     "可以提供一下订单号吗？",
@@ -227,13 +229,13 @@ const AGENT_ZH: [&str; 5] = [
     "感谢耐心等待，我在和仓库核实。",
     "已为您创建工单，编号{o}。",
 ];
-const FOLLOW_EN: [&str; 4] = [
+pub(crate) const FOLLOW_EN: [&str; 4] = [
     "Any update?",
     "How much longer do I have to wait?",
     "OK, thank you.",
     "That doesn't solve my problem.",
 ];
-const FOLLOW_ZH: [&str; 4] = [
+pub(crate) const FOLLOW_ZH: [&str; 4] = [
     "有进展了吗？",
     "还要等多久？",
     "好的，谢谢。",
@@ -247,11 +249,11 @@ enum Lang {
     Mixed,
 }
 
-fn pick<'a>(r: &mut Rng, xs: &[&'a str]) -> &'a str {
+pub(crate) fn pick<'a>(r: &mut Rng, xs: &[&'a str]) -> &'a str {
     xs[(r.next_u64() % xs.len() as u64) as usize]
 }
 
-fn fill(r: &mut Rng, t: &str, zh: bool) -> String {
+pub(crate) fn fill(r: &mut Rng, t: &str, zh: bool) -> String {
     let order = format!("A{:08}", r.next_u64() % 100_000_000);
     let days = (r.next_u64() % 12 + 3).to_string();
     let cents = r.next_u64() % 50_000 + 500;
@@ -340,11 +342,16 @@ pub fn conversation(r: &mut Rng, id: String) -> Conversation {
         }
         customer_next = !customer_next;
     }
-    Conversation { id, turns }
+    Conversation {
+        id,
+        turns,
+        meta: Vec::new(),
+        meta_error: None,
+    }
 }
 
 /// A deliberately bad line of kind `k` (cycling through 8 kinds); `dup` is an id already used.
-fn bad_line(k: usize, n: usize, dup: &str) -> Vec<u8> {
+pub(crate) fn bad_line(k: usize, n: usize, dup: &str) -> Vec<u8> {
     match k % 8 {
         0 => format!("{{\"id\": \"bad-{n}\", \"turns\": [{{\"role\": \"customer\"").into_bytes(),
         1 => br#"{"turns": [{"role": "customer", "text": "no id here"}]}"#.to_vec(),

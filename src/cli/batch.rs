@@ -117,7 +117,7 @@ fn summarize(a: SummarizeArgs) -> Result<()> {
     let models = super::load_models(&cfg)?;
     let load_secs = t0.elapsed().as_secs_f64();
     let summarizer = EncoderSummarizer::new(models, cfg.summarize.max_words, rt.handle().clone());
-    let mut progress = Progress::new();
+    let mut progress = Progress::new("batch");
     let stop = AtomicBool::new(false);
     let stats = run_batch(&opts, &summarizer, &stop, &mut |s| progress.update(s));
     progress.bar.finish_and_clear();
@@ -126,14 +126,15 @@ fn summarize(a: SummarizeArgs) -> Result<()> {
     Ok(())
 }
 
-/// A progress bar on a terminal; a line every 10 s otherwise.
-struct Progress {
-    bar: ProgressBar,
+/// A progress bar on a terminal; a line every 10 s otherwise (`label: ...`).
+pub(crate) struct Progress {
+    pub(crate) bar: ProgressBar,
     last_line: Instant,
+    label: &'static str,
 }
 
 impl Progress {
-    fn new() -> Self {
+    pub(crate) fn new(label: &'static str) -> Self {
         let bar = ProgressBar::new(0);
         let style = ProgressStyle::with_template(
             "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {msg} eta {eta}",
@@ -143,10 +144,11 @@ impl Progress {
         Progress {
             bar,
             last_line: Instant::now(),
+            label,
         }
     }
 
-    fn update(&mut self, s: &Stats) {
+    pub(crate) fn update(&mut self, s: &Stats) {
         let rate = s.written as f64 / s.elapsed_secs.max(1e-3);
         let msg = format!(
             "{} written, {} skipped, {} rejected, {rate:.1} conv/s",
@@ -158,7 +160,7 @@ impl Progress {
             if self.last_line.elapsed() >= Duration::from_secs(10) {
                 self.last_line = Instant::now();
                 let pct = 100.0 * s.bytes_done as f64 / s.total_bytes.max(1) as f64;
-                eprintln!("batch: {pct:.1}% of input, {msg}");
+                eprintln!("{}: {pct:.1}% of input, {msg}", self.label);
             }
         } else {
             self.bar.set_message(msg);

@@ -81,7 +81,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: kb::KbCmd,
     },
-    /// Quality inspection: `triage qa eval` (the scorecard on labelled agent replies).
+    /// Quality inspection: `triage qa eval` (the scorecard on labelled agent replies), `qa run`
+    /// (historical conversations, resumable) and `qa synth` (test conversations).
     Qa {
         #[command(subcommand)]
         cmd: qa::QaCmd,

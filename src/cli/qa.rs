@@ -1,18 +1,70 @@
 //! `triage qa eval`: the scorecard's reply items against labelled agent replies
 //! (`models/qa/data/replies.jsonl`): precision and recall per item and language, and the recall
-//! of lexicon items on each kind of evasion.
+//! of lexicon items on each kind of evasion. `triage qa run`: the scorecard over a JSONL file of
+//! historical conversations (resumable, like `triage batch summarize`); `triage qa synth`: test
+//! conversations with violations at known rates.
 
+use super::batch::{default_rejects, Progress};
+use crate::batch::run::{check_paths, run as run_batch, RunOptions, Stats};
+use crate::config::{Config, Overrides};
+use crate::qa::batch::{output_totals, QaBatch, Totals};
 use crate::qa::{Inspector, QaConfig, ReplyScores};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 #[derive(Subcommand)]
 pub enum QaCmd {
     /// Precision and recall of the scorecard's reply items on labelled replies.
     Eval(EvalArgs),
+    /// Inspect a JSONL file of conversations against the scorecard into a JSONL file of results.
+    /// Rerun with the same output to resume: ids already written are skipped.
+    Run(RunArgs),
+    /// Write synthetic conversations (Chinese and English, 2-12 turns, timestamps, agent ids)
+    /// with scorecard violations at known rates, as JSONL.
+    Synth(SynthArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Conversations, one JSON object a line:
+    /// {"id", "turns": [{"role", "text", "at_ms"?: epoch ms, "agent_id"?}]}.
+    #[arg(long)]
+    input: PathBuf,
+    /// Results, one a line: {"id", "agent_id", "score", "fatal", "items", "timings", "replies",
+    /// ...}.
+    #[arg(long)]
+    output: PathBuf,
+    /// Rejected lines: {"line", "id"?, "reason"} (default: <output stem>.rejects.jsonl).
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Conversations per write (default: batch.batch_size of the config).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// TOML config file (see triage.example.toml): `qa.scorecard`, `batch.*`.
+    #[arg(long, env = "TRIAGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// A scorecard instead of the configured or shipped one.
+    #[arg(long)]
+    scorecard: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SynthArgs {
+    /// Valid conversations to write (ids c000001, c000002, ...).
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// Deliberately bad lines to add (as `triage batch synth --bad`).
+    #[arg(long, default_value_t = 0)]
+    bad: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output file (default: stdout).
+    #[arg(long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -74,7 +126,78 @@ struct Row {
 pub fn run(cmd: QaCmd) -> Result<()> {
     match cmd {
         QaCmd::Eval(a) => eval(a),
+        QaCmd::Run(a) => run_file(a),
+        QaCmd::Synth(a) => synth(a),
     }
+}
+
+fn synth(a: SynthArgs) -> Result<()> {
+    match &a.output {
+        Some(p) => {
+            let f =
+                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            crate::qa::synth::write(&mut w, a.count, a.bad, a.seed)
+        }
+        None => crate::qa::synth::write(&mut std::io::stdout().lock(), a.count, a.bad, a.seed),
+    }
+}
+
+fn run_file(a: RunArgs) -> Result<()> {
+    let cfg = Config::load(a.config.as_deref(), &Overrides::default())?;
+    let opts = RunOptions {
+        rejects: a.rejects.unwrap_or_else(|| default_rejects(&a.output)),
+        input: a.input,
+        output: a.output,
+        batch_size: a.batch_size.unwrap_or(cfg.batch.batch_size),
+        max_line_bytes: cfg.batch.max_line_bytes,
+    };
+    check_paths(&opts)?;
+    let inspector = Inspector::open(&QaConfig {
+        enabled: true,
+        scorecard: a.scorecard.or(cfg.qa.scorecard.clone()),
+        ..cfg.qa.clone()
+    })?;
+    if cfg.server.threads > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", cfg.server.threads.to_string());
+    }
+    let qa = QaBatch::new(inspector);
+    let mut progress = Progress::new("qa");
+    let stop = AtomicBool::new(false);
+    let stats = run_batch(&opts, &qa, &stop, &mut |s| progress.update(s));
+    progress.bar.finish_and_clear();
+    let stats = stats?;
+    let all = output_totals(&opts.output)?;
+    report(&stats, &opts, &qa.totals(), &all);
+    Ok(())
+}
+
+fn report(s: &Stats, o: &RunOptions, run: &Totals, all: &Totals) {
+    let secs = s.elapsed_secs.max(1e-9);
+    eprintln!(
+        "qa: read {}, inspected {}, skipped (already done) {}, rejected {} ({} new)",
+        s.read, s.written, s.skipped, s.rejected, s.rejected_new
+    );
+    eprintln!(
+        "qa: {:.1} conv/s, {:.1} turns/s, wall {:.2} s (inspection {:.2} s)",
+        s.written as f64 / secs,
+        s.turns as f64 / secs,
+        s.elapsed_secs,
+        s.summarize_secs
+    );
+    for (what, t) in [("this run", run), ("whole output", all)] {
+        eprintln!(
+            "qa: {what}: {} conversations, mean score {:.2}, fatal share {:.2}%",
+            t.conversations,
+            t.mean_score(),
+            100.0 * t.fatal_share()
+        );
+    }
+    eprintln!(
+        "qa: results in {}, rejects in {}",
+        o.output.display(),
+        o.rejects.display()
+    );
 }
 
 fn eval(a: EvalArgs) -> Result<()> {

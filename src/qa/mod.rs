@@ -2,6 +2,7 @@
 //! against the scorecard (forbidden words through their evasions, promises the agent may not
 //! make, card and ID numbers) when it is posted, and the findings come back with the reply.
 
+pub mod batch;
 pub mod conversation;
 pub mod lexicon;
 pub mod live;
@@ -10,6 +11,7 @@ pub mod period;
 pub mod pii;
 pub mod report;
 pub mod scorecard;
+pub mod synth;
 
 use scorecard::{Check, Scorecard, Signal};
 use serde::{Deserialize, Serialize};
