@@ -6,12 +6,9 @@
 //! DevTools Protocol (tungstenite); skipped without the model pack or Chromium.
 
 mod common;
-use common::chromium::{find_chromium, spawn, tail, Cdp, TempDir};
+use common::chromium::{find_chromium, open_page, serve, Cdp, TempDir};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CONV: &str = "console-test-1";
 const ANGRY: &str =
@@ -57,101 +54,15 @@ fn console_shows_live_escalation_and_handoff() {
         std::env::temp_dir().join(format!("triage-console-{}-{nanos}", std::process::id())),
     );
     std::fs::create_dir_all(&dir.0).unwrap();
-    let cfg = dir.0.join("triage.toml");
     let store = dir.0.join("triage.sqlite");
-    std::fs::write(
-        &cfg,
-        format!("[store]\npath = {}\n", json!(store.to_str().unwrap())),
-    )
-    .unwrap();
-    let log = dir.0.join("server.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = spawn(
-        Command::new(env!("CARGO_BIN_EXE_triage"))
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--config"])
-            .arg(&cfg)
-            .env_remove("TRIAGE_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap()),
+    let (server, port) = serve(
+        &dir.0,
+        &format!("[store]\npath = {}\n", json!(store.to_str().unwrap())),
     );
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Some(st) = server.0.try_wait().unwrap() {
-            panic!("server exited ({st}) before ready; log:\n{}", tail(&log));
-        }
-        match common::http(port, "GET", "/ready", "") {
-            Some((200, _)) => break,
-            _ if Instant::now() > deadline => {
-                panic!("server not ready in 180 s; log:\n{}", tail(&log))
-            }
-            _ => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
 
-    // 2. Headless Chromium; its DevTools address comes on stderr.
-    let mut browser = spawn(
-        Command::new(&chromium)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!(
-                "--user-data-dir={}",
-                dir.0.join("chromium").display()
-            ))
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    );
-    let (tx, rx) = mpsc::channel();
-    let stderr = browser.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        // Keep draining stderr for the browser's whole life.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let ws_url = loop {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => match line.split_once("DevTools listening on ") {
-                Some((_, url)) => break url.trim().to_string(),
-                None => seen.push(line),
-            },
-            Err(e) => panic!(
-                "no DevTools address from {} ({e}); stderr:\n{}",
-                chromium.display(),
-                seen.join("\n")
-            ),
-        }
-    };
-
-    // 3. A page, attached with a flat session, on the console deep-linked to the conversation.
-    let mut cdp = Cdp::connect(&ws_url);
-    let target = cdp.call("Target.createTarget", json!({"url": "about:blank"}));
-    let attached = cdp.call(
-        "Target.attachToTarget",
-        json!({"targetId": target["targetId"], "flatten": true}),
-    );
-    cdp.session = Some(
-        attached["sessionId"]
-            .as_str()
-            .expect("sessionId")
-            .to_string(),
-    );
-    cdp.call("Runtime.enable", json!({}));
-    cdp.call("Log.enable", json!({}));
+    // 2. Headless Chromium on the console, deep-linked to the conversation.
     let url = format!("http://127.0.0.1:{port}/console?conversation={CONV}");
-    let nav = cdp.call("Page.navigate", json!({"url": url}));
-    assert!(nav.get("errorText").is_none(), "navigate to {url}: {nav}");
+    let (browser, mut cdp) = open_page(&chromium, &dir.0, &url);
     let connected = "document.getElementById('status')?.textContent === 'connected'";
     if !cdp.wait_for(connected, Duration::from_secs(20)) {
         panic!(
@@ -160,7 +71,7 @@ fn console_shows_live_escalation_and_handoff() {
         );
     }
 
-    // 4. An angry customer message, sent while the page listens, shows up live as an escalation.
+    // 3. An angry customer message, sent while the page listens, shows up live as an escalation.
     let body = json!({"conversation_id": CONV, "text": ANGRY}).to_string();
     let (status, answer) =
         common::http(port, "POST", "/v1/triage", &body).expect("POST /v1/triage");
@@ -177,7 +88,7 @@ fn console_shows_live_escalation_and_handoff() {
         dump(&mut cdp)
     );
 
-    // 5. The row's Handoff button opens the handoff panel with the transcript.
+    // 4. The row's Handoff button opens the handoff panel with the transcript.
     let click = format!("(() => {{ const b = document.querySelector('{row} button.handoff'); if (b) b.click(); return !!b; }})()");
     assert_eq!(
         cdp.eval(&click),
@@ -194,7 +105,7 @@ fn console_shows_live_escalation_and_handoff() {
         );
     }
 
-    // 6. The message left the bot: the assist panel lists suggested replies and the ticket.
+    // 5. The message left the bot: the assist panel lists suggested replies and the ticket.
     let assist = "document.querySelectorAll('#assist .suggestion').length > 0 \
         && document.querySelector('#assist .ticket')?.textContent.includes('priority') === true";
     if !cdp.wait_for(assist, Duration::from_secs(30)) {
@@ -205,7 +116,7 @@ fn console_shows_live_escalation_and_handoff() {
     }
     let ticket = cdp.text("document.querySelector('#assist .ticket').textContent");
     assert!(ticket.contains("P"), "ticket without a priority: {ticket}");
-    // 7. "Use" on the first suggestion stores feedback; the API counts it.
+    // 6. "Use" on the first suggestion stores feedback; the API counts it.
     let key = cdp.text("document.querySelector('#assist .suggestion').dataset.key");
     let click = "(() => { const b = document.querySelector('#assist .suggestion button.use'); if (b) b.click(); return !!b; })()";
     assert_eq!(

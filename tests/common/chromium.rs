@@ -170,3 +170,104 @@ impl Cdp {
         }
     }
 }
+
+/// `triage serve` on a free loopback port with `config` (TOML text, written to `dir`), once
+/// `/ready`: the process and its port. Its log is `dir/server.log`.
+pub fn serve(dir: &Path, config: &str) -> (Proc, u16) {
+    let cfg = dir.join("triage.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let log = dir.join("server.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = spawn(
+        Command::new(env!("CARGO_BIN_EXE_triage"))
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(&cfg)
+            .env_remove("TRIAGE_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(st) = server.0.try_wait().unwrap() {
+            panic!("server exited ({st}) before ready; log:\n{}", tail(&log));
+        }
+        match super::http(port, "GET", "/ready", "") {
+            Some((200, _)) => break,
+            _ if Instant::now() > deadline => {
+                panic!("server not ready in 180 s; log:\n{}", tail(&log))
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    (server, port)
+}
+
+/// Headless Chromium (profile in `dir/chromium`) with one page attached by a flat session,
+/// navigated to `url`: the browser process and the page's DevTools client.
+pub fn open_page(chromium: &Path, dir: &Path, url: &str) -> (Proc, Cdp) {
+    use std::io::BufRead;
+    let mut browser = spawn(
+        Command::new(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.join("chromium").display()
+            ))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = browser.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        // Keep draining stderr for the browser's whole life.
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let ws_url = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => match line.split_once("DevTools listening on ") {
+                Some((_, u)) => break u.trim().to_string(),
+                None => seen.push(line),
+            },
+            Err(e) => panic!(
+                "no DevTools address from {} ({e}); stderr:\n{}",
+                chromium.display(),
+                seen.join("\n")
+            ),
+        }
+    };
+    let mut cdp = Cdp::connect(&ws_url);
+    let target = cdp.call("Target.createTarget", json!({"url": "about:blank"}));
+    let attached = cdp.call(
+        "Target.attachToTarget",
+        json!({"targetId": target["targetId"], "flatten": true}),
+    );
+    cdp.session = Some(
+        attached["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_string(),
+    );
+    cdp.call("Runtime.enable", json!({}));
+    cdp.call("Log.enable", json!({}));
+    let nav = cdp.call("Page.navigate", json!({"url": url}));
+    assert!(nav.get("errorText").is_none(), "navigate to {url}: {nav}");
+    (browser, cdp)
+}
