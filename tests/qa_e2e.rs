@@ -168,15 +168,41 @@ async fn rude_replies_and_leaked_numbers_are_flagged_as_they_are_posted() {
     let (s, e) = common::request(&app, "GET", "/v1/qa/conversations/nope", String::new()).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
 
+    // A greeting in words no list holds passes by its similarity to the examples.
+    triage(&app, "qa-sim", "我的订单还没发货").await;
+    reply(
+        &app,
+        "qa-sim",
+        "agent",
+        "欢迎咨询，我是客服小周，很高兴为您服务。",
+    )
+    .await;
+    let (_, q) = common::request(&app, "GET", "/v1/qa/conversations/qa-sim", String::new()).await;
+    let greeting = q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "greeting")
+        .unwrap();
+    assert_eq!(greeting["passed"], true, "{q}");
+    assert!(
+        greeting["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("similarity to the examples"),
+        "{q}"
+    );
+    assert_eq!(greeting["evidence"][0]["turn"], 2, "{q}");
+
     // The agent id is on the transcript, and the reports count the stored inspections.
     let (_, c) = common::request(&app, "GET", "/v1/conversations/qa-zh", String::new()).await;
     assert_eq!(c["turns"][1]["agent_id"], "agent-qa-zh", "{c}");
     assert!(c["turns"][0].get("agent_id").is_none(), "{c}");
     let (s, r) = common::request(&app, "GET", "/v1/qa/report", String::new()).await;
     assert_eq!(s, StatusCode::OK, "{r}");
-    assert_eq!(r["replies"], 4, "{r}");
+    assert_eq!(r["replies"], 5, "{r}");
     let agents = r["agents"].as_array().unwrap();
-    assert_eq!(agents.len(), 2, "{r}");
+    assert_eq!(agents.len(), 3, "{r}");
     let zh = agents
         .iter()
         .find(|a| a["agent_id"] == "agent-qa-zh")
@@ -232,7 +258,7 @@ async fn rude_replies_and_leaked_numbers_are_flagged_as_they_are_posted() {
     };
     let (ct, body) = csv("/v1/qa/report?format=csv").await;
     assert!(ct.starts_with("text/csv"), "{ct}");
-    assert_eq!(body.lines().count(), 3, "{body}");
+    assert_eq!(body.lines().count(), 4, "{body}");
     assert!(body.starts_with("agent_id,replies,"), "{body}");
     assert!(body.contains("\nagent-qa-zh,2,1,35.0,2,1,"), "{body}");
     let (_, body) = csv("/v1/qa/agents/agent-qa-zh?format=csv").await;

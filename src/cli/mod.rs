@@ -8,6 +8,7 @@ pub mod intents;
 pub mod kb;
 pub mod parity;
 pub mod qa;
+pub mod qa_required;
 pub mod store;
 pub mod summarize_eval;
 pub mod vision_eval;

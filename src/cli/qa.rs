@@ -20,6 +20,9 @@ use std::sync::atomic::AtomicBool;
 pub enum QaCmd {
     /// Precision and recall of the scorecard's reply items on labelled replies.
     Eval(EvalArgs),
+    /// Precision and recall of the `required` items (phrases, and encoder similarity to their
+    /// examples) on labelled replies, with the train split's threshold sweep.
+    EvalRequired(super::qa_required::RequiredArgs),
     /// Inspect a JSONL file of conversations against the scorecard into a JSONL file of results.
     /// Rerun with the same output to resume: ids already written are skipped.
     Run(RunArgs),
@@ -126,6 +129,7 @@ struct Row {
 pub fn run(cmd: QaCmd) -> Result<()> {
     match cmd {
         QaCmd::Eval(a) => eval(a),
+        QaCmd::EvalRequired(a) => super::qa_required::run(a),
         QaCmd::Run(a) => run_file(a),
         QaCmd::Synth(a) => synth(a),
     }

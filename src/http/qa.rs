@@ -5,6 +5,7 @@
 use super::triage::check_conversation_id;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::admission::Admitted;
 use crate::http::error::ErrorBody;
 use crate::http::openapi::{BadInput, Guarded};
 use crate::qa::conversation::ConversationQa;
@@ -54,6 +55,7 @@ fn task<T>(r: Result<AppResult<T>, tokio::task::JoinError>) -> AppResult<T> {
 )]
 pub async fn conversation(
     State(state): State<Arc<AppState>>,
+    Admitted(admitted): Admitted,
     Path(id): Path<String>,
 ) -> AppResult<Json<ConversationQa>> {
     check_conversation_id(&id)?;
@@ -72,9 +74,17 @@ pub async fn conversation(
         .iter()
         .map(|r| (r.turn, ReplyScores { abusive: r.abusive }))
         .collect();
-    Ok(Json(qa.conversation_scored(&id, &turns, &|t| {
-        scores.get(&t).copied().unwrap_or_default()
-    })))
+    // Required items phrased in words no list holds: the encoder's similarity to the examples
+    // (left out, with a note in the log, while the encoder cannot answer).
+    let similar = match crate::qa::similar::required(&state.models, &qa, &turns, admitted).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "qa: no similarity for the required items");
+            HashMap::new()
+        }
+    };
+    let scores = |t| scores.get(&t).copied().unwrap_or_default();
+    Ok(Json(qa.conversation_scored(&id, &turns, &scores, &similar)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

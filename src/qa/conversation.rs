@@ -4,9 +4,11 @@
 //! time) from the stored turns, with a pass or fail per item and the score.
 
 use super::scorecard::{Check, Metric, When};
+use super::similar::Similar;
 use super::{Evidence, Inspection, Inspector, ReplyScores};
 use crate::store::turns::TurnRecord;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// Evidence in one turn.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -155,19 +157,34 @@ fn complains(t: &TurnRecord) -> bool {
             || t.signals.emotion.as_ref().is_some_and(|e| e.escalate))
 }
 
+/// The agent reply a `required` item looks at.
+pub fn target_turn(when: When, turns: &[TurnRecord]) -> Option<&TurnRecord> {
+    let mut agent = turns.iter().filter(|t| t.role == "agent");
+    match when {
+        When::FirstReply => agent.next(),
+        When::LastReply => agent.last(),
+        When::AfterComplaint => turns
+            .iter()
+            .position(complains)
+            .and_then(|i| turns[i..].iter().find(|t| t.role == "agent")),
+    }
+}
+
 impl Inspector {
     /// The scorecard over conversation `id`'s `turns`, with the rule checks only.
     pub fn conversation(&self, id: &str, turns: &[TurnRecord]) -> ConversationQa {
-        self.conversation_scored(id, turns, &|_| ReplyScores::default())
+        self.conversation_scored(id, turns, &|_| ReplyScores::default(), &HashMap::new())
     }
 
     /// The scorecard over conversation `id`'s `turns`; `scores` gives the models' scores of
-    /// the agent reply in a turn (as they were when it was posted).
+    /// the agent reply in a turn (as they were when it was posted), `similar` the sentence most
+    /// like a `required` item's examples (`similar::required`).
     pub fn conversation_scored(
         &self,
         id: &str,
         turns: &[TurnRecord],
         scores: &dyn Fn(u32) -> ReplyScores,
+        similar: &HashMap<String, Similar>,
     ) -> ConversationQa {
         let agent: Vec<&TurnRecord> = turns.iter().filter(|t| t.role == "agent").collect();
         let replies: Vec<ReplyQa> = agent
@@ -214,15 +231,8 @@ impl Inspector {
                     }
                     evidence.is_empty()
                 }
-                Check::Required(when, phrases) => {
-                    let target = match when {
-                        When::FirstReply => agent.first().copied(),
-                        When::LastReply => agent.last().copied(),
-                        When::AfterComplaint => turns
-                            .iter()
-                            .position(complains)
-                            .and_then(|i| turns[i..].iter().find(|t| t.role == "agent")),
-                    };
+                Check::Required(when, phrases, examples) => {
+                    let target = target_turn(*when, turns);
                     let applies = match when {
                         When::AfterComplaint => turns.iter().any(complains),
                         _ => !agent.is_empty(),
@@ -240,7 +250,19 @@ impl Inspector {
                                     },
                                 }
                             }));
-                            if evidence.is_empty() {
+                            let like = examples.as_ref().zip(similar.get(&it.id));
+                            if let (true, Some((ex, s))) = (evidence.is_empty(), like) {
+                                if s.cosine >= ex.similarity {
+                                    evidence.push(TurnEvidence {
+                                        turn: s.turn,
+                                        evidence: s.evidence.clone(),
+                                    });
+                                }
+                                detail = Some(format!(
+                                    "similarity to the examples {:.3} (needs {:.3})",
+                                    s.cosine, ex.similarity
+                                ));
+                            } else if evidence.is_empty() {
                                 detail = Some(format!("none of the phrases in turn {}", t.turn));
                             }
                             !evidence.is_empty()

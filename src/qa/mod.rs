@@ -11,6 +11,7 @@ pub mod period;
 pub mod pii;
 pub mod report;
 pub mod scorecard;
+pub mod similar;
 pub mod synth;
 
 use scorecard::{Check, Scorecard, Signal};

@@ -57,6 +57,12 @@ struct ItemToml {
     metric: Option<String>,
     #[serde(default)]
     max_ms: Option<u64>,
+    /// `required`: example phrasings; a reply whose sentence is this similar (encoder cosine)
+    /// to one of them passes too.
+    #[serde(default)]
+    examples: Vec<String>,
+    #[serde(default)]
+    similarity: Option<f32>,
     /// `model`: which signal (`abuse`); `trajectory`: nothing.
     #[serde(default)]
     model: Option<String>,
@@ -75,14 +81,22 @@ pub enum Check {
     Lexicon,
     Regex(Vec<Regex>),
     Pii(Vec<Kind>),
-    /// One of the phrases must be in the agent reply `when` names.
-    Required(When, Lexicon),
+    /// One of the phrases must be in the agent reply `when` names (or, with examples, one of
+    /// its sentences must be similar enough to one of them).
+    Required(When, Lexicon, Option<Examples>),
     /// A conversation timing must stay within `max_ms`.
     Timing(Metric, u64),
     /// A model's score of each agent reply must stay under the threshold.
     Model(Signal, f32),
     /// The customer's negative emotion must not rise by more than this across the agent's turns.
     Trajectory(f32),
+}
+
+/// Example phrasings of a required item and the cosine at which a sentence counts as one.
+#[derive(Debug, Clone)]
+pub struct Examples {
+    pub texts: Vec<String>,
+    pub similarity: f32,
 }
 
 /// A model signal of an agent reply.
@@ -239,7 +253,17 @@ impl Scorecard {
                     let list = word_list(&it, read, &at)?;
                     let phrases = Lexicon::new(list.into_iter().map(|w| (i, w)).collect())
                         .map_err(|e| anyhow!("{at}: {e}"))?;
-                    Check::Required(when, phrases)
+                    let examples = match (it.examples.is_empty(), it.similarity) {
+                        (true, None) => None,
+                        (false, Some(t)) if (0.0..=1.0).contains(&t) => Some(Examples {
+                            texts: it.examples.clone(),
+                            similarity: t,
+                        }),
+                        _ => bail!(
+                            "{at}: `examples` and `similarity` (a cosine within 0 and 1) go together"
+                        ),
+                    };
+                    Check::Required(when, phrases, examples)
                 }
                 "timing" => {
                     let metric = match it.metric.as_deref() {
@@ -397,6 +421,18 @@ mod tests {
                 .unwrap()
                 .to_string();
         assert!(e.contains("one of first_reply"), "{e}");
+        for bad in [
+            "check = \"required\"\nwhen = \"first_reply\"\nwords = [\"hi\"]\nexamples = [\"hello\"]\n",
+            "check = \"required\"\nwhen = \"first_reply\"\nwords = [\"hi\"]\nexamples = [\"hello\"]\nsimilarity = 1.5\n",
+            "check = \"model\"\nmodel = \"tone\"\n",
+            "check = \"model\"\nmodel = \"abuse\"\nthreshold = -1\n",
+        ] {
+            let e = parse(&format!("[[item]]\nid = \"a\"\n{bad}"))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("card.toml: line 2 (item `a`)"), "{bad}: {e}");
+        }
         let ok =
             parse("[[item]]\nid = \"a\"\ncheck = \"lexicon\"\nfiles = [\"good.txt\"]\n").unwrap();
         assert_eq!(ok.lexicon.len(), 1);
