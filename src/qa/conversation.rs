@@ -4,7 +4,6 @@
 //! time) from the stored turns, with a pass or fail per item and the score.
 
 use super::scorecard::{Check, Metric, When};
-use super::similar::Similar;
 use super::{Evidence, Inspection, Inspector, ReplyScores};
 use crate::store::turns::TurnRecord;
 use serde::Serialize;
@@ -157,12 +156,20 @@ fn complains(t: &TurnRecord) -> bool {
             || t.signals.emotion.as_ref().is_some_and(|e| e.escalate))
 }
 
+/// The reply sentence most similar to a `required` item's examples (`similar::required`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Similar {
+    pub turn: u32,
+    pub evidence: Evidence,
+    pub cosine: f32,
+}
+
 /// The agent reply a `required` item looks at.
 pub fn target_turn(when: When, turns: &[TurnRecord]) -> Option<&TurnRecord> {
     let mut agent = turns.iter().filter(|t| t.role == "agent");
     match when {
         When::FirstReply => agent.next(),
-        When::LastReply => agent.last(),
+        When::LastReply => agent.next_back(),
         When::AfterComplaint => turns
             .iter()
             .position(complains)

@@ -2,7 +2,7 @@
 //! phrasings (cosine of the default encoder's embeddings), so that a greeting, closing or
 //! apology phrased in words no list holds still counts. One encoder call per conversation.
 
-use super::conversation::target_turn;
+use super::conversation::{target_turn, Similar};
 use super::scorecard::Check;
 use super::{Evidence, Inspector};
 use crate::engine::Models;
@@ -10,14 +10,6 @@ use crate::error::AppResult;
 use crate::store::turns::TurnRecord;
 use std::collections::HashMap;
 use std::time::Instant;
-
-/// The reply sentence most similar to an item's examples.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Similar {
-    pub turn: u32,
-    pub evidence: Evidence,
-    pub cosine: f32,
-}
 
 /// A reply's sentences (split after 。！？!?. and line breaks) with their character offsets.
 pub fn sentences(text: &str) -> Vec<Evidence> {
