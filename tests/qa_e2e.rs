@@ -194,6 +194,37 @@ async fn rude_replies_and_leaked_numbers_are_flagged_as_they_are_posted() {
     );
     assert_eq!(greeting["evidence"][0]["turn"], 2, "{q}");
 
+    // Resolved, then the customer writes again: reopened, and `not_reopened` fails.
+    let (s, _) = post_json(&app, "/v1/conversations/qa-sim/resolve", json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, q) = common::request(&app, "GET", "/v1/qa/conversations/qa-sim", String::new()).await;
+    assert_eq!(
+        (q["resolved"].clone(), q["reopened"].clone()),
+        (json!(true), json!(false)),
+        "{q}"
+    );
+    triage(&app, "qa-sim", "还是没收到货").await;
+    let (_, q) = common::request(&app, "GET", "/v1/qa/conversations/qa-sim", String::new()).await;
+    assert_eq!(
+        (q["resolved"].clone(), q["reopened"].clone()),
+        (json!(false), json!(true)),
+        "{q}"
+    );
+    let reopened = q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "not_reopened")
+        .unwrap();
+    assert_eq!(reopened["passed"], false, "{q}");
+    assert!(
+        reopened["detail"]
+            .as_str()
+            .unwrap()
+            .contains("after the resolution at turn 2"),
+        "{q}"
+    );
+
     // The agent id is on the transcript, and the reports count the stored inspections.
     let (_, c) = common::request(&app, "GET", "/v1/conversations/qa-zh", String::new()).await;
     assert_eq!(c["turns"][1]["agent_id"], "agent-qa-zh", "{c}");

@@ -8,7 +8,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::admission::Admitted;
 use crate::http::error::ErrorBody;
 use crate::http::openapi::{BadInput, Guarded};
-use crate::qa::conversation::ConversationQa;
+use crate::qa::conversation::{ConversationQa, Known};
 use crate::qa::report::{self, AgentReport, Report};
 use crate::qa::{period, Inspector, ReplyScores};
 use crate::store::qa::QaQuery;
@@ -62,10 +62,10 @@ pub async fn conversation(
     let qa = inspector(&state)?;
     let store = state.store()?;
     let cid = id.clone();
-    let (turns, stored) = task(
+    let (info, turns, stored) = task(
         tokio::task::spawn_blocking(move || {
-            store.conversation(&cid)?;
-            Ok((store.turns(&cid, None)?, store.qa_conversation(&cid)?))
+            let info = store.conversation(&cid)?;
+            Ok((info, store.turns(&cid, None)?, store.qa_conversation(&cid)?))
         })
         .await,
     )?;
@@ -83,8 +83,12 @@ pub async fn conversation(
             HashMap::new()
         }
     };
-    let scores = |t| scores.get(&t).copied().unwrap_or_default();
-    Ok(Json(qa.conversation_scored(&id, &turns, &scores, &similar)))
+    let known = Known {
+        scores,
+        similar,
+        resolved_turn: Some(info.resolved_turn),
+    };
+    Ok(Json(qa.conversation_scored(&id, &turns, &known)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

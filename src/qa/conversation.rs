@@ -3,7 +3,7 @@
 //! an apology after a complaint) and the `timing` items (first response, longest wait, handle
 //! time) from the stored turns, with a pass or fail per item and the score.
 
-use super::scorecard::{Check, Metric, When};
+use super::scorecard::{Check, Metric, Outcome, When};
 use super::{Evidence, Inspection, Inspector, ReplyScores};
 use crate::store::turns::TurnRecord;
 use serde::Serialize;
@@ -53,6 +53,12 @@ pub struct ConversationQa {
     pub timings: Timings,
     /// Each agent reply's own inspection, by turn.
     pub replies: Vec<ReplyQa>,
+    /// Whether the conversation is resolved (no turn after its last resolution), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<bool>,
+    /// Whether the customer wrote again after the last resolution, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reopened: Option<bool>,
     /// How the customer's negative emotion moved across the agent's turns, when it can be told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trajectory: Option<Trajectory>,
@@ -177,28 +183,43 @@ pub fn target_turn(when: When, turns: &[TurnRecord]) -> Option<&TurnRecord> {
     }
 }
 
+/// What the store and the models add to a conversation's turns.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// The models' scores of agent replies, by turn, as they were when posted.
+    pub scores: HashMap<u32, ReplyScores>,
+    /// The sentence most like each `required` item's examples (`similar::required`).
+    pub similar: HashMap<String, Similar>,
+    /// The turn of the last resolution (0: never resolved); None: not known.
+    pub resolved_turn: Option<u32>,
+}
+
 impl Inspector {
     /// The scorecard over conversation `id`'s `turns`, with the rule checks only.
     pub fn conversation(&self, id: &str, turns: &[TurnRecord]) -> ConversationQa {
-        self.conversation_scored(id, turns, &|_| ReplyScores::default(), &HashMap::new())
+        self.conversation_scored(id, turns, &Known::default())
     }
 
-    /// The scorecard over conversation `id`'s `turns`; `scores` gives the models' scores of
-    /// the agent reply in a turn (as they were when it was posted), `similar` the sentence most
-    /// like a `required` item's examples (`similar::required`).
+    /// The scorecard over conversation `id`'s `turns`, with what else is `known` of it.
     pub fn conversation_scored(
         &self,
         id: &str,
         turns: &[TurnRecord],
-        scores: &dyn Fn(u32) -> ReplyScores,
-        similar: &HashMap<String, Similar>,
+        known: &Known,
     ) -> ConversationQa {
+        let (scores, similar) = (&known.scores, &known.similar);
+        let last = turns.last().map_or(0, |t| t.turn);
+        let resolved = known.resolved_turn.map(|r| r > 0 && r >= last);
+        let reopened = known
+            .resolved_turn
+            .map(|r| r > 0 && turns.iter().any(|t| t.turn > r && t.role == "customer"));
         let agent: Vec<&TurnRecord> = turns.iter().filter(|t| t.role == "agent").collect();
         let replies: Vec<ReplyQa> = agent
             .iter()
             .map(|t| ReplyQa {
                 turn: t.turn,
-                inspection: self.inspect_scored(&t.text, scores(t.turn)),
+                inspection: self
+                    .inspect_scored(&t.text, scores.get(&t.turn).copied().unwrap_or_default()),
             })
             .collect();
         let timings = timings(turns);
@@ -217,6 +238,28 @@ impl Inspector {
             let mut evidence = Vec::new();
             let mut detail = None;
             let passed = match &it.check {
+                Check::Outcome(o) => {
+                    let (ok, text) = match (o, resolved, reopened, known.resolved_turn) {
+                        (_, None, _, _) | (_, _, None, _) => (true, "not known".to_string()),
+                        (Outcome::Resolved, Some(true), _, Some(r)) => {
+                            (true, format!("resolved at turn {r}"))
+                        }
+                        (Outcome::Resolved, Some(false), _, Some(0)) => {
+                            (false, "not resolved".into())
+                        }
+                        (Outcome::Resolved, Some(false), _, Some(r)) => {
+                            (false, format!("turns after the resolution at turn {r}"))
+                        }
+                        (Outcome::NotReopened, _, Some(true), Some(r)) => (
+                            false,
+                            format!("the customer wrote again after the resolution at turn {r}"),
+                        ),
+                        (Outcome::NotReopened, _, Some(false), _) => (true, "not reopened".into()),
+                        _ => (true, "not known".into()),
+                    };
+                    detail = Some(text);
+                    ok
+                }
                 Check::Trajectory(_) => match &trajectory {
                     Some(t) => {
                         detail = Some(format!("{}: {:.2} -> {:.2}", t.change, t.before, t.after));
@@ -331,6 +374,8 @@ impl Inspector {
             items,
             timings,
             replies,
+            resolved,
+            reopened,
             trajectory,
         }
     }

@@ -164,8 +164,11 @@ impl Inspector {
         for (i, it) in self.card.items.iter().enumerate() {
             match &it.check {
                 // Conversation-level checks (`conversation.rs`).
-                Check::Lexicon | Check::Required(..) | Check::Timing(..) | Check::Trajectory(_) => {
-                }
+                Check::Lexicon
+                | Check::Required(..)
+                | Check::Timing(..)
+                | Check::Trajectory(_)
+                | Check::Outcome(_) => {}
                 Check::Model(Signal::Abuse, threshold) => {
                     if let Some(s) = scores.abusive.filter(|s| s >= threshold) {
                         // The whole reply is the evidence (the head reads all of it), with

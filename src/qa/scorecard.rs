@@ -63,6 +63,10 @@ struct ItemToml {
     examples: Vec<String>,
     #[serde(default)]
     similarity: Option<f32>,
+    /// `outcome`: `resolved` (the conversation ends resolved) or `not_reopened` (no customer
+    /// message after its resolution).
+    #[serde(default)]
+    outcome: Option<String>,
     /// `model`: which signal (`abuse`); `trajectory`: nothing.
     #[serde(default)]
     model: Option<String>,
@@ -90,6 +94,16 @@ pub enum Check {
     Model(Signal, f32),
     /// The customer's negative emotion must not rise by more than this across the agent's turns.
     Trajectory(f32),
+    /// How the conversation ended, from the store's resolution.
+    Outcome(Outcome),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Resolved, with no turn after the resolution.
+    Resolved,
+    /// No customer message after a resolution.
+    NotReopened,
 }
 
 /// Example phrasings of a required item and the cosine at which a sentence counts as one.
@@ -144,6 +158,7 @@ impl Check {
             Check::Timing(..) => "timing",
             Check::Model(..) => "model",
             Check::Trajectory(..) => "trajectory",
+            Check::Outcome(..) => "outcome",
         }
     }
 }
@@ -287,10 +302,15 @@ impl Scorecard {
                     Check::Model(signal, threshold(&it, 0.5, &at)?)
                 }
                 "trajectory" => Check::Trajectory(threshold(&it, 0.2, &at)?),
+                "outcome" => Check::Outcome(match it.outcome.as_deref() {
+                    Some("resolved") => Outcome::Resolved,
+                    Some("not_reopened") => Outcome::NotReopened,
+                    o => bail!("{at}: outcome {o:?}: one of resolved, not_reopened"),
+                }),
                 other => {
                     bail!(
                         "{at}: check {other:?}: one of lexicon, regex, pii, required, timing, \
-                         model, trajectory"
+                         model, trajectory, outcome"
                     )
                 }
             };
