@@ -49,14 +49,17 @@ fn run(config: &postgres::Config, label: &str, wake: &Wake) {
     let mut failing_since: Option<Instant> = None;
     while (wake.alive)() {
         match connect(config) {
-            Ok((mut client, newest)) => {
+            Ok((mut client, newest, committed)) => {
                 if failing_since.take().is_some() {
                     tracing::info!(database = %label, "event listener reconnected");
                 }
                 retry = RETRY_FIRST;
                 (wake.announce)(newest);
                 (wake.reload)("*");
-                if let Err(e) = listen(&mut client, wake, newest) {
+                // Events committed while no one listened but not readable yet (an older
+                // transaction, in any database of the cluster, still open) are announced once
+                // they are: their notifications went to the dead connection.
+                if let Err(e) = listen(&mut client, wake, newest, committed) {
                     tracing::warn!(database = %label, error = %format!("{e:#}"), "event listener lost its connection");
                     failing_since = Some(Instant::now());
                 }
@@ -73,13 +76,16 @@ fn run(config: &postgres::Config, label: &str, wake: &Wake) {
     }
 }
 
-/// Connect, `LISTEN`, and read the newest readable event (after `LISTEN`, so nothing committed
-/// in between is missed).
-fn connect(config: &postgres::Config) -> Result<(Client, i64)> {
+/// Connect, `LISTEN`, and read the newest readable event and the newest committed one (after
+/// `LISTEN`, so nothing committed in between is missed).
+fn connect(config: &postgres::Config) -> Result<(Client, i64, i64)> {
     let mut c = config.connect(NoTls)?;
     c.batch_execute(&format!("LISTEN {EVENTS_CHANNEL}; LISTEN {RELOAD_CHANNEL}"))?;
     let newest = newest_readable(&mut c)?;
-    Ok((c, newest))
+    let committed: i64 = c
+        .query_one("SELECT COALESCE(MAX(seq), 0)::bigint FROM events", &[])?
+        .get(0);
+    Ok((c, newest, committed))
 }
 
 fn newest_readable(c: &mut Client) -> Result<i64> {
@@ -91,9 +97,10 @@ fn horizon(c: &mut Client) -> Result<i64> {
     Ok(c.query_one(&format!("SELECT {HORIZON}"), &[])?.get(0))
 }
 
-/// Serve notifications until the connection fails (Err) or nobody listens (Ok).
-fn listen(c: &mut Client, wake: &Wake, mut announced: i64) -> Result<()> {
-    let mut pending = announced;
+/// Serve notifications until the connection fails (Err) or nobody listens (Ok); `pending` is
+/// an event already committed that waits to be readable.
+fn listen(c: &mut Client, wake: &Wake, mut announced: i64, pending: i64) -> Result<()> {
+    let mut pending = pending.max(announced);
     let mut poll = POLL_FIRST;
     let mut checked = Instant::now();
     while (wake.alive)() {
