@@ -6,7 +6,7 @@
 //! DevTools Protocol (tungstenite); skipped without the model pack or Chromium.
 
 mod common;
-use common::chromium::{find_chromium, open_page, serve, Cdp, TempDir};
+use common::chromium::{chromium_and_scratch, open_page, serve, Cdp};
 use serde_json::json;
 use std::time::Duration;
 
@@ -37,23 +37,11 @@ fn console_shows_live_escalation_and_handoff() {
     if common::pack_model("multilingual-e5-small").is_none() {
         return;
     }
-    let Some(chromium) = find_chromium() else {
-        if std::env::var("TRIAGE_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
-            panic!("no chromium on PATH: install chromium (scripts/deps.sh)");
-        }
-        eprintln!("SKIPPED: no chromium, chromium-browser or google-chrome on PATH");
+    let Some((chromium, dir)) = chromium_and_scratch("console") else {
         return;
     };
 
-    // 1. The server, with its store in a scratch folder.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("triage-console-{}-{nanos}", std::process::id())),
-    );
-    std::fs::create_dir_all(&dir.0).unwrap();
+    // 1. The server, with its store in the scratch folder.
     let store = dir.0.join("triage.sqlite");
     let (server, port) = serve(
         &dir.0,

@@ -5,11 +5,9 @@
 //! skipped without Chromium (a failure with TRIAGE_REQUIRE_MODELS=1).
 
 mod common;
-use common::chromium::{find_chromium, Cdp, Proc, TempDir};
+use common::chromium::{chromium_and_scratch, open_page};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The router on 127.0.0.1 (a mock-free state: no model is needed for these routes); the port.
@@ -36,73 +34,12 @@ fn serve() -> u16 {
 
 #[test]
 fn docs_page_renders_the_operations() {
-    let Some(chromium) = find_chromium() else {
-        if std::env::var("TRIAGE_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
-            panic!("no chromium on PATH: install chromium (scripts/deps.sh)");
-        }
-        eprintln!("SKIPPED: no chromium, chromium-browser or google-chrome on PATH");
+    let Some((chromium, dir)) = chromium_and_scratch("docs") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("triage-docs-{}-{nanos}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
     let port = serve();
-
-    use std::os::unix::process::CommandExt;
-    let mut browser = Proc(
-        Command::new(&chromium)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!(
-                "--user-data-dir={}",
-                dir.0.join("chromium").display()
-            ))
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .expect("spawn chromium"),
-    );
-    let (tx, rx) = mpsc::channel();
-    let stderr = browser.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let ws_url = loop {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => match line.split_once("DevTools listening on ") {
-                Some((_, url)) => break url.trim().to_string(),
-                None => seen.push(line),
-            },
-            Err(e) => panic!("no DevTools address ({e}); stderr:\n{}", seen.join("\n")),
-        }
-    };
-
-    let mut cdp = Cdp::connect(&ws_url);
-    let target = cdp.call("Target.createTarget", json!({"url": "about:blank"}));
-    let attached = cdp.call(
-        "Target.attachToTarget",
-        json!({"targetId": target["targetId"], "flatten": true}),
-    );
-    cdp.session = attached["sessionId"].as_str().map(str::to_string);
-    cdp.call("Runtime.enable", json!({}));
     let url = format!("http://127.0.0.1:{port}/docs#post-v1-triage");
-    let nav = cdp.call("Page.navigate", json!({"url": url}));
-    assert!(nav.get("errorText").is_none(), "navigate to {url}: {nav}");
+    let (browser, mut cdp) = open_page(&chromium, &dir.0, &url);
 
     let loaded =
         "document.getElementById('status')?.textContent.startsWith('OpenAPI 3.1') === true";

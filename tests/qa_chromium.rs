@@ -6,7 +6,7 @@
 //! scorecard on click. Skipped without the model pack or Chromium.
 
 mod common;
-use common::chromium::{find_chromium, open_page, serve, Cdp, TempDir};
+use common::chromium::{chromium_and_scratch, open_page, serve, Cdp};
 use common::hooks::{Receiver, ACCEPT, SECRET};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -51,23 +51,11 @@ fn rude_replies_raise_events_webhooks_and_show_on_the_report_page() {
     if common::pack_model("multilingual-e5-small").is_none() {
         return;
     }
-    let Some(chromium) = find_chromium() else {
-        if std::env::var("TRIAGE_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
-            panic!("no chromium on PATH: install chromium (scripts/deps.sh)");
-        }
-        eprintln!("SKIPPED: no chromium, chromium-browser or google-chrome on PATH");
+    let Some((chromium, dir)) = chromium_and_scratch("qa-page") else {
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let hook = rt.block_on(Receiver::start(ACCEPT));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("triage-qa-page-{}-{nanos}", std::process::id())),
-    );
-    std::fs::create_dir_all(&dir.0).unwrap();
     let store = dir.0.join("triage.sqlite");
     let (server, port) = serve(
         &dir.0,

@@ -378,12 +378,25 @@ pub(crate) fn bad_line(k: usize, n: usize, dup: &str) -> Vec<u8> {
 
 /// Write `count` conversations (ids `c000001`...) and `bad` bad lines spread among them.
 pub fn write(out: &mut dyn Write, count: usize, bad: usize, seed: u64) -> Result<()> {
+    write_with(out, count, bad, seed, &mut |r, id| {
+        serde_json::to_value(conversation(r, id)).unwrap_or_default()
+    })
+}
+
+/// Write `count` conversations made by `make` (ids `c000001`...) and `bad` bad lines (one of
+/// each kind in turn) spread among them.
+pub(crate) fn write_with(
+    out: &mut dyn Write,
+    count: usize,
+    bad: usize,
+    seed: u64,
+    make: &mut dyn FnMut(&mut Rng, String) -> serde_json::Value,
+) -> Result<()> {
     let mut r = Rng::new(seed);
     let every = count.checked_div(bad).map_or(usize::MAX, |e| e.max(1));
     let mut bad_done = 0;
     for i in 1..=count {
-        let c = conversation(&mut r, format!("c{i:06}"));
-        serde_json::to_writer(&mut *out, &c)?;
+        serde_json::to_writer(&mut *out, &make(&mut r, format!("c{i:06}")))?;
         out.write_all(b"\n")?;
         if bad_done < bad && i % every == 0 {
             out.write_all(&bad_line(bad_done, bad_done + 1, "c000001"))?;

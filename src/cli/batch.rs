@@ -65,14 +65,23 @@ pub fn run(cmd: BatchCmd) -> Result<()> {
 }
 
 fn synth(a: SynthArgs) -> Result<()> {
-    match &a.output {
+    write_to(a.output.as_deref(), &mut |w| {
+        crate::batch::synth::write(w, a.count, a.bad, a.seed)
+    })
+}
+
+/// Run `write` on the file `output` (created), or on standard output.
+pub(super) fn write_to(
+    output: Option<&Path>,
+    write: &mut dyn FnMut(&mut dyn std::io::Write) -> Result<()>,
+) -> Result<()> {
+    match output {
         Some(p) => {
             let f =
                 std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
-            let mut w = std::io::BufWriter::new(f);
-            crate::batch::synth::write(&mut w, a.count, a.bad, a.seed)
+            write(&mut std::io::BufWriter::new(f))
         }
-        None => crate::batch::synth::write(&mut std::io::stdout().lock(), a.count, a.bad, a.seed),
+        None => write(&mut std::io::stdout().lock()),
     }
 }
 

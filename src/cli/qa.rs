@@ -136,15 +136,9 @@ pub fn run(cmd: QaCmd) -> Result<()> {
 }
 
 fn synth(a: SynthArgs) -> Result<()> {
-    match &a.output {
-        Some(p) => {
-            let f =
-                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
-            let mut w = std::io::BufWriter::new(f);
-            crate::qa::synth::write(&mut w, a.count, a.bad, a.seed)
-        }
-        None => crate::qa::synth::write(&mut std::io::stdout().lock(), a.count, a.bad, a.seed),
-    }
+    super::batch::write_to(a.output.as_deref(), &mut |w| {
+        crate::qa::synth::write(w, a.count, a.bad, a.seed)
+    })
 }
 
 fn run_file(a: RunArgs) -> Result<()> {

@@ -2,7 +2,7 @@
 //! English, 2-12 turns, timestamps and agent ids, with scorecard violations put in at known rates
 //! (`RATES`); each line lists the items it should fail in `injected`. Seeded and deterministic.
 
-use crate::batch::synth::{bad_line, fill, pick, BOT_EN, BOT_ZH, FOLLOW_EN, FOLLOW_ZH, TOPICS};
+use crate::batch::synth::{fill, pick, BOT_EN, BOT_ZH, FOLLOW_EN, FOLLOW_ZH, TOPICS};
 use crate::heads::rng::Rng;
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -232,25 +232,7 @@ pub fn conversation(r: &mut Rng, id: String) -> Value {
 /// Write `count` conversations (ids `c000001`...) and `bad` bad lines spread among them (the
 /// kinds of `triage batch synth --bad`).
 pub fn write(out: &mut dyn Write, count: usize, bad: usize, seed: u64) -> Result<()> {
-    let mut r = Rng::new(seed);
-    let every = count.checked_div(bad).map_or(usize::MAX, |e| e.max(1));
-    let mut bad_done = 0;
-    for i in 1..=count {
-        serde_json::to_writer(&mut *out, &conversation(&mut r, format!("c{i:06}")))?;
-        out.write_all(b"\n")?;
-        if bad_done < bad && i % every == 0 {
-            out.write_all(&bad_line(bad_done, bad_done + 1, "c000001"))?;
-            out.write_all(b"\n")?;
-            bad_done += 1;
-        }
-    }
-    while bad_done < bad {
-        out.write_all(&bad_line(bad_done, bad_done + 1, "c000001"))?;
-        out.write_all(b"\n")?;
-        bad_done += 1;
-    }
-    out.flush()?;
-    Ok(())
+    crate::batch::synth::write_with(out, count, bad, seed, &mut |r, id| conversation(r, id))
 }
 
 #[cfg(test)]

@@ -33,6 +33,30 @@ pub struct QaWrite<'a> {
     pub webhook_urls: &'a [String],
 }
 
+impl QaWrite<'_> {
+    /// The row this write stores for reply `turn` of `conversation_id`.
+    pub(crate) fn record(
+        &self,
+        conversation_id: &str,
+        turn: u32,
+        agent_id: Option<&str>,
+        at_ms: i64,
+        response_ms: Option<i64>,
+    ) -> QaRecord {
+        QaRecord {
+            conversation_id: conversation_id.to_string(),
+            turn,
+            agent_id: agent_id.map(str::to_string),
+            at_ms,
+            score: self.score,
+            fatal: self.fatal,
+            response_ms,
+            abusive: self.abusive,
+            findings: self.findings.clone(),
+        }
+    }
+}
+
 /// What appending a reply did.
 #[derive(Debug, Clone)]
 pub struct ReplyAppended {

@@ -35,6 +35,26 @@ pub fn spawn(cmd: &mut Command) -> Proc {
     Proc(cmd.process_group(0).spawn().expect("spawn"))
 }
 
+/// Chromium for a page test and a scratch folder for it (`tag` in its name); None, with a
+/// note, without Chromium (a panic when TRIAGE_REQUIRE_MODELS=1).
+pub fn chromium_and_scratch(tag: &str) -> Option<(PathBuf, TempDir)> {
+    let Some(chromium) = find_chromium() else {
+        if std::env::var("TRIAGE_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
+            panic!("no chromium on PATH: install chromium (scripts/deps.sh)");
+        }
+        eprintln!("SKIPPED: no chromium, chromium-browser or google-chrome on PATH");
+        return None;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("triage-{tag}-{}-{nanos}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    Some((chromium, dir))
+}
+
 pub fn find_chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     ["chromium", "chromium-browser", "google-chrome"]

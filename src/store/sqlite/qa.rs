@@ -76,17 +76,7 @@ impl Sqlite {
             webhooks: 0,
         };
         if let Some(q) = r.qa {
-            let rec = QaRecord {
-                conversation_id: id.to_string(),
-                turn: n,
-                agent_id: r.agent_id.map(str::to_string),
-                at_ms: now,
-                score: q.score,
-                fatal: q.fatal,
-                response_ms,
-                abusive: q.abusive,
-                findings: q.findings,
-            };
+            let rec = q.record(id, n, r.agent_id, now, response_ms);
             tx.execute(
                 &format!("INSERT INTO qa_replies ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
                 params![
