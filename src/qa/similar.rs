@@ -1,6 +1,8 @@
 //! Encoder similarity for the `required` items: a reply's sentences against the item's example
 //! phrasings (cosine of the default encoder's embeddings), so that a greeting, closing or
-//! apology phrased in words no list holds still counts. One encoder call per conversation.
+//! apology phrased in words no list holds still counts. One encoder call per item whose
+//! phrases are missing, with the item's examples in the same batch (the engine's embedding
+//! cache answers for them after the first time).
 
 use super::conversation::{target_turn, Similar};
 use super::scorecard::Check;
