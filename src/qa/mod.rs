@@ -90,6 +90,9 @@ pub struct ReplyScores {
 
 pub struct Inspector {
     card: Scorecard,
+    /// The `required` items' example embeddings, by item id, once computed (`similar.rs`).
+    pub(crate) example_embeddings:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Vec<Vec<f32>>>>>,
 }
 
 impl Inspector {
@@ -99,7 +102,10 @@ impl Inspector {
             Some(p) => Scorecard::load(p)?,
             None => Scorecard::shipped()?,
         };
-        Ok(Inspector { card })
+        Ok(Inspector {
+            card,
+            example_embeddings: Default::default(),
+        })
     }
 
     pub fn scorecard(&self) -> &Scorecard {

@@ -1,8 +1,7 @@
 //! Encoder similarity for the `required` items: a reply's sentences against the item's example
 //! phrasings (cosine of the default encoder's embeddings), so that a greeting, closing or
-//! apology phrased in words no list holds still counts. One encoder call per item whose
-//! phrases are missing, with the item's examples in the same batch (the engine's embedding
-//! cache answers for them after the first time).
+//! apology phrased in words no list holds still counts. The examples are embedded once (kept in
+//! the `Inspector`); then one encoder call per item whose phrases are missing.
 
 use super::conversation::{target_turn, Similar};
 use super::scorecard::Check;
@@ -53,11 +52,24 @@ pub async fn best_sentences(
     examples: &[String],
     admitted: Instant,
 ) -> AppResult<Vec<Option<(f32, Evidence)>>> {
+    let (_, ex, _) = models.encode(None, examples.to_vec(), admitted).await?;
+    best_against(models, replies, &ex, admitted).await
+}
+
+/// For each reply, its sentence most similar to any of the embedded examples `ex`.
+async fn best_against(
+    models: &Models,
+    replies: &[&str],
+    ex: &[Vec<f32>],
+    admitted: Instant,
+) -> AppResult<Vec<Option<(f32, Evidence)>>> {
     let split: Vec<Vec<Evidence>> = replies.iter().map(|r| sentences(r)).collect();
-    let mut texts: Vec<String> = examples.to_vec();
-    texts.extend(split.iter().flatten().map(|e| e.text.clone()));
+    let texts: Vec<String> = split.iter().flatten().map(|e| e.text.clone()).collect();
+    if texts.is_empty() {
+        return Ok(vec![None; replies.len()]);
+    }
     let (_, emb, _) = models.encode(None, texts, admitted).await?;
-    let (ex, mut rest) = (&emb[..examples.len()], &emb[examples.len()..]);
+    let mut rest = &emb[..];
     let mut out = Vec::with_capacity(replies.len());
     for sents in split {
         let (mine, tail) = rest.split_at(sents.len());
@@ -73,6 +85,30 @@ pub async fn best_sentences(
         out.push(best);
     }
     Ok(out)
+}
+
+/// The item's example embeddings: computed on first use, then kept in the inspector.
+async fn examples_of(
+    models: &Models,
+    qa: &Inspector,
+    id: &str,
+    texts: &[String],
+    admitted: Instant,
+) -> AppResult<std::sync::Arc<Vec<Vec<f32>>>> {
+    let kept = qa
+        .example_embeddings
+        .lock()
+        .ok()
+        .and_then(|m| m.get(id).cloned());
+    if let Some(e) = kept {
+        return Ok(e);
+    }
+    let (_, e, _) = models.encode(None, texts.to_vec(), admitted).await?;
+    let e = std::sync::Arc::new(e);
+    if let Ok(mut m) = qa.example_embeddings.lock() {
+        m.insert(id.to_string(), e.clone());
+    }
+    Ok(e)
 }
 
 /// For each `required` item with examples whose phrases are not in its target reply: the
@@ -94,8 +130,9 @@ pub async fn required(
         if !phrases.find(&t.text).is_empty() {
             continue;
         }
+        let ex = examples_of(models, qa, &it.id, &ex.texts, admitted).await?;
         if let Some(Some((cosine, evidence))) =
-            best_sentences(models, &[t.text.as_str()], &ex.texts, admitted)
+            best_against(models, &[t.text.as_str()], &ex, admitted)
                 .await?
                 .pop()
         {
