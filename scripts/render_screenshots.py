@@ -1,17 +1,30 @@
 #!/usr/bin/env python3
 """Render a synthetic evaluation set of error screenshots for screenshot fault recognition.
 
+Renders desktop dialogs, web error pages and sites with alert banners, phone screens, toasts and
+crash dialogs for each fault in T, in English and Chinese, some in dark mode, some photographed
+with a phone (`phone_photo`, at most 1600 px on the long side, as chat apps send them), some JPEG.
+
 Needs only the standard library and Pillow (`pip install pillow`), plus Debian's fonts
 (`apt-get install -y fonts-dejavu fonts-liberation2 fonts-noto-cjk`).
 
-    python3 scripts/render_screenshots.py --out DIR [--n-per-fault 12] [--seed 7]
+    python3 scripts/render_screenshots.py --out DIR [--n-per-fault 12] [--seed 7] [--n-neutral 40]
 
 Writes PNG/JPEG images and DIR/labels.jsonl, one JSON object per image:
     {"file": "payment_failed_003.png", "fault": "payment_failed", "language": "en",
      "style": "dialog", "dark": false, "font": "DejaVu Sans", "font_px": 14, "scale": 2.0,
      "photo": false, "jpeg_quality": null, "message": "headline\nbody\ndetail",
      "text": "...every string drawn, UI noise included, one line each..."}
-Negatives (about 15%) have "fault": null; textless ones have "language": null.
+Negatives have "fault": null (and "message": null); textless ones have "language": null. They are
+  - about 15% of the main set: chats, shop pages, settings screens, photos, blank/loading screens;
+  - then --n-neutral more, files neutral_NNN, with "kind": "success" or "neutral": half are success
+    screens on the faults' topics (payment successful, order placed, you're up to date, devices
+    online, backup complete, signed in, password changed, refund processed, file uploaded,
+    connection secure; with "topic"), drawn in the same styles with a green check, the rest are
+    neutral screens: shop receipts (mostly photographed), a support agent's ticket console and
+    ordinary customer-service chats. They exist so that a matcher that recognises only topics,
+    not polarity, is penalised. They use their own random generator, so that adding them left
+    the main set unchanged.
 
 The message texts below are written independently of the `examples` in models/faults.toml, so
 that an evaluation on these images is honest. Same seed, same images.
@@ -201,6 +214,130 @@ T = {
 }
 FAULTS = list(T)
 
+# Success screens: negatives (fault null) on the same topics as the faults, so that a matcher that
+# only sees topics (payment, update, device...) and not polarity is caught out. Same format as T.
+S = {
+    "payment": {"styles": ["dialog", "web", "toast", "mobile"], "en": [
+        "Payment successful|We've received your payment of {amt}. A receipt has been sent to your email.|Transaction ID: {ref}|Done",
+        "Thank you! You've paid {amt}|Visa •••• {card} was charged successfully. Your order is being prepared.|Order #{order} · {time}|View order",
+        "Payment complete|Your payment was approved. No further action is needed.|Ref {ref}",
+        "M:Paid {amt}|Payment to {app} completed with Apple Pay.|{time}|Done",
+    ], "zh": [
+        "支付成功|您已成功支付{amt}，电子发票将发送至您的邮箱。|交易单号：{ref}|完成",
+        "付款成功|尾号{card}的银行卡已扣款{amt}，商家正在为您备货。|订单号：{order}|查看订单",
+        "M:支付完成|{amt}已支付给{app}，感谢您的购买。|{time}|返回商家",
+        "交易成功|本次付款已完成，无需重复支付。|流水号：{ref}",
+    ]},
+    "order": {"styles": ["web", "mobile", "toast", "web"], "en": [
+        "Order placed!|Thanks for shopping with {app}. We'll email you when your package ships.|Order #{order}|Track order",
+        "Your order is confirmed|Estimated delivery: Thursday. You paid {amt} for 2 items.|Order number: {order}|Continue shopping",
+        "Thanks, your order has been received|A confirmation email is on its way.|Order #{order} · placed at {time}",
+    ], "zh": [
+        "下单成功|感谢您在{app}购物，商品发货后我们会短信通知您。|订单号：{order}|查看订单",
+        "订单已确认|预计周四送达，共2件商品，实付{amt}。|订单编号：{order}|继续购物",
+        "提交成功|您的订单已提交，商家将尽快为您发货。|下单时间：{time}",
+    ]},
+    "update": {"styles": ["dialog", "mobile", "web", "toast"], "en": [
+        "Update complete|{app} has been updated to version 4.2.0. Enjoy the new features!||Open",
+        "You're up to date|{app} 4.2.0 is the latest version.|Last checked: today at {time}",
+        "D:Your device is up to date|Last checked: Today, {time}. No updates are available right now.||Check for updates",
+        "Firmware updated|{dev} is now running firmware v2.3.1.||Done",
+        "M:iOS is up to date|iOS 17.4.1 is installed on this iPhone.||OK",
+    ], "zh": [
+        "更新完成|{app}已更新至 4.2.0 版本，快来体验新功能吧。||打开",
+        "已是最新版本|当前版本 4.2.0 已是最新版本，无需更新。|上次检查：今天 {time}",
+        "固件升级成功|{dev}已升级到 v2.3.1。||完成",
+        "D:你使用的是最新版本|上次检查时间：今天 {time}||检查更新",
+    ]},
+    "device": {"styles": ["mobile", "toast", "dialog", "mobile"], "en": [
+        "All devices online|5 devices are connected and working normally.|Last sync {time}",
+        "{dev} is online|Connected to Home-WiFi (5 GHz). Signal strength: excellent.||Done",
+        "Device added|{dev} has been set up and is ready to use.||Go to home",
+        "Printer ready|Office Printer (Wi-Fi) is online. There are no documents in the queue.",
+    ], "zh": [
+        "设备在线|“{dev}”已连接，运行正常。|最近同步：{time}",
+        "全部设备在线|5 台设备均已连接，运行状态良好。",
+        "添加成功|{dev}已完成配网，可以开始使用了。||完成",
+        "打印机已就绪|办公室打印机已联机，当前没有等待打印的文档。",
+    ]},
+    "backup": {"styles": ["mobile", "toast", "dialog"], "en": [
+        "Backup complete|All 2,318 photos and videos are backed up to {app}.|Last backup: today, {time}",
+        "Your data is backed up|Contacts, messages and settings were saved to the cloud.||Done",
+        "M:Backup finished|1.4 GB backed up over Wi-Fi.|{time}",
+    ], "zh": [
+        "备份完成|2318 张照片和视频已全部备份到{app}。|上次备份：今天 {time}",
+        "备份成功|通讯录、短信和设置已保存到云端。||完成",
+        "数据已同步|所有数据均已是最新状态。|同步时间：{time}",
+    ]},
+    "signin": {"styles": ["toast", "web", "mobile"], "en": [
+        "Welcome back!|You're signed in to {app}.||Continue",
+        "Signed in successfully|You're now signed in on this device.|{time}",
+        "Hi there, welcome back|Good to see you again. Your cart has 2 items.||Go to cart",
+    ], "zh": [
+        "登录成功|欢迎回来！|{time}",
+        "欢迎回来|您已登录{app}。||进入首页",
+        "已登录|您已在本设备上成功登录。",
+    ]},
+    "password": {"styles": ["web", "mobile", "dialog", "toast"], "en": [
+        "Password changed|Your password was updated successfully. Use your new password next time you sign in.||Done",
+        "Your password has been reset|You can now sign in with your new password.||Sign in",
+        "Password updated successfully|We've sent a confirmation to your email address.|{time}",
+    ], "zh": [
+        "密码修改成功|下次登录请使用新密码。||完成",
+        "密码已重置|请使用新密码重新登录。||去登录",
+        "修改成功|您的登录密码已更新，确认邮件已发送至您的邮箱。",
+    ]},
+    "refund": {"styles": ["web", "mobile", "toast"], "en": [
+        "Refund processed|We've refunded {amt} to your Visa •••• {card}. It may take 3-5 business days to appear.|Refund ID: {ref}",
+        "Your refund is on its way|{amt} will be returned to your original payment method.|Order #{order}|View details",
+        "Return accepted|Your refund of {amt} has been issued.|{time}",
+    ], "zh": [
+        "退款成功|{amt}已原路退回至尾号{card}的银行卡，预计1-3个工作日到账。|退款单号：{ref}",
+        "退款已到账|{amt}已退回您的账户余额。|订单号：{order}|查看详情",
+        "退款处理完成|您的售后申请已处理，退款{amt}已发放。",
+    ]},
+    "upload": {"styles": ["toast", "dialog", "mobile"], "en": [
+        "File uploaded|report-Q2.pdf (2.4 MB) was uploaded successfully.||Open",
+        "Upload complete|12 photos were added to the album \"Holiday\".|{time}",
+        "Done! Your document is uploaded|We'll review it within 24 hours.|Reference {ref}",
+    ], "zh": [
+        "上传成功|文件“季度报告.pdf”（2.4 MB）已上传。||查看",
+        "上传完成|12 张照片已添加到相册“旅行”。|{time}",
+        "提交成功|资料已上传，我们将在24小时内完成审核。|受理编号：{ref}",
+    ]},
+    "secure": {"styles": ["dialog", "mobile", "toast"], "en": [
+        "Connection is secure|Your information (for example, passwords or credit card numbers) is private when it is sent to {site}.|Certificate is valid",
+        "D:This site is secure|{site} has a valid certificate issued by a trusted authority.||Got it",
+        "Secure payment|Your card details are encrypted and sent securely.|256-bit SSL · {site}",
+    ], "zh": [
+        "连接是安全的|您发送到 {site} 的信息（例如密码或信用卡卡号）会受到保护。|证书有效",
+        "安全连接|该网站的证书有效，由受信任的机构颁发。|{site}",
+        "支付环境安全|您的银行卡信息已加密传输。|{site}",
+    ]},
+}
+OK_PAGES = {"payment": ("Order confirmation", "订单详情"), "order": ("Order confirmation", "订单详情"),
+            "update": ("Software update", "软件更新"), "device": ("My devices", "我的设备"), "backup": ("Backup", "备份与恢复"),
+            "signin": ("My account", "我的账户"), "password": ("Security", "账号与安全"), "refund": ("Refund details", "退款详情"),
+            "upload": ("My files", "我的文件"), "secure": ("Site information", "网站信息")}
+OK_ROWS = {  # summary lines under the green banner on success web pages
+    "payment": (["Order number: {order}", "Amount paid: {amt}", "Payment method: Visa •••• {card}"],
+                ["订单编号：{order}", "实付金额：{amt}", "支付方式：尾号{card}的银行卡"]),
+    "order": (["Order number: {order}", "Total: {amt}", "Delivery: Standard (2-3 days)"],
+              ["订单编号：{order}", "订单金额：{amt}", "配送方式：快递，预计2-3天送达"]),
+    "update": (["Current version: 4.2.0", "Last checked: today {time}"], ["当前版本：4.2.0", "上次检查：今天 {time}"]),
+    "device": (["{dev}: Online", "Wi-Fi: Home-WiFi (5 GHz)"], ["{dev}：在线", "Wi-Fi：Home-WiFi (5 GHz)"]),
+    "backup": (["Last backup: today {time}", "Backup size: 1.4 GB"], ["上次备份：今天 {time}", "备份大小：1.4 GB"]),
+    "signin": (["Signed in as alex.chen@example.com", "Last sign-in: today {time}"], ["当前账号：138****5621", "上次登录：今天 {time}"]),
+    "password": (["Password last changed: just now", "Two-step verification: On"], ["密码修改时间：刚刚", "两步验证：已开启"]),
+    "refund": (["Refund ID: {ref}", "Amount: {amt}", "Status: Completed"], ["退款单号：{ref}", "退款金额：{amt}", "退款状态：已完成"]),
+    "upload": (["Files: 12", "Storage used: 4.2 GB of 15 GB"], ["文件数：12", "已用空间：4.2 GB / 15 GB"]),
+    "secure": (["Certificate: valid", "Connection: TLS 1.3"], ["证书：有效", "连接：TLS 1.3"]),
+}
+OK_PATHS = {"payment": "/checkout/success", "order": "/order/confirmation", "update": "/settings/update", "device": "/devices",
+            "backup": "/backup", "signin": "/account", "password": "/account/security", "refund": "/orders/refunds",
+            "upload": "/files", "secure": "/"}
+OK_BUTTONS = {"en": [["OK"], ["Done"], ["Close"], ["Continue"]], "zh": [["确定"], ["完成"], ["关闭"], ["知道了"]]}
+
 APPS = {"en": ["ShopFast", "Lumina Home", "MetroPay", "Parcelly", "Photo Vault", "Notely", "TripMate"],
         "zh": ["快购商城", "智家", "云相册", "畅聊", "易行出行", "好邻居", "美食汇"]}
 SITES = ["www.northwind-store.com", "account.lumina.io", "shop.parcelly.co.uk", "m.kuaigou.cn",
@@ -235,6 +372,61 @@ FIELDS = {"payment_failed": {"en": ["Card number", "Expiry date", "CVC"], "zh": 
           "login_failed": {"en": ["Email", "Password"], "zh": ["手机号/邮箱", "密码"]},
           "update_failed": {"en": ["Current version: 3.2.1", "Last checked: today"], "zh": ["当前版本：3.2.1", "上次检查：今天"]}}
 ACCENTS = [(0, 120, 215), (26, 115, 232), (220, 53, 69), (255, 87, 34), (7, 193, 96), (98, 0, 238), (0, 150, 136)]
+# Neutral screens (fault null): ordinary chats, shop receipts, a support agent's console.
+CHATS2 = {"en": [["Hi! When will my order arrive?", "Hi, it's out for delivery today between 2 and 5 pm.", "Great, thank you!",
+                  "You're welcome, have a nice day!"],
+                 ["Does the dress run small?", "It fits true to size. If you're between sizes, we suggest the larger one.",
+                  "OK, I'll take an M then", "Good choice! It ships tomorrow morning."],
+                 ["What are your opening hours on public holidays?", "We're open from 9am to 5pm on public holidays.", "Thanks!"],
+                 ["Just wanted to say thanks, the shoes fit perfectly", "So glad to hear that! Thanks for shopping with us.",
+                  "Will definitely order again"],
+                 ["Can I pick up order #{order} in store?", "Yes! It will be ready for collection in about 2 hours.",
+                  "Perfect, see you later"]],
+          "zh": [["你好，我的快递什么时候到？", "您好，今天下午2点到5点之间派送哦", "好的，谢谢！", "不客气，祝您生活愉快~"],
+                 ["身高165，体重50公斤穿什么码？", "建议您选S码，这款版型偏宽松", "好的，那我拍S码", "好的亲，今天就给您发出"],
+                 ["你们店国庆节营业吗？", "国庆期间正常营业，时间是早上9点到晚上9点", "好的，知道了"],
+                 ["衣服收到了，很合身，谢谢！", "感谢您的支持，欢迎再次光临~"],
+                 ["订单{order}可以到店自提吗？", "可以的，2小时后到门店前台取货即可", "好的，谢谢"]]}
+RECEIPT = {
+    "en": {"stores": [("GREEN BASKET MARKET", "412 Elm Street, Springfield"), ("CORNER COFFEE CO.", "88 Harbour Road, Bristol"),
+                      ("NORTHWIND STORE", "1200 Market St, San Francisco"), ("CITY PHARMACY", "5 Station Square, Leeds")],
+           "items": [("Organic milk 1L", 1.89), ("Sourdough bread", 4.50), ("Bananas 1.2 lb", 0.79), ("Cheddar cheese", 5.25),
+                     ("Flat white", 3.80), ("Blueberry muffin", 2.95), ("USB-C cable 1m", 12.99), ("AA batteries 4-pack", 6.49),
+                     ("Toothpaste", 3.29), ("Vitamin C 60 tabs", 8.99), ("Orange juice", 3.49), ("Greek yogurt", 4.10)],
+           "cur": "$%.2f", "labels": ["Subtotal", "Tax 8%", "TOTAL", "Paid: Visa •••• {card}", "Receipt #{n}", "Cashier: {who}",
+                                      "Thank you for shopping with us!", "Please keep your receipt for returns."],
+           "cashiers": ["Anna", "Marcus", "Priya", "Tom"]},
+    "zh": {"stores": [("好邻居便利店", "上海市徐汇区漕溪北路 88 号"), ("美食汇餐厅", "北京市朝阳区建国路 93 号"),
+                      ("快购超市", "广州市天河区体育西路 191 号"), ("一点点奶茶", "杭州市西湖区文三路 259 号")],
+           "items": [("矿泉水 550ml", 2.0), ("全麦面包", 12.5), ("鲜牛奶 1L", 15.8), ("香蕉 1.2斤", 6.6), ("珍珠奶茶 大杯", 16.0),
+                     ("宫保鸡丁", 38.0), ("米饭", 3.0), ("纸巾 3包", 9.9), ("洗发水 400ml", 45.9), ("酸奶", 7.5),
+                     ("苹果 2斤", 13.8), ("薯片", 8.5)],
+           "cur": "¥%.2f", "labels": ["小计", "税额 6%", "合计", "支付方式：{pay}", "单号：{n}", "收银员：{who}",
+                                      "谢谢惠顾，欢迎再次光临！", "请保留小票作为售后凭证"],
+           "cashiers": ["001 王芳", "002 李强", "003 陈静"], "pay": ["微信支付", "支付宝", "银联卡 尾号{card}"]},
+}
+CONSOLE = {
+    "en": {"app": ["HelpDesk Pro", "SupportHub", "CareDesk"], "nav": ["Inbox", "Tickets", "Customers", "Reports", "Knowledge base",
+                                                                     "Macros", "Settings"],
+           "title": "Tickets", "search": "Search tickets…",
+           "kpis": [("Open tickets", "{a}"), ("Avg. first response", "{m}m {s}s"), ("Solved today", "{b}"), ("CSAT", "{p}%")],
+           "cols": ["ID", "Subject", "Customer", "Status", "Updated"], "status": ["Open", "Pending", "Solved", "Open"],
+           "ago": ["{k} min ago", "{k} min ago", "{h} h ago"],
+           "subjects": ["Refund request for order #{order}", "Login question", "Change delivery address", "Can I pay with PayPal?",
+                        "Invoice copy for March", "Size exchange - blue jacket", "Where is my parcel?", "Update phone number on account",
+                        "Question about the warranty", "Smart plug setup help", "Gift card balance", "Cancel subscription renewal",
+                        "Password reset question", "Bulk order discount?", "Payment method question"],
+           "names": ["Emma Clark", "Liam Chen", "Sofia Rossi", "Noah Patel", "Mia Müller", "James O'Brien", "Ava Kim", "Lucas Silva"]},
+    "zh": {"app": ["客服工作台", "智能客服中心", "售后服务台"], "nav": ["收件箱", "工单", "客户", "数据报表", "知识库", "快捷回复", "设置"],
+           "title": "工单列表", "search": "搜索工单…",
+           "kpis": [("待处理工单", "{a}"), ("平均首次响应", "{m}分{s}秒"), ("今日已解决", "{b}"), ("客户满意度", "{p}%")],
+           "cols": ["编号", "主题", "客户", "状态", "更新时间"], "status": ["待处理", "处理中", "已解决", "待处理"],
+           "ago": ["{k}分钟前", "{k}分钟前", "{h}小时前"],
+           "subjects": ["订单{order}申请退款", "登录问题咨询", "修改收货地址", "能否开具发票", "尺码换货", "快递到哪了",
+                        "更换绑定手机号", "保修政策咨询", "智能插座如何配网", "礼品卡余额查询", "取消自动续费", "密码找回咨询",
+                        "批量采购有优惠吗", "支付方式咨询"],
+           "names": ["王女士", "李先生", "张伟", "刘洋", "陈静", "赵敏", "孙先生", "周婷"]},
+}
 
 
 def find_fonts():
@@ -369,12 +561,12 @@ def status_bar(c, d, W, px):
 
 
 def icon(c, d, cx, cy, r, kind):
-    col = {"error": (220, 53, 69), "warn": (240, 173, 0), "info": c.accent}[kind]
+    col = {"error": (220, 53, 69), "warn": (240, 173, 0), "info": c.accent, "ok": (40, 167, 69)}[kind]
     if kind == "warn":
         d.polygon([(cx, cy - r), (cx + r, cy + r * 0.8), (cx - r, cy + r * 0.8)], fill=col)
     else:
         d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col)
-    glyph = {"error": "×", "warn": "!", "info": "i"}[kind]
+    glyph = {"error": "×", "warn": "!", "info": "i", "ok": "✓"}[kind]  # ✓ is in DejaVu Sans Bold
     f = c.fonts.get("DejaVu Sans" if "DejaVu Sans" in c.fonts.paths else c.family, r * 1.3, True)
     d.text((cx, cy + (r * 0.15 if kind == "warn" else 0)), glyph, font=f, fill=(255, 255, 255), anchor="mm")
 
@@ -470,9 +662,12 @@ def style_web(c, m):
     rng, px = c.rng, c.px
     W, H = int(rng.choice([1024, 1280, 1366, 1440]) * c.s), int(rng.choice([700, 768, 800, 900]) * c.s)
     path = rng.choice(["/checkout", "/account/login", "/orders", "/item/%d" % rng.randint(1000, 99999), "/"])
+    if m.get("ok"):  # drawn above either way, so the random sequence stays the same
+        path = OK_PATHS[m["topic"]]
     big = re.match(r"^(\d{3})\s+(.*)$", m["head"])
     error_page = big or m["fault"] in ("network_error", "certificate_error", "not_found", "server_error", "permission_denied", "app_crash")
-    tab = m["head"] if error_page else m["vars"]["app"] + " - " + PAGE_TITLES.get(m["fault"], PAGE_TITLES["login_failed"])[c.lang]
+    page_title = m["page"] if m.get("ok") else PAGE_TITLES.get(m["fault"], PAGE_TITLES["login_failed"])[c.lang]
+    tab = m["head"] if error_page else m["vars"]["app"] + " - " + page_title
     img, d, top = browser(c, W, H, "https://" + m["vars"]["site"] + path, tab)
     if error_page:
         x0 = W * rng.uniform(0.12, 0.3)
@@ -501,19 +696,30 @@ def style_web(c, m):
         top = site_header(c, d, W, top, m["vars"]["app"])
         pw = min(W * 0.6, px * 36)
         x0, y = (W - pw) / 2, top + px * 2.8
-        y = c.text(d, x0, y, PAGE_TITLES.get(m["fault"], PAGE_TITLES["login_failed"])[c.lang], px * 1.6, c.fg, bold=True)
+        y = c.text(d, x0, y, page_title, px * 1.6, c.fg, bold=True)
         banner_h = px * 1.5 + len(wrap(m["body"], c.font(px), pw - px * 3)) * px * 1.35 + px * 2.6 + (px * 1.3 if m["detail"] else 0)
-        d.rectangle([x0, y + px, x0 + pw, y + px + banner_h], fill=(253, 236, 234) if not c.dark else (70, 30, 32),
-                    outline=(220, 53, 69))
-        yy = c.text(d, x0 + px * 1.5, y + px * 1.8, m["head"], px * 1.05, (200, 35, 51) if not c.dark else (255, 160, 160), bold=True)
+        if m.get("ok"):  # a green success banner
+            fill, edge, hcol = ((230, 246, 234) if not c.dark else (28, 62, 38)), (40, 167, 69), ((25, 125, 50) if not c.dark else (130, 220, 150))
+        else:
+            fill, edge, hcol = ((253, 236, 234) if not c.dark else (70, 30, 32)), (220, 53, 69), ((200, 35, 51) if not c.dark else (255, 160, 160))
+        d.rectangle([x0, y + px, x0 + pw, y + px + banner_h], fill=fill, outline=edge)
+        yy = c.text(d, x0 + px * 1.5, y + px * 1.8, m["head"], px * 1.05, hcol, bold=True)
         yy = c.text(d, x0 + px * 1.5, yy + px * 0.3, m["body"], px, c.fg, max_w=pw - px * 3)
         c.text(d, x0 + px * 1.5, yy + px * 0.2, m["detail"], px * 0.8, c.muted)
         y += banner_h + px * 2.5
-        for label in FIELDS.get(m["fault"], FIELDS["login_failed"])[c.lang]:
-            c.text(d, x0, y, label, px * 0.9, c.muted)
-            d.rectangle([x0, y + px * 1.7, x0 + pw, y + px * 3.9], outline=c.line, fill=c.panel)
-            y += px * 5
-        c.button(d, x0, y, m["buttons"][0] if m["fault"] == "update_failed" else {"en": "Continue", "zh": "继续"}[c.lang], px, True, w=pw)
+        if m.get("ok"):  # a summary of the completed action instead of a form
+            for row in m["rows"]:
+                c.text(d, x0, y, row, px * 0.95, c.fg)
+                y += px * 2.1
+                d.line([(x0, y - px * 0.5), (x0 + pw, y - px * 0.5)], fill=c.line)
+            y += px * 1.5
+        else:
+            for label in FIELDS.get(m["fault"], FIELDS["login_failed"])[c.lang]:
+                c.text(d, x0, y, label, px * 0.9, c.muted)
+                d.rectangle([x0, y + px * 1.7, x0 + pw, y + px * 3.9], outline=c.line, fill=c.panel)
+                y += px * 5
+        c.button(d, x0, y, m["buttons"][0] if m["fault"] == "update_failed" or m.get("ok") else {"en": "Continue", "zh": "继续"}[c.lang],
+                 px, True, w=pw)
     return img
 
 
@@ -630,7 +836,7 @@ def neg_blank(c):
     return img
 
 
-def neg_chat(c):
+def neg_chat(c, chats=None):
     rng, px = c.rng, c.px
     W, H = phone_canvas(c)
     img = Image.new("RGB", (W, H), c.bg)
@@ -639,7 +845,7 @@ def neg_chat(c):
     c.text(d, px * 3, px * 3.4, {"en": "Customer Support", "zh": "在线客服"}[c.lang], px * 1.15, c.fg, bold=True)
     d.line([(0, px * 6), (W, px * 6)], fill=c.line)
     y = px * 8
-    for i, msg in enumerate(rng.choice(CHATS[c.lang])):
+    for i, msg in enumerate(rng.choice((chats or CHATS)[c.lang])):
         msg = msg.format(order=rng.randint(10 ** 5, 10 ** 6))
         f = c.font(px)
         lines = wrap(msg, f, W * 0.62)
@@ -701,6 +907,133 @@ def neg_settings(c):
     return img
 
 
+def fit(c, s, size, w, bold=False):
+    """Cut s with an ellipsis so that it fits in w device pixels on one line."""
+    f = c.font(size, bold)
+    if f.getlength(s) <= w:
+        return s
+    while s and f.getlength(s + "…") > w:
+        s = s[:-1]
+    return s.rstrip() + "…"
+
+
+def neg_chat2(c):
+    return neg_chat(c, CHATS2)
+
+
+def neg_receipt(c):
+    """A paper shop receipt on a table (usually photographed afterwards); paper is never dark."""
+    rng, px, R = c.rng, c.px * 0.9, RECEIPT[c.lang]
+    ink = (rng.randint(20, 60),) * 3
+    pw = int(px * rng.uniform(21, 25))
+    paper = Image.new("RGB", (pw, int(px * 90)), (rng.randint(240, 252), rng.randint(238, 250), rng.randint(228, 242)))
+    d = ImageDraw.Draw(paper)
+    m, w = px * 1.2, pw - px * 2.4
+    mono = c.lang == "en" and rng.random() < 0.7
+    store, addr = rng.choice(R["stores"])
+    y = c.text(d, m, px * 1.5, store, px * 1.3, ink, bold=True, max_w=w, align="center", mono=mono)
+    y = c.text(d, m, y + px * 0.2, addr, px * 0.85, ink, max_w=w, align="center", mono=mono)
+    y = c.text(d, m, y, "Tel. %03d-%04d-%04d" % (rng.randint(10, 999), rng.randint(0, 9999), rng.randint(0, 9999)) if c.lang == "zh"
+               else "Tel. (%03d) %03d-%04d" % (rng.randint(200, 999), rng.randint(200, 999), rng.randint(0, 9999)),
+               px * 0.85, ink, max_w=w, align="center", mono=mono)
+    sep = lambda yy: d.line([(m, yy + px * 0.5), (m + w, yy + px * 0.5)], fill=ink, width=max(1, int(px / 12))) or yy + px * 1.2
+    y = sep(y + px * 0.3)
+    lab = R["labels"]
+    date = "%d-%02d-%02d %02d:%02d" % (rng.choice([2024, 2025]), rng.randint(1, 12), rng.randint(1, 28), rng.randint(8, 21), rng.randint(0, 59))
+    y = c.text(d, m, y, date, px * 0.9, ink, mono=mono)
+    y = c.text(d, m, y, lab[4].format(n=rng.randint(100000, 999999)), px * 0.9, ink, mono=mono)
+    y = c.text(d, m, y, lab[5].format(who=rng.choice(R["cashiers"])), px * 0.9, ink, mono=mono)
+    y = sep(y + px * 0.2)
+    sub = 0.0
+    for name, price in rng.sample(R["items"], rng.randint(3, 7)):
+        q = rng.choice([1, 1, 1, 2, 3])
+        sub += q * price
+        c.text(d, m, y, (name if q == 1 else "%s x%d" % (name, q)), px * 0.95, ink, mono=mono)
+        y = c.text(d, m, y, R["cur"] % (q * price), px * 0.95, ink, max_w=w, align="right", mono=mono)
+    y = sep(y + px * 0.2)
+    tax = round(sub * (0.08 if c.lang == "en" else 0.06), 2)
+    for label, val, big in ((lab[0], sub, False), (lab[1], tax, False), (lab[2], sub + tax, True)):
+        size = px * (1.15 if big else 0.95)
+        c.text(d, m, y, label, size, ink, bold=big, mono=mono)
+        y = c.text(d, m, y, R["cur"] % val, size, ink, bold=big, max_w=w, align="right", mono=mono)
+    pay = lab[3].format(card="%04d" % rng.randint(0, 9999), pay=rng.choice(R.get("pay", [""])).format(card="%04d" % rng.randint(0, 9999)))
+    y = c.text(d, m, y + px * 0.5, pay, px * 0.9, ink, mono=mono)
+    y = sep(y + px * 0.2)
+    y = c.text(d, m, y + px * 0.3, lab[6], px, ink, bold=True, max_w=w, align="center", mono=mono)
+    y = c.text(d, m, y, lab[7], px * 0.8, ink, max_w=w, align="center", mono=mono)
+    x = m + w * 0.1  # a barcode
+    while x < m + w * 0.9:
+        bw = px * rng.choice([0.1, 0.1, 0.2, 0.3])
+        d.rectangle([x, y + px, x + bw, y + px * 3.5], fill=ink)
+        x += bw + px * rng.choice([0.1, 0.15, 0.25])
+    paper = paper.crop((0, 0, pw, int(y + px * 5)))
+    bg = tuple(rng.randint(90, 190) for _ in range(3)) if not c.dark else tuple(rng.randint(25, 70) for _ in range(3))
+    W, H = int(pw * rng.uniform(1.3, 1.6)), int(paper.size[1] * rng.uniform(1.08, 1.18))
+    img = Image.new("RGB", (W, H), bg)
+    x0, y0 = (W - pw) // 2 + rng.randint(-int(px), int(px)), (H - paper.size[1]) // 2
+    ImageDraw.Draw(img).rectangle([x0 + 4, y0 + 4, x0 + pw + 4, y0 + paper.size[1] + 4], fill=tuple(v // 2 for v in bg))
+    img.paste(paper, (x0, y0))
+    return img
+
+
+def neg_console(c):
+    """A support agent's console: sidebar, KPI tiles and a table of tickets (no error messages)."""
+    rng, px, K = c.rng, c.px, CONSOLE[c.lang]
+    W, H = int(rng.choice([1280, 1366, 1440]) * c.s), int(rng.choice([768, 800, 900]) * c.s)
+    app = rng.choice(K["app"])
+    img, d, top = browser(c, W, H, "https://support.%s/agent/tickets" % rng.choice(SITES).split(".", 1)[1], app + " - " + K["title"])
+    sb = px * 13  # sidebar
+    side = (32, 36, 48) if not c.dark else tuple(max(0, v - 8) for v in c.bg)
+    d.rectangle([0, top, sb, H], fill=side)
+    c.text(d, px * 1.2, top + px * 1.2, app, px * 1.15, (255, 255, 255), bold=True)
+    y = top + px * 4
+    cur = rng.randint(0, 2)
+    for i, item in enumerate(K["nav"]):
+        if i == cur:
+            d.rectangle([0, y - px * 0.5, sb, y + px * 1.8], fill=c.accent if not c.dark else tuple(v * 11 // 20 for v in c.accent))
+        c.text(d, px * 1.5, y, item, px * 0.95, (255, 255, 255) if i == cur else (190, 195, 205))
+        y += px * 2.6
+    x0, mw = sb + px * 2, W - sb - px * 4
+    d.rectangle([sb, top, W, top + px * 3.4], fill=c.panel)
+    d.line([(sb, top + px * 3.4), (W, top + px * 3.4)], fill=c.line)
+    d.rounded_rectangle([x0, top + px * 0.7, x0 + px * 18, top + px * 2.7], radius=px * 0.4, outline=c.line, fill=c.bg)
+    c.text(d, x0 + px * 0.8, top + px * 1.05, K["search"], px * 0.9, c.muted)
+    d.ellipse([W - px * 3.2, top + px * 0.6, W - px * 1.2, top + px * 2.6], fill=c.accent)
+    y = c.text(d, x0, top + px * 5, K["title"], px * 1.6, c.fg, bold=True) + px
+    tw = (mw - px * 3) / 4
+    vals = {"a": rng.randint(8, 95), "b": rng.randint(20, 240), "m": rng.randint(1, 9), "s": rng.randint(0, 59), "p": rng.randint(82, 99)}
+    for i, (label, val) in enumerate(K["kpis"]):
+        tx = x0 + i * (tw + px)
+        d.rounded_rectangle([tx, y, tx + tw, y + px * 5], radius=px * 0.5, fill=c.panel, outline=c.line)
+        c.text(d, tx + px, y + px * 0.8, fit(c, label, px * 0.85, tw - px * 2), px * 0.85, c.muted)
+        c.text(d, tx + px, y + px * 2.3, val.format(**vals), px * 1.7, c.fg, bold=True)
+    y += px * 6.5
+    cw = [0.1, 0.42, 0.2, 0.12, 0.16]
+    cx = [x0 + sum(cw[:i]) * mw for i in range(len(cw))]
+    d.rectangle([x0, y, x0 + mw, y + px * 2.2], fill=c.panel)
+    for x, col in zip(cx, K["cols"]):
+        c.text(d, x + px * 0.6, y + px * 0.55, col, px * 0.85, c.muted, bold=True)
+    y += px * 2.2
+    subjects, names = rng.sample(K["subjects"], len(K["subjects"])), rng.sample(K["names"], len(K["names"]))
+    tid, k = rng.randint(10000, 90000), 0
+    stcol = {0: (220, 120, 0), 1: (0, 120, 215), 2: (40, 150, 70), 3: (220, 120, 0)}
+    while y + px * 2.6 < H - px and k < len(subjects):
+        st = rng.randrange(4)
+        tid -= rng.randint(1, 9)
+        cells = ["#%d" % tid, subjects[k].format(order=rng.randint(10 ** 7, 10 ** 8)), names[k % len(names)],
+                 K["status"][st], rng.choice(K["ago"]).format(k=rng.randint(1, 59), h=rng.randint(1, 9))]
+        for i, (x, cell) in enumerate(zip(cx, cells)):
+            cell = fit(c, cell, px * 0.9, cw[i] * mw - px * 1.2)
+            c.text(d, x + px * 0.6, y + px * 0.7, cell, px * 0.9, stcol[st] if i == 3 else c.fg)
+        y += px * 2.6
+        d.line([(x0, y), (x0 + mw, y)], fill=c.line)
+        k += 1
+    return img
+
+
+NEUTRALS = {"receipt": neg_receipt, "console": neg_console, "chat": neg_chat2}
+
+
 # ---------------------------------------------------------------------------------------------
 # Degradations
 def noise(img, rng, alpha):
@@ -725,7 +1058,11 @@ def phone_photo(img, rng):
     canvas = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.6) * max(1.0, W / 1400)))
     light = gradient((W, H), (255, 255, 255), tuple(rng.randint(150, 220) for _ in range(3)), rng.random() < 0.5)
     canvas = Image.composite(canvas, Image.new("RGB", (W, H), (0, 0, 0)), light.convert("L"))
-    return noise(canvas, rng, rng.uniform(0.04, 0.1))
+    canvas = noise(canvas, rng, rng.uniform(0.04, 0.1))
+    if max(W, H) > 1600:  # chat apps compress photos to at most 1600 px on the long side
+        f = 1600 / max(W, H)
+        canvas = canvas.resize((max(1, round(W * f)), max(1, round(H * f))), Image.Resampling.LANCZOS)
+    return canvas
 
 
 def parse(fault, tpl, rng, lang):
@@ -737,6 +1074,18 @@ def parse(fault, tpl, rng, lang):
     buttons = [b.strip() for b in btns.split(",") if b.strip()] or rng.choice(BUTTONS[lang])
     return {"fault": fault, "head": head, "body": body, "detail": detail, "buttons": buttons, "own_buttons": bool(btns),
             "vars": v, "icon": icon_kind, "title": title}
+
+
+def parse_ok(topic, tpl, rng, lang):
+    """A success message in the same shape as parse(), with fault None and ok True."""
+    v = fill_vars(rng, lang)
+    parts = (re.sub(r"^[DM]:", "", tpl).format(**v).split("|") + ["", "", ""])[:4]
+    head, body, detail, btns = (p.strip() for p in parts)
+    buttons = [b.strip() for b in btns.split(",") if b.strip()] or rng.choice(OK_BUTTONS[lang])
+    li = 0 if lang == "en" else 1
+    return {"fault": None, "ok": True, "topic": topic, "head": head, "body": body, "detail": detail, "buttons": buttons,
+            "own_buttons": bool(btns), "vars": v, "icon": "ok", "title": v["app"], "page": OK_PAGES[topic][li],
+            "rows": [r.format(**v) for r in OK_ROWS[topic][li]]}
 
 
 STYLES = {"dialog": style_dialog, "web": style_web, "mobile": style_mobile, "toast": style_toast, "crash": style_crash}
@@ -766,11 +1115,59 @@ def finish(img, rng, out, stem, rec):
     return rec
 
 
+def render_neutral(a, fonts):
+    """Success and neutral screens (fault null), after the main set and with their own RNG so that
+    the main set stays the same for a seed."""
+    rng, n = random.Random(a.seed * 7919 + 1), a.n_neutral
+    topics, n_ok, jobs = list(S), n // 2, []
+    for j in range(n):
+        lang = "en" if j % 2 == 0 else "zh"
+        if j < n_ok:  # each topic in both languages, the styles spread evenly
+            t = topics[(j // 2) % len(topics)]
+            want = ["web", "dialog", "mobile", "toast"][(j // 2 + (j % 2) * 2) % 4]
+            jobs.append(("success", t, lang, want if want in S[t]["styles"] else S[t]["styles"][j % len(S[t]["styles"])]))
+        else:
+            kind = ["receipt", "console", "chat"][(j - n_ok) % 3]
+            jobs.append(("neutral", kind, lang, kind))
+    rng.shuffle(jobs)
+    others = [k for k, job in enumerate(jobs) if job[1] != "receipt"]  # receipt paper has no dark mode
+    darks = set(rng.sample(others, min(len(others), round(0.3 * n))))
+    photos = {k for k, job in enumerate(jobs) if job[1] == "receipt" and rng.random() < 0.75}
+    photos |= set(rng.sample(others, max(0, min(len(others), round(0.25 * n) - len(photos)))))
+    records = []
+    for k, (kind, sub, lang, style) in enumerate(jobs):
+        px = pick_px(rng)
+        mobile = style in ("mobile", "toast", "chat")
+        if kind == "success":
+            ok = [t for t in S[sub][lang] if not t.startswith("D:" if mobile else "M:")]
+            m = parse_ok(sub, rng.choice(ok or S[sub][lang]), rng, lang)
+        if style == "receipt":
+            scale = rng.choice([1.5, 2.0, 2.0])
+        else:
+            scale = rng.choice([1.5, 2.0, 2.0, 2.77]) if mobile else rng.choice([1.0, 1.0, 1.25, 1.5])
+        if mobile or style == "receipt":
+            px = min(max(px, 13), 22)
+        c = Ctx(rng, fonts, lang, k in darks, px, scale)
+        c.mobile = mobile
+        img = STYLES[style](c, m) if kind == "success" else NEUTRALS[style](c)
+        rec = {"file": "", "fault": None, "language": lang, "style": style, "dark": k in darks,
+               "font": c.family if c.truth else None, "font_px": px, "scale": scale, "photo": k in photos}
+        rec = finish(img.convert("RGB"), rng, a.out, "neutral_%03d" % k, rec)
+        rec["message"] = None
+        rec["kind"] = kind
+        if kind == "success":
+            rec["topic"] = sub
+        rec["text"] = "\n".join(c.truth)
+        records.append(rec)
+    return records
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--n-per-fault", type=int, default=12)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--n-neutral", type=int, default=40, help="success and neutral negatives, rendered after the rest")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rng, fonts = random.Random(a.seed), Fonts()
@@ -814,10 +1211,13 @@ def main():
         rec["message"] = "\n".join(x for x in (m["head"], m["body"], m["detail"]) if x) if fault else None
         rec["text"] = "\n".join(c.truth)
         records.append(rec)
+    records += render_neutral(a, fonts)
     with open(os.path.join(a.out, "labels.jsonl"), "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    print("wrote %d images (%d negatives) to %s" % (len(records), n_neg, a.out))
+    n_ok = sum(1 for r in records if r.get("kind") == "success")
+    print("wrote %d images (%d negatives, of which %d success and %d neutral screens) to %s"
+          % (len(records), n_neg + a.n_neutral, n_ok, a.n_neutral - n_ok, a.out))
 
 
 if __name__ == "__main__":

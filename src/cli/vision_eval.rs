@@ -13,6 +13,9 @@ use std::time::Instant;
 struct Row {
     file: String,
     fault: Option<String>,
+    /// For negatives: `success` or `neutral` screens, else an unrelated image.
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 #[derive(Default, serde::Serialize)]
@@ -50,11 +53,13 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
         let (mut correct, mut unknown_pos, mut wrong_pos, mut false_pos) = (0, 0, 0, 0);
         let (mut pos, mut neg) = (0, 0);
         let mut ms = Vec::new();
+        let mut cpu = Vec::new();
         let mut errors = Vec::new();
         let mut details = Vec::new();
         for r in &rows {
             let bytes = std::fs::read(dir.join(&r.file)).with_context(|| format!("cannot read {}", r.file))?;
             let t = Instant::now();
+            let cpu0 = cpu_ms();
             let got = match crate::vision::analyze(&vision, bytes, None, None).await {
                 Ok(a) => {
                     let top = a.candidates.first();
@@ -63,6 +68,11 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
                         "top": top.map(|c| &c.id), "top_score": top.map(|c| c.score),
                         "second_score": a.candidates.get(1).map(|c| c.score),
                         "top_codes": a.top_evidence.0, "top_keywords": a.top_evidence.1,
+                        "timings_ms": a.timings_ms, "layout": a.ocr.layout,
+                        "preprocessing": a.ocr.preprocessing,
+                        "failure": a.evidence.failure, "success": a.evidence.success,
+                        "text": a.ocr.text.chars().take(400).collect::<String>(),
+                        "ms": t.elapsed().as_secs_f64() * 1000.0, "cpu_ms": cpu_ms() - cpu0,
                     }));
                     a.fault.map(|f| f.id)
                 }
@@ -72,7 +82,10 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
                 }
             };
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
-            let key = r.fault.clone().unwrap_or_else(|| "(none)".into());
+            cpu.push(cpu_ms() - cpu0);
+            let key = r.fault.clone().unwrap_or_else(|| {
+                format!("({})", r.kind.as_deref().unwrap_or("unrelated"))
+            });
             let e = table.entry(key).or_default();
             e.n += 1;
             match (&r.fault, &got) {
@@ -109,6 +122,9 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
         ms.sort_by(f64::total_cmp);
         let q = |p: f64| ms.get(((ms.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
         let n = rows.len().max(1) as f64;
+        let cpu_mean = cpu.iter().fold((0.0, 0.0, 0.0), |a, c: &Cpu| {
+            (a.0 + (c.user + c.system) / n, a.1 + c.user / n, a.2 + c.system / n)
+        });
         let report = serde_json::json!({
             "images": rows.len(),
             "accuracy": correct as f64 / n,
@@ -118,6 +134,7 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
             "confident_wrong_on_positives": wrong_pos,
             "confident_answers_on_negatives": false_pos,
             "latency_ms_p50": q(0.5), "latency_ms_p90": q(0.9), "latency_ms_max": q(1.0),
+            "cpu_ms_mean": cpu_mean.0, "cpu_user_ms_mean": cpu_mean.1, "cpu_system_ms_mean": cpu_mean.2,
             "errors": errors,
             "per_fault": table,
             "rows": details,
@@ -131,6 +148,10 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
                 report["unknown_rate"].as_f64().unwrap_or(0.0), wrong_pos, neg, false_pos
             );
             println!("latency per screenshot: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms", q(0.5), q(0.9), q(1.0));
+            println!(
+                "CPU per screenshot (whole process, all threads): {:.0} ms (user {:.0}, system {:.0})",
+                cpu_mean.0, cpu_mean.1, cpu_mean.2
+            );
             println!("{:<20} {:>4} {:>8} {:>8} {:>6}", "fault", "n", "correct", "unknown", "wrong");
             for (k, v) in &table {
                 println!("{k:<20} {:>4} {:>8} {:>8} {:>6}", v.n, v.correct, v.unknown, v.wrong);
@@ -141,4 +162,32 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// The process's user and system CPU time so far, in ms.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Cpu {
+    user: f64,
+    system: f64,
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(self, o: Cpu) -> Cpu {
+        Cpu {
+            user: self.user - o.user,
+            system: self.system - o.system,
+        }
+    }
+}
+
+fn cpu_ms() -> Cpu {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    Cpu {
+        user: ms(u.ru_utime),
+        system: ms(u.ru_stime),
+    }
 }

@@ -132,6 +132,8 @@ mod tests {
                 text: "ERR-403".into(),
             }],
             matched: Vec::new(),
+            failure: Vec::new(),
+            success: Vec::new(),
         };
         for (emotion, customer) in [(Some(&emotion), Some("de")), (None, None)] {
             let customer = customer.map(String::from);

@@ -1,5 +1,5 @@
 //! One screenshot end to end: decode, preprocess, OCR (a second pass with another page layout
-//! when the first reads text but matches no fault), match against the catalog, answer.
+//! when the first reads failure words but matches no fault), match against the catalog, answer.
 
 use super::catalog::Catalog;
 use super::ocr::{self, Layout, OcrText};
@@ -127,14 +127,33 @@ pub async fn analyze(
     let mut matching = t2.elapsed();
     // Auto layout can split a dialog into fragments; when it read text but matched nothing,
     // read the image as one block within what is left of the time limit (a miss keeps pass 1).
+    // It can only change the answer where pass 1 read some failure evidence: without it no
+    // fault is recognised (`polarity.rs`), and a success or neutral screen skips the pass.
     let unmatched = ranking.as_ref().is_none_or(|r| r.best.is_none());
+    let failure_seen = ranking
+        .as_ref()
+        .is_some_and(|r| !r.evidence.failure.is_empty());
     let readable = text.lines.iter().filter(|l| substantial(&l.text)).count() >= 1;
-    if unmatched && readable {
+    tracing::debug!(
+        top = ranking
+            .as_ref()
+            .and_then(|r| r.candidates.first().map(|c| c.1)),
+        unmatched,
+        readable,
+        failure_seen,
+        "screenshot pass 1"
+    );
+    if unmatched && readable && failure_seen {
         let left = limit.saturating_sub(t1.elapsed());
         if let Some(t) = ocr_pass(vision, gray, prepared, Layout::Block, left).await? {
             let t3 = Instant::now();
             let r = rank(vision, &loaded, &t, customer_text.as_deref()).await?;
             matching += t3.elapsed();
+            tracing::debug!(
+                top = r.as_ref().and_then(|r| r.candidates.first().map(|c| c.1)),
+                matched = r.as_ref().is_some_and(|r| r.best.is_some()),
+                "screenshot pass 2"
+            );
             if r.as_ref().is_some_and(|r| r.best.is_some()) {
                 (text, ranking, layout) = (t, r, "block");
             }
@@ -222,6 +241,8 @@ fn answer(
             matcher::Evidence {
                 error_codes: Vec::new(),
                 matched: Vec::new(),
+                failure: Vec::new(),
+                success: Vec::new(),
             },
             None,
         ),

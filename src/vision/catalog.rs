@@ -1,6 +1,7 @@
 //! The fault catalog (`models/faults.toml` or `screenshot.catalog`): known faults with titles,
 //! error-code patterns, keywords, example phrasings and solutions; checked when loaded.
 
+use super::polarity::{Polarity, PolaritySpec};
 use anyhow::{bail, ensure, Context, Result};
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,9 @@ pub struct FaultSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
+    /// Failure and success cues; a catalog without them uses the shipped ones.
+    #[serde(default)]
+    polarity: Option<PolaritySpec>,
     faults: Vec<FaultSpec>,
 }
 
@@ -73,11 +77,21 @@ impl Fault {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub faults: Vec<Fault>,
+    pub polarity: Polarity,
     /// Where it came from (a path, or `builtin`).
     pub origin: String,
 }
 
 pub const BUILTIN: &str = include_str!("../../models/faults.toml");
+
+/// The shipped catalog's polarity cues.
+fn builtin_polarity() -> Result<Polarity> {
+    let file: CatalogFile = toml::from_str(BUILTIN).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let spec = file
+        .polarity
+        .context("the shipped fault catalog has no [polarity]")?;
+    Polarity::compile(&spec, "builtin")
+}
 
 impl Catalog {
     /// Parse and check a catalog; errors name the line or the key (`faults[3].codes[1]`).
@@ -87,7 +101,7 @@ impl Catalog {
             .with_context(|| format!("fault catalog {origin}"))?;
         let mut faults = Vec::new();
         let mut ids = std::collections::HashSet::new();
-        for (i, f) in file.faults.into_iter().enumerate() {
+        for (i, f) in file.faults.iter().cloned().enumerate() {
             let at = format!("fault catalog {origin}: faults[{i}]");
             ensure!(
                 !f.id.is_empty()
@@ -134,8 +148,13 @@ impl Catalog {
             });
         }
         ensure!(!faults.is_empty(), "fault catalog {origin}: no faults");
+        let polarity = match &file.polarity {
+            Some(p) => Polarity::compile(p, origin)?,
+            None => builtin_polarity()?,
+        };
         Ok(Catalog {
             faults,
+            polarity,
             origin: origin.to_string(),
         })
     }

@@ -25,6 +25,11 @@ pub struct Evidence {
     pub error_codes: Vec<CodeHit>,
     /// Keywords found (fault id: keyword).
     pub matched: Vec<String>,
+    /// Failure cues found (`[polarity]` of the catalog); error codes count as failure too.
+    pub failure: Vec<String>,
+    /// Success cues found. A fault is recognised only with an error code or with more
+    /// failure than success evidence.
+    pub success: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,9 +68,12 @@ pub fn rank(
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let text = flat.as_str();
     let lower = text.to_lowercase();
+    let polarity = catalog.polarity.weigh(&lower);
     let mut evidence = Evidence {
         error_codes: Vec::new(),
         matched: Vec::new(),
+        failure: polarity.failure.clone(),
+        success: polarity.success.clone(),
     };
     let mut rows: Vec<Row> = Vec::new();
     for (i, f) in catalog.faults.iter().enumerate() {
@@ -101,8 +109,8 @@ pub fn rank(
     let key = |r: &Row| r.3 + 0.01 * r.2.min(3) as f32;
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(key(b).total_cmp(&key(a))));
     let best = rows.first().and_then(|&(i, codes, kws, sim)| {
-        let sure = codes > 0 || sim >= th.similarity || (kws > 0 && sim >= th.with_keyword);
-        sure.then_some(i)
+        let close = sim >= th.similarity || (kws > 0 && sim >= th.with_keyword);
+        (codes > 0 || (close && polarity.failing())).then_some(i)
     });
     let candidates = rows
         .iter()

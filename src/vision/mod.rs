@@ -5,8 +5,10 @@ pub mod analyze;
 pub mod catalog;
 pub mod config;
 pub mod image_in;
+pub mod look;
 pub mod matcher;
 pub mod ocr;
+pub mod polarity;
 pub mod preprocess;
 pub mod shared;
 #[cfg(test)]
