@@ -1,9 +1,10 @@
 //! Building blocks shared by the Marian and T5 models: multi-head attention with a KV cache,
 //! padding-mask biases and Hugging Face activation names.
 
+use super::dense::Dense;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::VarBuilder;
 
 /// Decoder state carried across generation steps. Row `r` of every tensor belongs to the same
 /// hypothesis (batch row, or batch row × beam).
@@ -104,10 +105,10 @@ impl Act {
 
 /// Multi-head attention (`q`, `k`, `v`, `o` projections) as used by both models.
 pub struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    q: Dense,
+    k: Dense,
+    v: Dense,
+    o: Dense,
     heads: usize,
     head_dim: usize,
     /// Multiplies `q·k` (Marian: head_dim^-0.5; T5: none).
@@ -133,14 +134,7 @@ impl Attention {
         scale: Option<f64>,
     ) -> Result<Attention> {
         let inner = heads * head_dim;
-        let lin = |name: &str, i: usize, o: usize| -> Result<Linear> {
-            let vb = vb.pp(name);
-            Ok(if bias {
-                candle_nn::linear(i, o, vb)?
-            } else {
-                candle_nn::linear_no_bias(i, o, vb)?
-            })
-        };
+        let lin = |name: &str, i: usize, o: usize| Dense::load(i, o, bias, vb.pp(name));
         Ok(Attention {
             q: lin(names.q, d_model, inner)?,
             k: lin(names.k, d_model, inner)?,
@@ -184,7 +178,7 @@ impl Attention {
             .matmul(v)?
             .transpose(1, 2)?
             .reshape((b, t, self.heads * self.head_dim))?;
-        Ok(self.o.forward(&out)?)
+        self.o.forward(&out)
     }
 
     /// Self-attention over the whole sequence (encoder).
