@@ -280,7 +280,8 @@ impl Marian {
         let x = (self.dec_embed.forward(&tokens.unsqueeze(1)?)? * self.embed_scale)?;
         let mut x = x.broadcast_add(&self.positions.narrow(0, pos, 1)?)?;
         for (i, l) in self.decoder.iter().enumerate() {
-            let h = l.attn.step(&x, &mut cache.self_kv[i], &[])?;
+            let pick = cache.self_pick.as_deref();
+            let h = l.attn.step(&x, &mut cache.self_kv[i], pick, &[])?;
             let h = l.attn_ln.forward(&(x + h)?)?;
             let (k, v) = &cache.cross_kv[i];
             let c = l.cross.attend(&h, k, v, &[&cache.enc_bias])?;
@@ -289,6 +290,7 @@ impl Marian {
             x = l.ffn_ln.forward(&(h + f)?)?;
         }
         cache.len += 1;
+        cache.self_pick = None;
         last_logits(&self.lm_head.forward(&x)?)
     }
 

@@ -297,9 +297,12 @@ impl T5 {
         let pos = self.position_bias(&self.dec_rel, p, 1, p + 1, false)?;
         let mut x = self.embed.forward(&tokens.unsqueeze(1)?)?;
         for (i, b) in self.decoder.iter().enumerate() {
-            let h = b
-                .attn
-                .step(&b.attn_ln.forward(&x)?, &mut cache.self_kv[i], &[&pos])?;
+            let h = b.attn.step(
+                &b.attn_ln.forward(&x)?,
+                &mut cache.self_kv[i],
+                cache.self_pick.as_deref(),
+                &[&pos],
+            )?;
             let x1 = (x + h)?;
             let (k, v) = &cache.cross_kv[i];
             let c = b
@@ -308,6 +311,7 @@ impl T5 {
             x = b.ff.forward(&(x1 + c)?)?;
         }
         cache.len += 1;
+        cache.self_pick = None;
         let x = (self.dec_final.forward(&x)? * self.lm_scale)?;
         last_logits(&self.lm_head.forward(&x)?)
     }
