@@ -23,7 +23,7 @@ cargo build --release --locked --bin triage
 if [ ! -x "$venv/bin/python" ]; then
   echo "bench: creating the baseline venv in $venv (torch, sentence-transformers, onnxruntime; ~6 GB)" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q torch==2.15.0 sentence-transformers==6.2.0 transformers==5.23.0 onnxruntime==1.31.1 onnx
+  "$venv/bin/pip" install -q torch==2.15.0 sentence-transformers==6.2.0 transformers==5.23.0 onnxruntime==1.31.1 onnx ctranslate2 sentencepiece
 fi
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 python3 scripts/bench_texts.py > "$out/texts.json"

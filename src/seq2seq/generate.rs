@@ -12,6 +12,8 @@
 use super::layers::{argmax, log_softmax, KvCache};
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
+use std::cmp::Ordering;
 
 /// Decoding settings (the `generate` keyword arguments we support).
 #[derive(Clone, Debug)]
@@ -173,20 +175,23 @@ struct Item {
     done: bool,
 }
 
-/// Indices of the `k` largest scores, best first; ties go to the lower index.
+/// Indices of the `k` largest scores, best first; ties go to the lower index. One pass keeping
+/// the best `k` so far (most scores fail the comparison with the k-th and cost one compare).
 fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
-    let cmp = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b));
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    let k = k.min(idx.len());
+    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
     if k == 0 {
-        return Vec::new();
+        return best;
     }
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k - 1, cmp);
-        idx.truncate(k);
+    for (i, &s) in scores.iter().enumerate() {
+        if best.len() == k && s.total_cmp(&scores[best[k - 1]]) != Ordering::Greater {
+            continue;
+        }
+        // Scores >= s stay ahead (an equal one has the lower index).
+        let pos = best.partition_point(|&j| scores[j].total_cmp(&s) != Ordering::Less);
+        best.insert(pos, i);
+        best.truncate(k);
     }
-    idx.sort_by(cmp);
-    idx
+    best
 }
 
 /// Beam search for each batch row of `cache` (one row per input). Returns the best finished
@@ -238,22 +243,32 @@ pub fn beam_search(
             .iter()
             .flat_map(|&it| items[it].running.iter().map(|h| h.seq[cur_len - 1]))
             .collect();
-        let logits: Vec<Vec<f32>> = model
-            .step(&tokens_tensor(tokens, &device)?, &mut cache)?
-            .to_vec2()?;
-        let vocab = logits.first().map_or(0, Vec::len);
+        let logits = model.step(&tokens_tensor(tokens, &device)?, &mut cache)?;
+        let vocab = logits.dim(1)?;
+        // Row r = slot * nb + j holds log_softmax + processors + beam score of hypothesis j of
+        // active item `slot`, so an item's candidates are one contiguous run of nb * vocab.
+        let mut flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        let hyps: Vec<&Hyp> = active
+            .iter()
+            .flat_map(|&it| items[it].running.iter())
+            .collect();
+        flat.par_chunks_mut(vocab.max(1))
+            .zip(hyps.par_iter())
+            .for_each(|(row, hyp)| {
+                log_softmax(row);
+                rules.process(row, &hyp.seq, opts, max_len);
+                row.iter_mut().for_each(|x| *x += hyp.score);
+            });
+        let span = nb * vocab;
+        let cands: Vec<Vec<usize>> = (0..active.len())
+            .into_par_iter()
+            .map(|slot| top_k(&flat[slot * span..(slot + 1) * span], keep_k))
+            .collect();
         let denom = (cur_len as f64).powf(lp) as f32;
         let mut self_rows = Vec::with_capacity(active.len() * nb);
-        for (slot, &it) in active.iter().enumerate() {
+        for ((slot, &it), cand) in active.iter().enumerate().zip(cands) {
             let item = &mut items[it];
-            let mut acc = Vec::with_capacity(nb * vocab);
-            for (j, hyp) in item.running.iter().enumerate() {
-                let mut row = logits[slot * nb + j].clone();
-                log_softmax(&mut row);
-                rules.process(&mut row, &hyp.seq, opts, max_len);
-                acc.extend(row.iter().map(|&x| x + hyp.score));
-            }
-            let cand = top_k(&acc, keep_k);
+            let acc = &flat[slot * span..(slot + 1) * span];
             let beam_of = |k: usize| cand[k] / vocab;
             let tok_of = |k: usize| (cand[k] % vocab) as u32;
             let hits: Vec<bool> = (0..cand.len())

@@ -1,9 +1,10 @@
 //! Building blocks shared by the Marian and T5 models: multi-head attention with a KV cache,
 //! padding-mask biases and Hugging Face activation names.
 
+use super::dense::Dense;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::VarBuilder;
 
 /// Decoder state carried across generation steps. Row `r` of every tensor belongs to the same
 /// hypothesis (batch row, or batch row × beam).
@@ -16,6 +17,9 @@ pub struct KvCache {
     pub enc_bias: Tensor,
     /// Decoder tokens fed so far (the position of the next one).
     pub len: usize,
+    /// Rows of `self_kv` the next step keeps, in order (beam reordering, finished rows dropped):
+    /// applied while the step appends its keys/values, so the cache is copied once per step.
+    pub self_pick: Option<Vec<u32>>,
 }
 
 impl KvCache {
@@ -26,6 +30,7 @@ impl KvCache {
             cross_kv,
             enc_bias: enc_bias.clone(),
             len: 0,
+            self_pick: None,
         }
     }
 
@@ -37,10 +42,10 @@ impl KvCache {
     /// `cross_rows` the encoder-side rows (dropping finished rows, expanding to beams).
     pub fn select(&mut self, self_rows: &[u32], cross_rows: Option<&[u32]>) -> Result<()> {
         let dev = self.enc_bias.device().clone();
-        let idx = Tensor::new(self_rows, &dev)?;
-        for kv in self.self_kv.iter_mut().flatten() {
-            *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
-        }
+        self.self_pick = Some(match &self.self_pick {
+            Some(p) => self_rows.iter().map(|&r| p[r as usize]).collect(),
+            None => self_rows.to_vec(),
+        });
         if let Some(rows) = cross_rows {
             let idx = Tensor::new(rows, &dev)?;
             for kv in self.cross_kv.iter_mut() {
@@ -104,10 +109,10 @@ impl Act {
 
 /// Multi-head attention (`q`, `k`, `v`, `o` projections) as used by both models.
 pub struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    q: Dense,
+    k: Dense,
+    v: Dense,
+    o: Dense,
     heads: usize,
     head_dim: usize,
     /// Multiplies `q·k` (Marian: head_dim^-0.5; T5: none).
@@ -133,14 +138,7 @@ impl Attention {
         scale: Option<f64>,
     ) -> Result<Attention> {
         let inner = heads * head_dim;
-        let lin = |name: &str, i: usize, o: usize| -> Result<Linear> {
-            let vb = vb.pp(name);
-            Ok(if bias {
-                candle_nn::linear(i, o, vb)?
-            } else {
-                candle_nn::linear_no_bias(i, o, vb)?
-            })
-        };
+        let lin = |name: &str, i: usize, o: usize| Dense::load(i, o, bias, vb.pp(name));
         Ok(Attention {
             q: lin(names.q, d_model, inner)?,
             k: lin(names.k, d_model, inner)?,
@@ -184,7 +182,7 @@ impl Attention {
             .matmul(v)?
             .transpose(1, 2)?
             .reshape((b, t, self.heads * self.head_dim))?;
-        Ok(self.o.forward(&out)?)
+        self.o.forward(&out)
     }
 
     /// Self-attention over the whole sequence (encoder).
@@ -193,22 +191,76 @@ impl Attention {
         self.attend(x, &k, &v, bias)
     }
 
-    /// One decoder step of self-attention: appends this position's keys/values to `cache`.
+    /// One decoder step of self-attention: keeps the `pick` rows of `cache` (all when `None`)
+    /// and appends this position's keys/values.
     pub fn step(
         &self,
         x: &Tensor,
         cache: &mut Option<(Tensor, Tensor)>,
+        pick: Option<&[u32]>,
         bias: &[&Tensor],
     ) -> Result<Tensor> {
         let (k, v) = self.project_kv(x)?;
         let (k, v) = match cache.take() {
-            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            Some((pk, pv)) => (grow(&pk, pick, &k)?, grow(&pv, pick, &v)?),
             None => (k, v),
         };
         let out = self.attend(x, &k, &v, bias)?;
         *cache = Some((k, v));
         Ok(out)
     }
+}
+
+/// `old` `(rows_old, h, t, d)` with its rows picked by `pick` (all when `None`), then `new`
+/// `(rows, h, 1, d)` appended along `t`: one copy on the CPU in f32 (index_select + cat elsewhere).
+fn grow(old: &Tensor, pick: Option<&[u32]>, new: &Tensor) -> Result<Tensor> {
+    let (rows_old, h, t, d) = old.dims4()?;
+    let rows = new.dim(0)?;
+    let cpu_f32 = old.device().is_cpu() && old.dtype() == candle_core::DType::F32;
+    if !cpu_f32 || old.dtype() != new.dtype() {
+        let old = match pick {
+            Some(p) => old.index_select(&Tensor::new(p, old.device())?, 0)?,
+            None => old.clone(),
+        };
+        return Ok(Tensor::cat(&[&old, new], 2)?);
+    }
+    if pick.map_or(rows_old, <[u32]>::len) != rows || new.dims() != [rows, h, 1, d] {
+        bail!("KV cache of {rows_old} rows and step of {:?}", new.dims());
+    }
+    let mut out = Vec::with_capacity(rows * h * (t + 1) * d);
+    with_cpu_f32(old, |old_v| {
+        with_cpu_f32(new, |new_v| {
+            for r in 0..rows {
+                let src = match pick {
+                    Some(p) => p[r] as usize,
+                    None => r,
+                };
+                if src >= rows_old {
+                    bail!("KV cache row {src} of {rows_old}");
+                }
+                for head in 0..h {
+                    let from = (src * h + head) * t * d;
+                    out.extend_from_slice(&old_v[from..from + t * d]);
+                    let from = (r * h + head) * d;
+                    out.extend_from_slice(&new_v[from..from + d]);
+                }
+            }
+            Ok(())
+        })?
+    })??;
+    Ok(Tensor::from_vec(out, (rows, h, t + 1, d), old.device())?)
+}
+
+/// `f` over the f32 elements of a CPU tensor, in row-major order, without copying them (unless
+/// the tensor is not contiguous).
+fn with_cpu_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        bail!("not a CPU tensor");
+    };
+    let from = layout.start_offset();
+    Ok(f(&cpu.as_slice::<f32>()?[from..from + x.elem_count()]))
 }
 
 /// Last-position logits `(b, 1, v)` or `(b, v)` as `(b, v)` f32.

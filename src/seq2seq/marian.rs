@@ -7,10 +7,11 @@
 //! target vocabularies, as the opus-mt-tc models) the encoder and decoder have their own
 //! embeddings of `vocab_size` and `decoder_vocab_size` rows.
 
+use super::dense::Dense;
 use super::layers::{last_logits, Act, Attention, AttentionNames, KvCache};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, Module, VarBuilder};
+use candle_nn::{Embedding, LayerNorm, Module, VarBuilder};
 use serde::Deserialize;
 
 fn d_1024() -> usize {
@@ -67,8 +68,8 @@ pub struct MarianConfig {
 struct EncoderLayer {
     attn: Attention,
     attn_ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Dense,
+    fc2: Dense,
     ffn_ln: LayerNorm,
 }
 
@@ -77,8 +78,8 @@ struct DecoderLayer {
     attn_ln: LayerNorm,
     cross: Attention,
     cross_ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Dense,
+    fc2: Dense,
     ffn_ln: LayerNorm,
 }
 
@@ -91,7 +92,7 @@ pub struct Marian {
     embed_scale: f64,
     encoder: Vec<EncoderLayer>,
     decoder: Vec<DecoderLayer>,
-    lm_head: Linear,
+    lm_head: Dense,
     act: Act,
 }
 
@@ -185,8 +186,8 @@ impl Marian {
                     Some(1.0 / (ehd as f64).sqrt()),
                 )?,
                 attn_ln: layer_norm(d, l.pp("self_attn_layer_norm"))?,
-                fc1: candle_nn::linear(d, cfg.encoder_ffn_dim, l.pp("fc1"))?,
-                fc2: candle_nn::linear(cfg.encoder_ffn_dim, d, l.pp("fc2"))?,
+                fc1: Dense::load(d, cfg.encoder_ffn_dim, true, l.pp("fc1"))?,
+                fc2: Dense::load(cfg.encoder_ffn_dim, d, true, l.pp("fc2"))?,
                 ffn_ln: layer_norm(d, l.pp("final_layer_norm"))?,
             });
         }
@@ -199,8 +200,8 @@ impl Marian {
                 attn_ln: layer_norm(d, l.pp("self_attn_layer_norm"))?,
                 cross: Attention::load(l.pp("encoder_attn"), &NAMES, d, dh, dhd, true, scale)?,
                 cross_ln: layer_norm(d, l.pp("encoder_attn_layer_norm"))?,
-                fc1: candle_nn::linear(d, cfg.decoder_ffn_dim, l.pp("fc1"))?,
-                fc2: candle_nn::linear(cfg.decoder_ffn_dim, d, l.pp("fc2"))?,
+                fc1: Dense::load(d, cfg.decoder_ffn_dim, true, l.pp("fc1"))?,
+                fc2: Dense::load(cfg.decoder_ffn_dim, d, true, l.pp("fc2"))?,
                 ffn_ln: layer_norm(d, l.pp("final_layer_norm"))?,
             });
         }
@@ -216,7 +217,7 @@ impl Marian {
             },
             enc_embed: Embedding::new(shared, d),
             dec_embed: Embedding::new(dec_w, d),
-            lm_head: Linear::new(lm_w, Some(bias)),
+            lm_head: Dense::new(lm_w, Some(bias))?,
             positions,
             encoder,
             decoder,
@@ -279,7 +280,8 @@ impl Marian {
         let x = (self.dec_embed.forward(&tokens.unsqueeze(1)?)? * self.embed_scale)?;
         let mut x = x.broadcast_add(&self.positions.narrow(0, pos, 1)?)?;
         for (i, l) in self.decoder.iter().enumerate() {
-            let h = l.attn.step(&x, &mut cache.self_kv[i], &[])?;
+            let pick = cache.self_pick.as_deref();
+            let h = l.attn.step(&x, &mut cache.self_kv[i], pick, &[])?;
             let h = l.attn_ln.forward(&(x + h)?)?;
             let (k, v) = &cache.cross_kv[i];
             let c = l.cross.attend(&h, k, v, &[&cache.enc_bias])?;
@@ -288,6 +290,7 @@ impl Marian {
             x = l.ffn_ln.forward(&(h + f)?)?;
         }
         cache.len += 1;
+        cache.self_pick = None;
         last_logits(&self.lm_head.forward(&x)?)
     }
 

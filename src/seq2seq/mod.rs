@@ -5,6 +5,7 @@
 //! lengths need encoder padding masks, and the outputs must be those of transformers' `generate`
 //! (its beam search and logits processors, `generate.rs`), which the parity tests check exactly.
 
+pub mod dense;
 pub mod generate;
 pub mod layers;
 pub mod marian;

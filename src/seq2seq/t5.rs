@@ -6,10 +6,11 @@
 //! (`tie_word_embeddings`, default true) scale the decoder output by `d_model^-0.5` before the
 //! LM head; untied checkpoints use their own `lm_head.weight` unscaled.
 
+use super::dense::Dense;
 use super::layers::{last_logits, Act, Attention, AttentionNames, KvCache};
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
-use candle_nn::{Embedding, Linear, Module, RmsNorm, VarBuilder};
+use candle_nn::{Embedding, Module, RmsNorm, VarBuilder};
 use serde::Deserialize;
 
 fn d_32() -> usize {
@@ -81,15 +82,8 @@ pub fn relative_position_bucket(
 }
 
 enum FeedForward {
-    Dense {
-        wi: Linear,
-        wo: Linear,
-    },
-    Gated {
-        wi_0: Linear,
-        wi_1: Linear,
-        wo: Linear,
-    },
+    Dense { wi: Dense, wo: Dense },
+    Gated { wi_0: Dense, wi_1: Dense, wo: Dense },
 }
 
 struct Ff {
@@ -107,7 +101,7 @@ impl Ff {
             None => (false, Act::from_hf(&cfg.feed_forward_proj)?),
         };
         let d = vb.pp("DenseReluDense");
-        let lin = |n: &str, i, o| candle_nn::linear_no_bias(i, o, d.pp(n));
+        let lin = |n: &str, i, o| Dense::load(i, o, false, d.pp(n));
         let ff = if gated {
             FeedForward::Gated {
                 wi_0: lin("wi_0", cfg.d_model, cfg.d_ff)?,
@@ -179,7 +173,7 @@ pub struct T5 {
     decoder: Vec<DecoderBlock>,
     dec_rel: Tensor,
     dec_final: RmsNorm,
-    lm_head: Linear,
+    lm_head: Dense,
     lm_scale: f64,
 }
 
@@ -230,7 +224,7 @@ impl T5 {
             embed: Embedding::new(shared, d),
             enc_final: rms(vb.pp("encoder.final_layer_norm"), &cfg)?,
             dec_final: rms(vb.pp("decoder.final_layer_norm"), &cfg)?,
-            lm_head: Linear::new(lm_w, None),
+            lm_head: Dense::new(lm_w, None)?,
             lm_scale,
             encoder,
             enc_rel,
@@ -303,9 +297,12 @@ impl T5 {
         let pos = self.position_bias(&self.dec_rel, p, 1, p + 1, false)?;
         let mut x = self.embed.forward(&tokens.unsqueeze(1)?)?;
         for (i, b) in self.decoder.iter().enumerate() {
-            let h = b
-                .attn
-                .step(&b.attn_ln.forward(&x)?, &mut cache.self_kv[i], &[&pos])?;
+            let h = b.attn.step(
+                &b.attn_ln.forward(&x)?,
+                &mut cache.self_kv[i],
+                cache.self_pick.as_deref(),
+                &[&pos],
+            )?;
             let x1 = (x + h)?;
             let (k, v) = &cache.cross_kv[i];
             let c = b
@@ -314,6 +311,7 @@ impl T5 {
             x = b.ff.forward(&(x1 + c)?)?;
         }
         cache.len += 1;
+        cache.self_pick = None;
         let x = (self.dec_final.forward(&x)? * self.lm_scale)?;
         last_logits(&self.lm_head.forward(&x)?)
     }
