@@ -4,7 +4,7 @@
 use super::linear::{Linear, Out, Precision};
 use super::ops;
 use super::par::SendPtr;
-use super::{avx2, f32pack};
+use super::{attn_amx, avx2, f32pack};
 use crate::models::bert::Layer;
 use anyhow::{Context, Result};
 use candle_core::Tensor;
@@ -44,6 +44,8 @@ pub struct FastLayer {
     ln2: Norm,
     tanh_gelu: bool,
     heads: usize,
+    /// Attention on AMX tiles in bf16 (`attn_amx`): the bf16 precision where the CPU has AMX.
+    amx_attn: bool,
 }
 
 pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
@@ -71,6 +73,8 @@ impl FastLayer {
             Linear::new(to_vec(w)?, get(&format!("{n}.bias"))?, rows, cols, p)
         };
         let (tanh_gelu, eps) = l.act_eps();
+        let qkv = lin("attention.self.qkv")?;
+        let amx_attn = p == Precision::Bf16 && attn_amx::supported(qkv.n / 3 / heads);
         let norm = |n: &str| -> Result<Norm> {
             Ok(Norm {
                 w: get(&format!("{n}.weight"))?,
@@ -79,7 +83,7 @@ impl FastLayer {
             })
         };
         Ok(FastLayer {
-            qkv: lin("attention.self.qkv")?,
+            qkv,
             attn_out: lin("attention.output.dense")?,
             ln1: norm("attention.output.LayerNorm")?,
             ff_in: lin("intermediate.dense")?,
@@ -87,6 +91,7 @@ impl FastLayer {
             ln2: norm("output.LayerNorm")?,
             tanh_gelu,
             heads,
+            amx_attn,
         })
     }
 
@@ -98,7 +103,12 @@ impl FastLayer {
         grow(&mut s.ctx, t * h);
         grow(&mut s.mid, t * self.ff_in.n);
         self.qkv.forward(x, t, &mut s.qkv, Out::Plain, &mut s.abf);
-        attention(
+        let attend = if self.amx_attn {
+            attn_amx::attention
+        } else {
+            attention
+        };
+        attend(
             &s.qkv[..t * 3 * h],
             seqs,
             h,
