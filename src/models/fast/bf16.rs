@@ -373,21 +373,15 @@ mod x86 {
         }
     }
 
-    /// GELU of 16 lanes as two halves through the AVX2 kernel's `gelu8` (vector code end to
-    /// end; going through memory and the portable loop per 16 values was ~7% of a long batch).
     #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[target_feature(enable = "avx512f")]
     unsafe fn gelu16(v: __m512, tanh: bool) -> __m512 {
-        use super::super::avx2::gelu8;
-        let lo = gelu8(_mm512_castps512_ps256(v), tanh);
-        let hi = gelu8(
-            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))),
-            tanh,
-        );
-        _mm512_castpd_ps(_mm512_insertf64x4::<1>(
-            _mm512_castps_pd(_mm512_castps256_ps512(lo)),
-            _mm256_castps_pd(hi),
-        ))
+        let mut t = [0f32; 16];
+        _mm512_storeu_ps(t.as_mut_ptr(), v);
+        let mut g = t;
+        super::super::ops::gelu_rows_inline(&mut g, tanh);
+        let _ = t;
+        _mm512_loadu_ps(g.as_ptr())
     }
 }
 
