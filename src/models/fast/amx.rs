@@ -21,12 +21,29 @@ pub const KSTEP: usize = 16;
 /// # Safety
 /// `available()` returned true, the calling thread holds a tile configuration from
 /// `Tiles::new()`, and the pointers cover what is described above.
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub unsafe fn panel(rows: usize, a: *const u32, kp: usize, b: *const u32, out: *mut f32) {
+    panel_ld(rows, a, kp, b, out, 32)
+}
+
+/// `panel` with the output's row stride `ldo` floats (>= 32) instead of 32 (attention writes its
+/// score tiles straight into the score rows).
+///
+/// # Safety
+/// As `panel`, with `out` covering `rows` rows of stride `ldo`.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub unsafe fn panel_ld(
+    rows: usize,
+    a: *const u32,
+    kp: usize,
+    b: *const u32,
+    out: *mut f32,
+    ldo: usize,
+) {
     use std::arch::asm;
     debug_assert!(kp > 0 && kp.is_multiple_of(KSTEP) && (rows == 16 || rows == 32));
+    debug_assert!(ldo >= 32);
     let steps = kp / KSTEP;
-    let (sa, sb, so) = (kp * 4, 128usize, 128usize);
+    let (sa, sb, so) = (kp * 4, 128usize, ldo * 4);
     if rows == 32 {
         asm!(
             "tilezero tmm0",
@@ -58,7 +75,7 @@ pub unsafe fn panel(rows: usize, a: *const u32, kp: usize, b: *const u32, out: *
             sa = in(reg) sa,
             sb = in(reg) sb,
             o = in(reg) out,
-            o2 = in(reg) out.add(16 * 32),
+            o2 = in(reg) out.add(16 * ldo),
             so = in(reg) so,
             options(nostack),
         );
@@ -140,6 +157,13 @@ mod imp {
 
 /// Off x86_64 Linux `available()` is false, so this is never called.
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-pub unsafe fn panel(_rows: usize, _a: *const u32, _kp: usize, _b: *const u32, _out: *mut f32) {
+pub unsafe fn panel_ld(
+    _rows: usize,
+    _a: *const u32,
+    _kp: usize,
+    _b: *const u32,
+    _out: *mut f32,
+    _ldo: usize,
+) {
     unreachable!("AMX is x86_64 Linux only")
 }

@@ -9,6 +9,7 @@
 //! measure faster (`benches/matmul.rs`, `benches/embed.rs`). CPU features come from `cpu.rs`.
 
 pub mod amx;
+pub mod attn_amx;
 pub mod avx2;
 pub mod bf16;
 pub mod cpu;
