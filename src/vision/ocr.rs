@@ -136,8 +136,14 @@ fn worker(
         };
         let t = match engine.take() {
             Some(t) => Ok(t),
+            // Its per-image diagnostics ("Estimating resolution as 263") go nowhere, not to
+            // the server's stderr.
             None => tesseract::Tesseract::new(tessdata.as_deref(), Some(&languages))
-                .map_err(|e| format!("Tesseract cannot start: {e}")),
+                .map_err(|e| format!("Tesseract cannot start: {e}"))
+                .and_then(|t| {
+                    t.set_variable("debug_file", "/dev/null")
+                        .map_err(|e| format!("Tesseract cannot start: {e}"))
+                }),
         };
         let out = t.and_then(|t| recognize(t, &job.image, job.prepared, job.layout));
         let answer = match out {
