@@ -1,12 +1,15 @@
 //! Load generator for `POST /v1/triage` on loopback (scripts/load.sh runs it against a release
 //! server): a short closed-loop run measures capacity, then open-loop phases offer a multiple of
-//! it (1x, 2x, 4x) at a fixed schedule. Per phase: offered and achieved throughput, p50/p99 of
+//! it (0.5x, 1x, 2x, 4x) at a fixed schedule. Per phase: offered and achieved throughput, p50/p99 of
 //! 2xx answers (timed from the scheduled send, so queueing in the client counts), shares of 429
 //! and 503, other 5xx, connection errors, and the server's RSS before, after and after a settle.
 //!
 //!     cargo bench --bench load -- --url http://127.0.0.1:8080[,URL2...] --pid PID[,PID2...] [--phase-secs 60]
-//!         [--capacity-secs 20] [--multipliers 1,2,4] [--settle-secs 10] [--max-requests 200000]
-//!         [--concurrency 64] [--queue-wait-ms 2000]
+//!         [--capacity-secs 20] [--multipliers 0.5,1,2,4] [--settle-secs 10] [--max-requests 200000]
+//!         [--concurrency 64] [--queue-wait-ms 2000] [--screenshot FILE]
+//! `--screenshot` attaches that image (base64) to every request. After each open phase the
+//! server's own p50/p99 of request time, queue wait and forward pass are printed from its
+//! `/metrics` histograms (`load/metrics.rs`), to show what the client's p99 is made of.
 //! Exits 1 when a phase has a 5xx other than 503, a connection error, or a 2xx p99 over the
 //! queue wait plus the service time: the p99 of the capacity run, whose clients fill one batch
 //! (`--concurrency`, default 64 = `batching.max_batch_size`), so that a request there waits for
@@ -22,7 +25,27 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "load/metrics.rs"]
+mod metrics;
+
 type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// `--screenshot`, base64, attached to every request when set.
+static SCREENSHOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The first server's `/metrics` (empty on any error: the breakdown then says `-`).
+async fn scrape(http: &Http, base: &str) -> metrics::Snapshot {
+    let Ok(uri) = format!("{}/metrics", base.trim_end_matches('/')).parse::<hyper::Uri>() else {
+        return metrics::Snapshot::default();
+    };
+    let Ok(resp) = http.get(uri).await else {
+        return metrics::Snapshot::default();
+    };
+    match resp.into_body().collect().await {
+        Ok(b) => metrics::parse(&String::from_utf8_lossy(&b.to_bytes())),
+        Err(_) => metrics::Snapshot::default(),
+    }
+}
 
 const TEXTS: &[&str] = &[
     "Where is my order {n}? It should have arrived {d} days ago.",
@@ -66,8 +89,11 @@ fn body(rng: &mut rand::rngs::StdRng, run: u64) -> Bytes {
     let tier = ["standard", "standard", "vip"][rng.random_range(0..3)];
     let channel = ["chat", "email", "app"][rng.random_range(0..3)];
     let conv = format!("lt-{run:x}-{}", rng.random_range(0..2000));
-    let v = serde_json::json!({"conversation_id": conv, "text": t, "channel": channel,
+    let mut v = serde_json::json!({"conversation_id": conv, "text": t, "channel": channel,
         "customer": {"id": format!("cust-{}", rng.random_range(0..5000)), "tier": tier}});
+    if let Some(s) = SCREENSHOT.get() {
+        v["screenshot"] = serde_json::Value::String(s.clone());
+    }
     Bytes::from(v.to_string())
 }
 
@@ -283,10 +309,16 @@ async fn main() -> anyhow::Result<()> {
     let conc: usize = num(&args, "--concurrency", 64);
     let queue_wait: f64 = num(&args, "--queue-wait-ms", 2000.0);
     let mults: Vec<f64> = arg(&args, "--multipliers")
-        .unwrap_or_else(|| "1,2,4".into())
+        .unwrap_or_else(|| "0.5,1,2,4".into())
         .split(',')
         .filter_map(|m| m.trim().parse().ok())
         .collect();
+    if let Some(f) = arg(&args, "--screenshot") {
+        use base64::Engine;
+        let bytes = std::fs::read(&f).map_err(|e| anyhow::anyhow!("--screenshot {f}: {e}"))?;
+        let _ = SCREENSHOT.set(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    let first_base = base.split(',').next().unwrap_or("").trim().to_string();
     let run = rand::rng().random::<u64>();
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);
@@ -330,11 +362,14 @@ async fn main() -> anyhow::Result<()> {
         rss: [before, rss_all(&pid), rss_all(&pid)],
         t: cap,
     }];
+    let mut breakdowns = Vec::new();
     for m in mults {
         let rate = capacity_rps * m;
         let before = rss_all(&pid);
+        let m0 = scrape(&http, &first_base).await;
         let (sent, secs, t) = open_loop(&http, &url, rate, phase_secs, max, run).await;
         let after = rss_all(&pid);
+        let breakdown = metrics::line(&m0, &scrape(&http, &first_base).await);
         tokio::time::sleep(Duration::from_secs_f64(settle)).await;
         let p = Phase {
             name: format!("open {m}x"),
@@ -345,12 +380,18 @@ async fn main() -> anyhow::Result<()> {
             rss: [before, after, rss_all(&pid)],
         };
         eprintln!("{}", p.row());
+        eprintln!("  {breakdown}");
+        breakdowns.push(format!("{}: {breakdown}", p.name));
         phases.push(p);
     }
     println!("\n| phase | offered/s | achieved 2xx/s | sent | 2xx | p50 ms | p99 ms | 429 % | 503 % | other 4xx/5xx | conn err/timeout | RSS MiB before / after / settled |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for p in &phases {
         println!("{}", p.row());
+    }
+    println!();
+    for b in &breakdowns {
+        println!("{b}");
     }
     let bound = queue_wait + service;
     let mut bad = Vec::new();

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Load test of POST /v1/triage on loopback: builds the release binary, starts the server on the
 # default model pack (fetched once into $TRIAGE_HOME, default ~/.cache/triage) with a throwaway
-# store, waits for /ready, runs benches/load.rs (capacity, then 1x/2x/4x open loop), prints its
+# store, waits for /ready, runs benches/load.rs (capacity, then 0.5x/1x/2x/4x open loop, with the
+# server-side p50/p99 of request time, queue wait and forward pass per phase), prints its
 # table, stops the server with SIGTERM and checks that it exited 0.
-#   scripts/load.sh [extra bench args, e.g. --phase-secs 20 --multipliers 1,4]
+#   scripts/load.sh [extra bench args, e.g. --phase-secs 20 --multipliers 0.5,4 --screenshot shot.png]
 # Env: PORT (default 18080), QUEUE_WAIT_MS (default 2000), PHASE_SECS (default 60), EXTRA_TOML
 # (appended to the server's config, e.g. 'escalation_head = ""' under '[emotion]' to compare).
 set -euo pipefail
