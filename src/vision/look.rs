@@ -16,8 +16,6 @@ pub struct Look {
     /// Few flat runs of equal neighbours: a photo (sensor noise, blur, uneven light), not a
     /// rendered screen.
     pub photo: bool,
-    /// Mean grey level of the whole image, 0..255.
-    pub mean: f32,
     /// Filled boxes of the other polarity (dark on a light screen, light on a dark one),
     /// `[x0, y0, x1, y1)` in original pixels.
     pub panels: Vec<[u32; 4]>,
@@ -71,7 +69,6 @@ pub fn look(g: &GrayImage) -> Look {
         text_px: text_height(work, &hist).map(|t| t * k as f32),
         dark,
         photo,
-        mean,
         panels,
     }
 }

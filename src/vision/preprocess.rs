@@ -24,7 +24,7 @@ pub struct Prepared {
 const MAX_SIDE: u32 = 3200;
 /// The text height (90th percentile of glyph heights, about the body font size) scaled to.
 /// Chosen on the rendered dev set (seed 11).
-pub const TEXT_PX: f32 = 24.0;
+const TEXT_PX: f32 = 24.0;
 /// The contrast stretch spans at least this many grey levels.
 const MIN_SPAN: u8 = 96;
 /// Scale factors this close to 1 are not worth a resampling pass.
@@ -34,11 +34,11 @@ const KEEP: std::ops::RangeInclusive<f32> = 0.8..=1.25;
 const MIN_SIDE: u32 = 1600;
 
 /// The scale for an image of `w x h` with this look: the smaller of "longest side up to
-/// `MIN_SIDE`" (at most 3x) and "text to `target` pixels" (at least 0.5x), so large text is
+/// `MIN_SIDE`" (at most 3x) and "text to `TEXT_PX` pixels" (at least 0.5x), so large text is
 /// scaled down or left alone instead of always scaled up. On the rendered dev set (seed 11)
 /// text-height alone scaled a quarter of the images further up, which cost CPU and two
 /// answers; the smaller of the two kept the answers of both.
-pub fn choose_scale(w: u32, h: u32, l: &Look, target: f32) -> f32 {
+fn choose_scale(w: u32, h: u32, l: &Look) -> f32 {
     let long = w.max(h).max(1) as f32;
     let by_side = if long < MIN_SIDE as f32 {
         (MIN_SIDE as f32 / long).min(3.0)
@@ -46,7 +46,7 @@ pub fn choose_scale(w: u32, h: u32, l: &Look, target: f32) -> f32 {
         1.0
     };
     let by_text = match l.text_px {
-        Some(t) if t > 0.0 => (target / t).clamp(0.5, 3.0),
+        Some(t) if t > 0.0 => (TEXT_PX / t).clamp(0.5, 3.0),
         _ => by_side,
     };
     let mut scale = by_side.min(by_text);
@@ -57,14 +57,10 @@ pub fn choose_scale(w: u32, h: u32, l: &Look, target: f32) -> f32 {
 }
 
 pub fn prepare(img: &DynamicImage) -> (GrayImage, Prepared) {
-    prepare_for(img, TEXT_PX)
-}
-
-pub fn prepare_for(img: &DynamicImage, target: f32) -> (GrayImage, Prepared) {
     let mut g = img.to_luma8();
     let l = look::look(&g);
     let (w, h) = g.dimensions();
-    let scale = choose_scale(w, h, &l, target);
+    let scale = choose_scale(w, h, &l);
     let mut hist = [0u64; 256];
     for p in g.pixels() {
         hist[p.0[0] as usize] += 1;
