@@ -176,11 +176,8 @@ enum ModelsCmd {
 
 /// Parse the command line and run the command.
 pub fn main() -> Result<()> {
-    // Tesseract parallelises with OpenMP; OCR gets its own bounded worker threads instead, so
-    // it cannot take every core from text inference. Set before any thread starts.
-    if std::env::var_os("OMP_THREAD_LIMIT").is_none() {
-        std::env::set_var("OMP_THREAD_LIMIT", "1");
-    }
+    // Tesseract's OpenMP team is limited per OCR worker thread (`vision::ocr`): libgomp has
+    // read its environment before `main` runs.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TRIAGE_LOG")

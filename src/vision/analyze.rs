@@ -20,28 +20,32 @@ fn cjk_share(s: &str) -> f32 {
     cjk as f32 / letters.max(1) as f32
 }
 
+fn refused(vision: &Vision, r: ocr::Refused) -> AppError {
+    match r {
+        ocr::Refused::Busy => AppError::Overloaded {
+            retry_after: vision.retry_after_secs,
+            message: format!(
+                "{} screenshots are being read or waiting for OCR (screenshot.ocr_workers + screenshot.ocr_queue)",
+                vision.config.ocr_workers + vision.config.ocr_queue
+            ),
+        },
+        ocr::Refused::Unavailable(m) => AppError::Unavailable { message: m },
+    }
+}
+
 /// Run one OCR pass within `budget`; `None` when it did not finish in time.
 async fn ocr_pass(
     vision: &Vision,
+    slot: &ocr::Slot,
     image: GrayImage,
     prepared: preprocess::Prepared,
     layout: Layout,
     budget: Duration,
 ) -> AppResult<Option<OcrText>> {
-    let cfg = &vision.config;
     let rx = vision
         .ocr
-        .submit(image, prepared, layout)
-        .map_err(|r| match r {
-            ocr::Refused::Busy => AppError::Overloaded {
-                retry_after: vision.retry_after_secs,
-                message: format!(
-                    "{} screenshots are waiting for OCR (screenshot.ocr_queue)",
-                    cfg.ocr_queue
-                ),
-            },
-            ocr::Refused::Unavailable(m) => AppError::Unavailable { message: m },
-        })?;
+        .submit(slot, image, prepared, layout)
+        .map_err(|r| refused(vision, r))?;
     let read = tokio::time::timeout(budget, rx).await;
     match read {
         Err(_) => Ok(None),
@@ -98,6 +102,8 @@ pub async fn analyze(
     customer_text: Option<String>,
     language: Option<String>,
 ) -> AppResult<Analysis> {
+    // The place in the OCR pool first: a refused upload is not decoded.
+    let slot = vision.ocr.reserve().map_err(|r| refused(vision, r))?;
     let cfg = vision.config.clone();
     let t0 = Instant::now();
     let c2 = cfg.clone();
@@ -110,7 +116,8 @@ pub async fn analyze(
 
     let t1 = Instant::now();
     let limit = Duration::from_millis(cfg.ocr_timeout_ms);
-    let Some(mut text) = ocr_pass(vision, gray.clone(), prepared, Layout::Auto, limit).await?
+    let Some(mut text) =
+        ocr_pass(vision, &slot, gray.clone(), prepared, Layout::Auto, limit).await?
     else {
         return Err(AppError::invalid(
             "image",
@@ -145,7 +152,7 @@ pub async fn analyze(
     );
     if unmatched && readable && failure_seen {
         let left = limit.saturating_sub(t1.elapsed());
-        if let Some(t) = ocr_pass(vision, gray, prepared, Layout::Block, left).await? {
+        if let Some(t) = ocr_pass(vision, &slot, gray, prepared, Layout::Block, left).await? {
             let t3 = Instant::now();
             let r = rank(vision, &loaded, &t, customer_text.as_deref()).await?;
             matching += t3.elapsed();
@@ -313,4 +320,40 @@ async fn embed_examples(
         out.push(std::mem::replace(&mut e, rest));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::ScreenshotConfig;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_full_pool_refuses_before_decoding() {
+        let cfg = ScreenshotConfig {
+            ocr_workers: 1,
+            ocr_queue: 1,
+            ..ScreenshotConfig::default()
+        };
+        let models = Arc::new(crate::engine::Models::new(
+            &[],
+            "m",
+            crate::models::config::Overlong::Truncate,
+        ));
+        let v = Vision::start(&cfg, models, Arc::default(), 3).unwrap();
+        let held = [v.ocr.reserve().ok(), v.ocr.reserve().ok()];
+        assert!(held.iter().all(Option::is_some));
+        // Not an image at all: with the pool full it is refused (429) without being decoded.
+        let junk = b"not an image".to_vec();
+        match analyze(&v, junk.clone(), None, None).await {
+            Err(AppError::Overloaded { retry_after, .. }) => assert_eq!(retry_after, 3),
+            other => panic!("expected overloaded, got {:?}", other.map(|_| ())),
+        }
+        drop(held);
+        // With a place free it is decoded, and refused for what it is.
+        match analyze(&v, junk, None, None).await {
+            Err(AppError::Invalid { field, .. }) => assert_eq!(field, "image"),
+            other => panic!("expected invalid image, got {:?}", other.map(|_| ())),
+        }
+    }
 }

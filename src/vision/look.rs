@@ -1,7 +1,9 @@
 //! A cheap first look at a screenshot before OCR: how tall its text is (connected components of
 //! a downscaled, binarised copy), whether it is dark mode, whether it is a photo of a screen, and
 //! where panels of the other polarity are (a dark toast or button on a light screen: Tesseract
-//! misses light text on dark boxes, so preprocessing inverts them).
+//! misses light text on dark boxes, so preprocessing inverts them), and where tinted panels are
+//! (a grey toast on a dark screen: Tesseract's one global threshold puts their fill with the
+//! text, so preprocessing lifts their fill to the background).
 
 use image::GrayImage;
 
@@ -19,7 +21,13 @@ pub struct Look {
     /// Filled boxes of the other polarity (dark on a light screen, light on a dark one),
     /// `[x0, y0, x1, y1)` in original pixels.
     pub panels: Vec<[u32; 4]>,
+    /// Filled boxes in a tone between the background and the other polarity (a grey toast or
+    /// chip), `[x0, y0, x1, y1)` in original pixels.
+    pub tinted: Vec<[u32; 4]>,
 }
+
+/// How far (in grey levels) a tinted panel's fill is at least from the background.
+const TINT_MIN: u8 = 30;
 
 /// The longest side of the measuring copy: a bigger image is box-averaged down by an integer
 /// factor first (its text is then big enough to measure).
@@ -50,39 +58,46 @@ pub fn look(g: &GrayImage) -> Look {
         / n as f32;
     let dark = mean < 110.0;
     let photo = flat_share(work) < 0.45;
-    let panels = if photo {
-        Vec::new()
+    let original = |b: Bbox| {
+        [
+            b.x0 * k,
+            b.y0 * k,
+            ((b.x1 + 1) * k).min(w),
+            ((b.y1 + 1) * k).min(h),
+        ]
+    };
+    let (panels, tinted) = if photo {
+        (Vec::new(), Vec::new())
     } else {
-        panels(work, dark)
-            .into_iter()
-            .map(|b| {
-                [
-                    b.x0 * k,
-                    b.y0 * k,
-                    ((b.x1 + 1) * k).min(w),
-                    ((b.y1 + 1) * k).min(h),
-                ]
-            })
-            .collect()
+        // The background: the commonest level.
+        let bg = (0..256).max_by_key(|&v| hist[v]).unwrap_or(0) as u8;
+        let other = |v: u8| if dark { v > 150 } else { v < 110 };
+        let tint = |v: u8| {
+            if dark {
+                v >= bg.saturating_add(TINT_MIN) && v <= 150
+            } else {
+                v >= 110 && v <= bg.saturating_sub(TINT_MIN)
+            }
+        };
+        (
+            filled(work, other).into_iter().map(original).collect(),
+            filled(work, tint).into_iter().map(original).collect(),
+        )
     };
     Look {
         text_px: text_height(work, &hist).map(|t| t * k as f32),
         dark,
         photo,
         panels,
+        tinted,
     }
 }
 
-/// Filled panels of the other polarity: components of dark pixels on a light screen (light on
-/// a dark one) that are wide, not tiny, not most of the image, and mostly filled (text holes
-/// aside).
-fn panels(g: &GrayImage, dark: bool) -> Vec<Bbox> {
+/// Filled panels of the pixels `inside` says: components that are wide, not tiny, not most of
+/// the image, and mostly filled (text holes aside).
+fn filled(g: &GrayImage, inside: impl Fn(u8) -> bool) -> Vec<Bbox> {
     let (w, h) = (g.width() as usize, g.height() as usize);
-    let mask: Vec<bool> = g
-        .as_raw()
-        .iter()
-        .map(|&v| if dark { v > 150 } else { v < 110 })
-        .collect();
+    let mask: Vec<bool> = g.as_raw().iter().map(|&v| inside(v)).collect();
     let area = (w * h) as f32;
     components(&mask, w, h)
         .into_iter()
@@ -338,7 +353,24 @@ mod tests {
         }
         let l = look(&g);
         assert_eq!(l.panels, vec![[100, 700, 500, 760]]);
+        assert!(l.tinted.is_empty());
         // Nothing of the kind on a plain page.
         assert!(look(&page(600, 900, 14)).panels.is_empty());
+        assert!(look(&page(600, 900, 14)).tinted.is_empty());
+    }
+
+    #[test]
+    fn grey_toasts_on_dark_screens_are_tinted_panels() {
+        let mut g = GrayImage::from_pixel(600, 900, image::Luma([22]));
+        for y in 700..760 {
+            for x in 100..500 {
+                let text = (720..740).contains(&y) && x % 7 < 3 && (150..450).contains(&x);
+                g.put_pixel(x, y, image::Luma([if text { 245 } else { 90 }]));
+            }
+        }
+        let l = look(&g);
+        assert!(l.dark);
+        assert_eq!(l.tinted, vec![[100, 700, 500, 760]]);
+        assert!(l.panels.is_empty());
     }
 }

@@ -18,6 +18,8 @@ pub struct Prepared {
     pub photo: bool,
     /// Panels of the other polarity (a dark toast on a light screen) inverted before OCR.
     pub panels: usize,
+    /// Tinted panels whose fill was lifted to the background (a grey toast on a dark screen).
+    pub tinted: usize,
 }
 
 /// The longest side OCR sees at most.
@@ -98,6 +100,9 @@ pub fn prepare(img: &DynamicImage) -> (GrayImage, Prepared) {
             }
         }
     }
+    for &b in &l.tinted {
+        lift(&mut g, b);
+    }
     if (scale - 1.0).abs() > 1e-3 {
         let nw = ((w as f32 * scale).round() as u32).max(1);
         let nh = ((h as f32 * scale).round() as u32).max(1);
@@ -116,8 +121,48 @@ pub fn prepare(img: &DynamicImage) -> (GrayImage, Prepared) {
             text_px: l.text_px,
             photo: l.photo,
             panels: l.panels.len(),
+            tinted: l.tinted.len(),
         },
     )
+}
+
+/// Make a tinted panel's fill the background (white) and keep its text dark: its text is the
+/// side of the fill with more pixels far from it (light text is inverted first), then every
+/// level is scaled by `255 / fill`. Tesseract's global threshold otherwise falls between the
+/// fill and the page, and the text drowns with the fill.
+fn lift(g: &mut GrayImage, [x0, y0, x1, y1]: [u32; 4]) {
+    let (x1, y1) = (x1.min(g.width()), y1.min(g.height()));
+    if x1 <= x0 || y1 <= y0 {
+        return;
+    }
+    // The fill and the text from inside the rounded corners.
+    let m = (x1 - x0).min(y1 - y0) / 6;
+    let mut hist = [0u64; 256];
+    for y in y0 + m..y1 - m {
+        for x in x0 + m..x1 - m {
+            hist[g.get_pixel(x, y).0[0] as usize] += 1;
+        }
+    }
+    let n: u64 = hist.iter().sum();
+    if n == 0 {
+        return;
+    }
+    let fill = percentile(&hist, n, 0.5) as usize;
+    let darker: u64 = hist[..fill.saturating_sub(50)].iter().sum();
+    let lighter: u64 = hist[(fill + 51).min(256)..].iter().sum();
+    let invert = lighter > darker;
+    let fill = if invert { 255 - fill } else { fill };
+    if fill < 60 {
+        return;
+    }
+    let gain = 255.0 / fill as f32;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let p = g.get_pixel_mut(x, y);
+            let v = if invert { 255 - p.0[0] } else { p.0[0] };
+            p.0[0] = (v as f32 * gain).min(255.0) as u8;
+        }
+    }
 }
 
 fn percentile(hist: &[u64; 256], n: u64, q: f64) -> u8 {
@@ -192,5 +237,34 @@ mod tests {
         let (g, p) = prepare(&DynamicImage::ImageLuma8(sparse));
         assert!(!p.inverted);
         assert!(g.get_pixel(g.width() / 2, g.height() / 2).0[0] > 200);
+    }
+
+    #[test]
+    fn grey_toasts_on_dark_screens_become_dark_text_on_white() {
+        // A dark list with light text, and a grey toast with light text over it.
+        let mut img = GrayImage::from_pixel(720, 1560, image::Luma([22]));
+        for row in 0..8u32 {
+            for y in 200 + row * 140..230 + row * 140 {
+                for x in 160..500 {
+                    if x % 9 < 3 {
+                        img.put_pixel(x, y, image::Luma([240]));
+                    }
+                }
+            }
+        }
+        for y in 800..900 {
+            for x in 110..610 {
+                let text = (835..865).contains(&y) && (280..440).contains(&x) && x % 7 < 3;
+                img.put_pixel(x, y, image::Luma([if text { 245 } else { 90 }]));
+            }
+        }
+        let (g, p) = prepare(&DynamicImage::ImageLuma8(img));
+        assert!(p.inverted);
+        assert_eq!(p.tinted, 1);
+        let at = |x: u32, y: u32| g.get_pixel(x, y).0[0];
+        // The fill is the background now, and the toast's text is dark on it.
+        assert!(at(200, 820) >= 250, "{}", at(200, 820));
+        assert!(at(280, 850) < 40, "{}", at(280, 850));
+        assert!(at(20, 20) >= 250);
     }
 }
