@@ -341,17 +341,22 @@ mod tests {
         assert!(look(&noise).photo);
     }
 
-    #[test]
-    fn dark_toasts_on_light_screens_are_found() {
-        let mut g = GrayImage::from_pixel(600, 900, image::Luma([245]));
-        // A dark toast with light "text" in it.
+    /// A 600 x 900 screen of level `page` with a toast filled with `fill` at
+    /// `[100, 700, 500, 760)`, holding "text" strokes of level `text`.
+    fn toast(page: u8, fill: u8, text: u8) -> GrayImage {
+        let mut g = GrayImage::from_pixel(600, 900, image::Luma([page]));
         for y in 700..760 {
             for x in 100..500 {
-                let text = (720..740).contains(&y) && x % 7 < 3 && (150..450).contains(&x);
-                g.put_pixel(x, y, image::Luma([if text { 240 } else { 40 }]));
+                let ink = (720..740).contains(&y) && x % 7 < 3 && (150..450).contains(&x);
+                g.put_pixel(x, y, image::Luma([if ink { text } else { fill }]));
             }
         }
-        let l = look(&g);
+        g
+    }
+
+    #[test]
+    fn dark_toasts_on_light_screens_are_found() {
+        let l = look(&toast(245, 40, 240));
         assert_eq!(l.panels, vec![[100, 700, 500, 760]]);
         assert!(l.tinted.is_empty());
         // Nothing of the kind on a plain page.
@@ -361,14 +366,7 @@ mod tests {
 
     #[test]
     fn grey_toasts_on_dark_screens_are_tinted_panels() {
-        let mut g = GrayImage::from_pixel(600, 900, image::Luma([22]));
-        for y in 700..760 {
-            for x in 100..500 {
-                let text = (720..740).contains(&y) && x % 7 < 3 && (150..450).contains(&x);
-                g.put_pixel(x, y, image::Luma([if text { 245 } else { 90 }]));
-            }
-        }
-        let l = look(&g);
+        let l = look(&toast(22, 90, 245));
         assert!(l.dark);
         assert_eq!(l.tinted, vec![[100, 700, 500, 760]]);
         assert!(l.panels.is_empty());
