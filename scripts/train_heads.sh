@@ -38,7 +38,8 @@ for h in "${heads[@]}"; do
       # out-of-scope and unrelated-domain queries, the Chinese `oos` messages and the project's
       # near-domain shop questions (warranty, store hours, gift cards ...); Tatoeba pairs as a
       # consistency loss, weight 0.5 (a sentence and its translation get the same answer).
-      ZH=(--data "$Z/zh/intents.train.jsonl" --data "$Z/zh/intents_more.train.jsonl")
+      ZH=(--data "$Z/zh/intents.train.jsonl" --data "$Z/zh/intents_more.train.jsonl"
+        --data "$Z/zh/intents_hant_more.train.jsonl")
       $T train --task intent --data "$D/bitext.train.jsonl" "${ZH[@]}" "${ZH[@]}" \
         --data "$D/bitext_oos.train.jsonl" --data "$Z/oos_near.train.jsonl" \
         --pairs "$PAIRS" --pair-weight 0.5 --out models/heads/bitext --eval "$D/bitext.dev.jsonl" ;;
