@@ -11,23 +11,13 @@ use crate::error::AppResult;
 use crate::routing::{Decision, PastTurn, Reason, Route, Target};
 use serde_json::json;
 
-/// Events after `after` once at least `n` are readable. On PostgreSQL an event is readable only
-/// when every older transaction in the cluster has ended (`pg/events.rs`), and other tests run
-/// transactions beside this one, so a fresh event can take a moment to show.
-fn readable(
-    s: &Store,
-    filter: &EventFilter,
-    after: i64,
-    limit: u32,
-    n: usize,
-) -> Vec<super::events::StoredEvent> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let got = s.events_after(filter, after, limit).unwrap();
-        if got.len() >= n || std::time::Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+/// Wait until the event `seq` is readable. On PostgreSQL an event is readable only once every
+/// older transaction in the cluster has ended (`pg/events.rs`), and other tests run transactions
+/// beside this one (one may hold one open on purpose); after this, reads see every event up to it.
+fn visible(s: &Store, seq: i64) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.last_event_seq().unwrap() < seq && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
@@ -83,12 +73,7 @@ pub(super) fn add(
     };
     let ev = |c: &str, _: &super::turns::TurnRecord, _: Option<&Route>, seq: i64| json!({"conversation_id": c, "seq": seq});
     let a = s.append(turn, decide, &ev, urls).unwrap();
-    // PostgreSQL shows an event once every older transaction in the cluster has ended (another
-    // test may hold one open on purpose): wait for it, so the checks below see every event.
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while s.last_event_seq().unwrap() < a.event_seq && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    visible(s, a.event_seq);
     (a.turn.turn, a.webhooks, seen)
 }
 
@@ -128,16 +113,20 @@ fn turns_history_events_and_outbox_on(db: &TestDb) {
     );
     assert!(s.conversation("zzz").is_err());
     // Events: by conversation, by queue, all; after a position.
-    let conv = readable(&s, &EventFilter::Conversation("a".into()), 0, 100, 7);
+    let conv = s
+        .events_after(&EventFilter::Conversation("a".into()), 0, 100)
+        .unwrap();
     assert_eq!(conv.len(), 7);
     let after = s
         .events_after(&EventFilter::Conversation("a".into()), conv[2].seq, 100)
         .unwrap();
     assert_eq!(after.len(), 4);
-    let q = readable(&s, &EventFilter::Queue("expert".into()), 0, 100, 1);
+    let q = s
+        .events_after(&EventFilter::Queue("expert".into()), 0, 100)
+        .unwrap();
     assert_eq!(q.len(), 1);
     assert_eq!(s.events_after(&EventFilter::All, 0, 4).unwrap().len(), 4);
-    let all = readable(&s, &EventFilter::All, 0, 100, 8);
+    let all = s.events_after(&EventFilter::All, 0, 100).unwrap();
     assert_eq!(all.len(), 8);
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(s.last_event_seq().unwrap(), all[7].seq);
@@ -195,7 +184,7 @@ fn retention_and_turn_limits_on(db: &TestDb) {
         2
     );
     add(&s, "again", Target::Bot, "bot", &[]);
-    let first = readable(&s, &EventFilter::All, 0, 10, 1)[0].seq;
+    let first = s.events_after(&EventFilter::All, 0, 10).unwrap()[0].seq;
     assert!(first > last);
     if db.is_sqlite() {
         assert_eq!(first, last + 1);
@@ -286,7 +275,10 @@ fn inspected_replies_on(db: &TestDb) {
     assert_eq!(r.webhooks, 1);
     assert_eq!(r.response_ms, None, "no customer turn waited for it");
     let seq = r.event_seq.expect("an event");
-    let ev = readable(&s, &EventFilter::Queue("qa".into()), 0, 10, 1);
+    visible(&s, seq);
+    let ev = s
+        .events_after(&EventFilter::Queue("qa".into()), 0, 10)
+        .unwrap();
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].seq, seq);
     let data: serde_json::Value = serde_json::from_str(&ev[0].data).unwrap();
