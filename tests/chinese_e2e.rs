@@ -2,7 +2,8 @@
 //! `/v1/triage` (routine questions stay with the bot, Traditional Chinese included; an implicitly
 //! angry message and an abusive one go to an agent with the reasons named), the `abusive` and
 //! `escalation` signals on `/v1/emotion`, and `triage parity` on the project's dev data (Chinese
-//! close to English on the same intents and escalation; Traditional close to Simplified).
+//! close to English on the same intents and escalation; Traditional close to Simplified), and
+//! `triage train --task escalation` with out-of-fold thresholds and a recall target.
 
 mod common;
 use axum::http::StatusCode;
@@ -141,11 +142,13 @@ fn parity_report_holds_on_the_dev_data() {
         let f = &p.intents[t];
         assert!(zh.accuracy - f.accuracy <= 0.04, "{t} {f:?} vs {zh:?}");
     }
-    let e = &p.escalation["zh"];
-    assert!(
-        e.recall >= 0.83 && e.false_flags <= 0.08,
-        "Chinese escalation {e:?}"
-    );
+    for t in ["zh", "zh-Hant (native)"] {
+        let e = &p.escalation[t];
+        assert!(
+            e.recall >= 0.85 && e.false_flags <= 0.06,
+            "{t} escalation {e:?}"
+        );
+    }
     let e = &p.escalation["en"];
     assert!(
         e.recall >= 0.85 && e.false_flags <= 0.08,
@@ -156,6 +159,71 @@ fn parity_report_holds_on_the_dev_data() {
     }
     if let Some(pairs) = &p.pairs {
         assert!(pairs.same_answer >= 0.88, "{pairs:?}");
-        assert!(pairs.same_flag >= 0.8, "{pairs:?}");
+        assert!(pairs.same_flag >= 0.95, "{pairs:?}");
     }
+}
+
+/// `triage train --task escalation` with a hidden layer, thresholds fitted on out-of-fold scores
+/// and a recall target (training rows only): the head gets its Chinese calibration and records
+/// how it was fitted; a target outside (0, 1] or on another task is refused naming the flag.
+#[test]
+fn escalation_training_fits_out_of_fold_thresholds() {
+    if common::pack_model("multilingual-e5-small").is_none() {
+        return;
+    }
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = common::scratch_dir("esc-train");
+    std::fs::create_dir_all(&dir).unwrap();
+    let all = std::fs::read_to_string(root.join("models/data/zh/emotion.train.jsonl")).unwrap();
+    let rows: Vec<&str> = all.lines().step_by(4).collect();
+    let data = dir.join("train.jsonl");
+    std::fs::write(&data, rows.join("\n")).unwrap();
+    let train = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
+            .args(["train", "--data", data.to_str().unwrap(), "--hidden", "32"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.success(), log)
+    };
+    let out = dir.join("esc");
+    let (ok, log) = train(&[
+        "--task",
+        "escalation",
+        "--threshold-folds",
+        "3",
+        "--recall-target",
+        "0.8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{log}");
+    assert!(log.contains("threshold fold 3/3"), "{log}");
+    let head: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("head.json")).unwrap()).unwrap();
+    assert_eq!(head["training"]["threshold_folds"], 3, "{head}");
+    let target = head["training"]["recall_target"].as_f64().unwrap();
+    assert!((target - 0.8).abs() < 1e-6, "{head}");
+    let labels: Vec<String> = serde_json::from_value(head["labels"].clone()).unwrap();
+    let j = labels.iter().position(|l| l == "escalate").unwrap();
+    let t = head["languages"]["zh"]["thresholds"][j].as_f64().unwrap();
+    assert!(t > 0.0 && t < 1.0, "{head}");
+    for (task, value, says) in [
+        ("escalation", "1.5", "expected a share in (0, 1]"),
+        ("emotion", "0.8", "--recall-target is for escalation heads"),
+    ] {
+        let o = dir.join(format!("bad-{task}"));
+        let (ok, log) = train(&[
+            "--task",
+            task,
+            "--recall-target",
+            value,
+            "--out",
+            o.to_str().unwrap(),
+        ]);
+        assert!(!ok && log.contains(says), "{task} {value}: {log}");
+        assert!(!o.join("head.json").exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

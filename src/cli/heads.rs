@@ -6,6 +6,7 @@ use crate::heads::embed_cache::DatasetEncoder;
 use crate::heads::finetune::{self, TuneOptions};
 use crate::heads::fit::{self, FitOptions, Task};
 use crate::heads::head::{sha256_hex, Head, TunedLayers};
+use crate::heads::registry::HeadRegistry;
 use crate::heads::train::TrainOptions;
 use crate::models::branch::Branch;
 use anyhow::{Context, Result};
@@ -74,6 +75,19 @@ pub struct TrainArgs {
     /// same answer (held-out pairs stay unseen).
     #[arg(long)]
     pub pairs: Option<PathBuf>,
+    /// Escalation heads: add this many of the `--pairs` training pairs whose English side the
+    /// configured emotion head reads as calm (every escalating group under 0.2) as `calm` rows,
+    /// both sides, so that everyday sentences are not flagged (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub calm_pairs: usize,
+    /// Sigmoid heads: fit the thresholds on out-of-fold scores over the training rows (this
+    /// many folds) instead of on the 10% tuning rows (0: tuning rows).
+    #[arg(long, default_value_t = 0)]
+    pub threshold_folds: usize,
+    /// Escalation heads: put the `escalate` threshold at the fewest flags whose recall on the
+    /// fitting rows (per language) reaches this share (default: recall minus 3 x false flags).
+    #[arg(long, value_parser = share)]
+    pub recall_target: Option<f32>,
     /// Weight of the consistency loss against the labelled loss.
     #[arg(long, default_value_t = 1.0)]
     pub pair_weight: f32,
@@ -165,6 +179,14 @@ fn encoder(config: Option<&Path>, model: &str) -> Result<DatasetEncoder> {
     ))
 }
 
+/// A share in (0, 1] (`--recall-target`).
+fn share(s: &str) -> std::result::Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("`{s}`: expected a share in (0, 1]")),
+    }
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     let task = Task::parse(&a.task)?;
     let prep = |rows: Vec<data::Example>| -> Result<Vec<data::Example>> {
@@ -180,10 +202,36 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ..r
         });
     }
-    let (train_rows, tune_rows) = match &a.tune {
+    let (mut train_rows, tune_rows) = match &a.tune {
         Some(p) => (rows, prep(data::read(p)?)?),
         None => fit::split_tune(rows),
     };
+    let oof_rows = train_rows.len();
+    anyhow::ensure!(
+        a.recall_target.is_none() || task == Task::Escalation,
+        "--recall-target is for escalation heads"
+    );
+    if a.calm_pairs > 0 {
+        anyhow::ensure!(
+            task == Task::Escalation,
+            "--calm-pairs is for escalation heads"
+        );
+        let pairs = a.pairs.as_deref().context("--calm-pairs needs --pairs")?;
+        // Training rows only: the thresholds stay fitted on support messages, which easy
+        // everyday negatives would dilute (a lower threshold, more false flags on support chat).
+        let cfg = Config::load(a.config.as_deref(), &Default::default())?;
+        let reg = HeadRegistry::load(&cfg.intent, &cfg.emotion, &cfg.models)?;
+        let head = reg.emotion.as_ref().context("no emotion head configured")?;
+        let groups: Vec<&String> = reg.escalation.thresholds.keys().collect();
+        let enc = head_encoder(a.config.as_deref(), head)?;
+        train_rows.extend(crate::cli::calm::rows(
+            head,
+            &enc,
+            &groups,
+            pairs,
+            a.calm_pairs,
+        )?);
+    }
     let mut enc = encoder(a.config.as_deref(), &a.model)?;
     let mut head_training_tuned = None;
     let name = a.name.clone().unwrap_or_else(|| {
@@ -199,6 +247,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     train.seed = a.seed;
     let o = FitOptions {
         task,
+        threshold_folds: a.threshold_folds,
+        oof_rows,
+        recall_target: a.recall_target,
         name,
         oos_label: Some(a.oos_label.clone()),
         reject_share: a.reject_share,
@@ -225,10 +276,20 @@ pub fn train(a: TrainArgs) -> Result<()> {
             dir.display(),
             prev.meta.encoder
         );
-        // Re-stored in the current format (int8 deltas over the base), then served from those bytes.
+        // Re-stored in the current format (int8 deltas over the base) unless already in it (kept
+        // byte for byte: heads reusing one head's layers share its sha256, so one served pass),
+        // then served from those bytes.
         let base = enc.embedder().model();
-        let old = Branch::from_bytes(&bytes, base, t.first, t.count, &candle_core::Device::Cpu)?;
-        let bytes = old.to_bytes(base)?;
+        let deltas = candle_core::safetensors::load_buffer(&bytes, &candle_core::Device::Cpu)?
+            .keys()
+            .any(|k| k.ends_with(".dq"));
+        let bytes = if deltas {
+            bytes.to_vec()
+        } else {
+            let old =
+                Branch::from_bytes(&bytes, base, t.first, t.count, &candle_core::Device::Cpu)?;
+            old.to_bytes(base)?
+        };
         let t = TunedLayers {
             sha256: sha256_hex(&bytes),
             ..t
@@ -265,6 +326,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
     } else {
         serde_json::json!(names)
     };
+    if a.calm_pairs > 0 {
+        head.meta.training["calm_pairs"] = serde_json::json!({
+            "max": a.calm_pairs, "below": crate::cli::calm::CALM_BELOW,
+        });
+    }
     if let Some(p) = &a.eval {
         let rows = prep(data::read(p)?)?;
         let r = fit::evaluate(&head, &enc, &rows, &a.oos_label, false)?;

@@ -3,6 +3,7 @@
 //! (train, eval, align, parity, intents, batch) in the files beside this one.
 
 pub mod batch;
+pub mod calm;
 pub mod heads;
 pub mod intents;
 pub mod kb;

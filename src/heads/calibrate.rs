@@ -159,19 +159,37 @@ fn label_ece(probs: &[Vec<f32>], gold: &[Vec<f32>]) -> f32 {
 /// Calibrate a sigmoid head: per-label thresholds globally (rows without a language of their own)
 /// and per language (labels with at least 5 positives there; the others keep the global one).
 /// Emotion heads also get per-group logit offsets per language (each group's detection F1 on
-/// that language); escalation heads put the `escalate` threshold where recall minus
-/// `FALSE_FLAG_COST` times the false-flag share is highest.
-pub fn labels(head: &mut Head, hx: &[Vec<f32>], rows: &[Example], gold: &[Vec<f32>]) {
+/// that language); escalation heads put the `escalate` threshold at the fewest flags that reach
+/// `recall_target` on these rows, or without one where recall minus `FALSE_FLAG_COST` times the
+/// false-flag share is highest.
+pub fn labels(
+    head: &mut Head,
+    hx: &[Vec<f32>],
+    rows: &[Example],
+    gold: &[Vec<f32>],
+    recall_target: Option<f32>,
+) {
+    let raw: Vec<Vec<f32>> = hx
+        .iter()
+        .map(|v| head.logits(v).into_iter().map(sigmoid).collect())
+        .collect();
+    labels_from(head, raw, rows, gold, recall_target);
+}
+
+/// `labels` on per-label probabilities already computed (e.g. out-of-fold scores).
+pub fn labels_from(
+    head: &mut Head,
+    raw: Vec<Vec<f32>>,
+    rows: &[Example],
+    gold: &[Vec<f32>],
+    recall_target: Option<f32>,
+) {
     let (langs, rest) = split_languages(rows);
     let rest = if rest.is_empty() {
         (0..rows.len()).collect()
     } else {
         rest
     };
-    let raw: Vec<Vec<f32>> = hx
-        .iter()
-        .map(|v| head.logits(v).into_iter().map(sigmoid).collect())
-        .collect();
     let pick = |idx: &[usize]| -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
         (
             idx.iter().map(|&i| raw[i].clone()).collect(),
@@ -182,7 +200,10 @@ pub fn labels(head: &mut Head, hx: &[Vec<f32>], rows: &[Example], gold: &[Vec<f3
     let fit = |p: &[Vec<f32>], g: &[Vec<f32>]| -> Vec<f32> {
         let mut t = train::tune_label_thresholds(p, g);
         if let (Some(j), "escalation") = (escalate, head.meta.task.as_str()) {
-            t[j] = recall_threshold(p, g, j, FALSE_FLAG_COST);
+            t[j] = match recall_target {
+                Some(r) => target_threshold(p, g, j, r),
+                None => recall_threshold(p, g, j, FALSE_FLAG_COST),
+            };
         }
         t
     };
@@ -267,6 +288,38 @@ pub fn recall_threshold(p: &[Vec<f32>], g: &[Vec<f32>], j: usize, cost: f32) -> 
             }
         })
         .0
+}
+
+/// The highest threshold on label `j` (a grid of 0.01) whose recall on these rows reaches `r`:
+/// the fewest flags that catch the share of escalating messages the product asks for.
+pub fn target_threshold(p: &[Vec<f32>], g: &[Vec<f32>], j: usize, r: f32) -> f32 {
+    let pos: Vec<f32> = p
+        .iter()
+        .zip(g)
+        .filter(|(_, y)| y[j] > 0.5)
+        .map(|(q, _)| q[j])
+        .collect();
+    let need = r * pos.len() as f32;
+    let t = (1..100)
+        .rev()
+        .map(|i| i as f32 / 100.0)
+        .find(|t| pos.iter().filter(|q| **q >= *t).count() as f32 >= need)
+        .unwrap_or(0.01);
+    let neg: Vec<f32> = p
+        .iter()
+        .zip(g)
+        .filter(|(_, y)| y[j] <= 0.5)
+        .map(|(q, _)| q[j])
+        .collect();
+    let share = |v: &[f32]| v.iter().filter(|q| **q >= t).count() as f32 / v.len().max(1) as f32;
+    eprintln!(
+        "recall target {r}: threshold {t} (recall {:.3} of {} escalating, false flags {:.3} of {} calm)",
+        share(&pos),
+        pos.len(),
+        share(&neg),
+        neg.len()
+    );
+    t
 }
 
 /// Per-group logit offsets (a grid over -4..4) that maximise each group's detection F1 (group
@@ -370,6 +423,22 @@ mod tests {
             "{off:?}"
         );
         assert!(!off.contains_key("gratitude_joy"), "already right: {off:?}");
+    }
+
+    #[test]
+    fn target_threshold_is_the_fewest_flags_reaching_the_recall() {
+        // Escalating rows score 0.9, 0.8, 0.6, 0.3; calm ones 0.7 and 0.2.
+        let p: Vec<Vec<f32>> = [0.9, 0.8, 0.6, 0.3, 0.7, 0.2]
+            .iter()
+            .map(|v| vec![*v])
+            .collect();
+        let g: Vec<Vec<f32>> = [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+            .iter()
+            .map(|v| vec![*v])
+            .collect();
+        assert_eq!(target_threshold(&p, &g, 0, 0.5), 0.8);
+        assert_eq!(target_threshold(&p, &g, 0, 0.75), 0.6);
+        assert_eq!(target_threshold(&p, &g, 0, 1.0), 0.3);
     }
 
     #[test]

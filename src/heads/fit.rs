@@ -4,7 +4,7 @@ use super::calibrate;
 use super::data::{label_set, Example};
 use super::embed_cache::DatasetEncoder;
 use super::emotion;
-use super::head::{Head, HeadMeta, Kind};
+use super::head::{sigmoid, Head, HeadMeta, Kind};
 use super::metrics::{self, Report};
 use super::train::{self, Targets, TrainOptions};
 use anyhow::{ensure, Result};
@@ -50,6 +50,15 @@ impl Task {
 
 pub struct FitOptions {
     pub task: Task,
+    /// Sigmoid heads: fit the thresholds on out-of-fold scores over the first `oof_rows`
+    /// training rows (this many folds by a hash of the text) instead of on the tuning rows
+    /// (0: tuning rows). More rows per language, so a steadier threshold.
+    pub threshold_folds: usize,
+    /// How many leading training rows the out-of-fold scores cover (the rest always train).
+    pub oof_rows: usize,
+    /// Escalation heads: the recall the `escalate` threshold must reach on the fitting rows
+    /// (None: recall minus `calibrate::FALSE_FLAG_COST` times the false-flag share).
+    pub recall_target: Option<f32>,
     pub name: String,
     /// The label that marks out-of-scope examples (trained as a class, and used to tune the
     /// threshold). Without such examples the threshold rejects `reject_share` of in-scope ones.
@@ -218,6 +227,7 @@ pub fn fit(
                 "lr": opts.lr, "weight_decay": opts.weight_decay, "dropout": opts.dropout,
                 "consistency_pairs": o.pairs.as_ref().map(|p| p.0.len()),
                 "consistency_weight": o.pairs.as_ref().map(|p| p.2),
+                "recall_target": o.recall_target,
             }),
             tuned_layers: None,
             languages: Default::default(),
@@ -234,7 +244,51 @@ pub fn fit(
             };
             calibrate::intents(&mut head, &raw_hx, &tune, gold, &t);
         }
-        (_, Targets::Multi(gold)) => calibrate::labels(&mut head, &raw_hx, &tune, gold),
+        (_, Targets::Multi(gold)) if o.threshold_folds > 1 => {
+            let Targets::Multi(all) = &y else {
+                unreachable!("targets follow the task")
+            };
+            let n = o.oof_rows.min(train_rows.len());
+            let fold_of = |r: &Example| -> usize {
+                let h = Sha256::digest(format!("fold:{}", r.text.trim()).as_bytes());
+                u64::from_le_bytes(h[..8].try_into().unwrap_or_default()) as usize
+                    % o.threshold_folds
+            };
+            let folds: Vec<usize> = train_rows[..n].iter().map(fold_of).collect();
+            let mut raw = vec![Vec::new(); n];
+            for k in 0..o.threshold_folds {
+                let keep: Vec<usize> = (0..train_rows.len())
+                    .filter(|&i| i >= n || folds[i] != k)
+                    .collect();
+                let xk: Vec<Vec<f32>> = keep.iter().map(|&i| x[i].clone()).collect();
+                let yk = Targets::Multi(keep.iter().map(|&i| all[i].clone()).collect());
+                let tk = train::train(
+                    &xk,
+                    &yk,
+                    &hx,
+                    &hy,
+                    labels.len(),
+                    &opts,
+                    &mut |_, _, _, _| {},
+                )?;
+                let mut hk = head.clone();
+                hk.weights = fold(tk.weights, &mu, &sd);
+                for i in (0..n).filter(|&i| folds[i] == k) {
+                    raw[i] = hk.logits(&raw_x[i]).into_iter().map(sigmoid).collect();
+                }
+                let scored = folds.iter().filter(|&&f| f == k).count();
+                eprintln!(
+                    "threshold fold {}/{}: {scored} rows scored",
+                    k + 1,
+                    o.threshold_folds
+                );
+            }
+            calibrate::labels_from(&mut head, raw, &train_rows[..n], &all[..n], o.recall_target);
+            head.meta.training["threshold_folds"] = serde_json::json!(o.threshold_folds);
+        }
+        (_, Targets::Multi(gold)) => {
+            calibrate::labels(&mut head, &raw_hx, &tune, gold, o.recall_target)
+        }
         _ => unreachable!("targets follow the task"),
     }
     head.check()?;
