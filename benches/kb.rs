@@ -221,6 +221,7 @@ async fn main() {
                 top_k: 5,
                 language: None,
                 mode: Mode::Hybrid,
+                intent: None,
             };
             kb.search_embedded(&index, &query).unwrap();
             alone.push(t.elapsed().as_secs_f64() * 1e3);

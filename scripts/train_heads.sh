@@ -72,10 +72,14 @@ for h in "${heads[@]}"; do
       # (a linear head flagged a quarter of everyday sentences), the natively written Traditional
       # messages, 1,000 Tatoeba training pairs the emotion head (trained above) reads as calm, and
       # thresholds fitted on 5-fold out-of-fold scores of all training messages.
+      # The calm pairs are read by the emotion head in models/heads (the binary's builtin one
+      # was compiled before this script retrained it).
+      printf '[emotion]\nhead = "%s/models/heads/goemotions"\n' "$PWD" > "$W/emotion-head.toml"
       $T train --task escalation --reuse-layers "$W/goemotions-aligned" --hidden 256 \
         --data "$Z/en/emotion.train.jsonl" --data "$Z/zh/emotion.train.jsonl" \
         --data "$Z/zh/emotion_more.train.jsonl" --data "$Z/zh/emotion_hant_more.train.jsonl" \
-        --pairs "$PAIRS" --calm-pairs 1000 --threshold-folds 5 --out models/heads/escalation ;;
+        --pairs "$PAIRS" --calm-pairs 1000 --threshold-folds 5 --config "$W/emotion-head.toml" \
+        --out models/heads/escalation ;;
     abuse)
       # COLD (Chinese, group-directed offence) and the project's customer-service insults in
       # Chinese and English, the latter repeated 4 times (they are 3% of the rows otherwise);

@@ -421,6 +421,13 @@ async fn bad_searches_and_writes_name_their_field() {
         ),
         (json!({"query": "x", "extra": 1}), 400, "extra"),
         (json!({"top_k": 3}), 400, "query"),
+        (json!({"query": "x", "intent": " "}), 422, "intent"),
+        (
+            json!({"query": "x", "intent": "i".repeat(201)}),
+            422,
+            "intent",
+        ),
+        (json!({"query": "x", "intent": 7}), 400, "intent"),
     ];
     for (body, status, field) in cases {
         assert_eq!(
@@ -432,6 +439,12 @@ async fn bad_searches_and_writes_name_their_field() {
     assert_eq!(
         err(a.json("POST", "/v1/answer", json!({"text": " "})).await),
         (422, "text".into())
+    );
+    assert_eq!(
+        err(a
+            .json("POST", "/v1/answer", json!({"text": "x", "intent": ""}))
+            .await),
+        (422, "intent".into())
     );
     let r = a
         .call(

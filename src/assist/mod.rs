@@ -131,6 +131,7 @@ pub async fn assist(
                 top_k: n * 2,
                 language: query_language,
                 mode: Mode::Hybrid,
+                intent: intent.as_deref(),
             };
             // The conversation's language, as detected on its turns: no detection per search.
             let mut found: Vec<Suggestion> = kb

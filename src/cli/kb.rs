@@ -155,7 +155,7 @@ fn questions(path: &Path) -> Result<Vec<Question>> {
 
 /// What one question got: the hits of each mode, and the answer search's hits.
 struct Graded {
-    ranks: [Option<usize>; 3],
+    ranks: [Option<usize>; 4],
     answer: Option<(crate::kb::confidence::Features, bool)>,
     /// The question's detected language.
     lang: String,
@@ -165,10 +165,13 @@ struct Graded {
     top: Vec<serde_json::Value>,
 }
 
-const MODES: [(Mode, &str); 3] = [
-    (Mode::Bm25, "bm25"),
-    (Mode::Dense, "dense"),
-    (Mode::Hybrid, "hybrid"),
+/// The retrievers measured, and whether the question's intent (from the default intent set's
+/// head) is given to the search.
+const MODES: [(Mode, &str, bool); 4] = [
+    (Mode::Bm25, "bm25", false),
+    (Mode::Dense, "dense", false),
+    (Mode::Hybrid, "hybrid, no intent", false),
+    (Mode::Hybrid, "hybrid", true),
 ];
 
 async fn grade(
@@ -178,31 +181,39 @@ async fn grade(
     lang: &crate::lang::LangId,
     qs: &[Question],
     dump: bool,
+    intents: Option<&crate::heads::head::Head>,
 ) -> Result<Vec<Graded>> {
     let mut out = Vec::with_capacity(qs.len());
     for batch in qs.chunks(64) {
         let texts: Vec<String> = batch.iter().map(|q| q.text.clone()).collect();
         let vecs = kb.embed(models, texts).await?;
         for (q, v) in batch.iter().zip(&vecs) {
-            let mut ranks = [None; 3];
-            for (i, (mode, _)) in MODES.iter().enumerate() {
+            let l = lang.detect(&q.text).language;
+            // As /v1/triage gives it: the head's label when in scope.
+            let predicted = intents
+                .map(|h| h.predict_intent(v, 1, Some(&l)))
+                .filter(|p| !p.out_of_scope)
+                .map(|p| p.label);
+            let mut ranks = [None; 4];
+            for (i, (mode, _, with_intent)) in MODES.iter().enumerate() {
                 let query = Query {
                     text: &q.text,
                     vec: v,
                     top_k: 10,
                     language: None,
                     mode: *mode,
+                    intent: predicted.as_deref().filter(|_| *with_intent),
                 };
                 let hits = kb.search_embedded(index, &query)?;
                 ranks[i] = hits.iter().position(|h| h.tags.first() == Some(&q.intent));
             }
-            let l = lang.detect(&q.text).language;
             let query = Query {
                 text: &q.text,
                 vec: v,
                 top_k: 3,
                 language: crate::kb::answer::answer_language(&l),
                 mode: Mode::Hybrid,
+                intent: predicted.as_deref(),
             };
             let hits = kb.search_embedded(index, &query)?;
             let answer = hits
@@ -223,6 +234,7 @@ async fn grade(
                     top_k: 100,
                     language: None,
                     mode: Mode::Hybrid,
+                    intent: predicted.as_deref(),
                 };
                 kb.search_embedded(index, &all)?
                     .iter()
@@ -289,6 +301,25 @@ async fn eval(a: EvalArgs) -> Result<()> {
         }
     }
     let (_, index) = kb.index(Some(name), "kb")?;
+    // The default intent set's head reads the questions' embeddings when they are its own (a
+    // frozen-encoder head on the encoder the knowledge base embeds with).
+    let intents = heads
+        .intents
+        .get(&heads.default_intent)
+        .map(|h| h.as_ref())
+        .filter(|h| {
+            h.meta.tuned_layers.is_none()
+                && kb.branch().is_none()
+                && h.meta.encoder == cfg.default_model
+        });
+    println!(
+        "intent prior: {} (kb.intent_weight {})",
+        intents.map_or("none (no frozen-encoder head for the default set)", |h| h
+            .meta
+            .name
+            .as_str()),
+        cfg.kb.intent_weight
+    );
     let (n_articles, n_chunks) = index.size();
     println!("index: {n_articles} articles, {n_chunks} passages");
 
@@ -297,7 +328,7 @@ async fn eval(a: EvalArgs) -> Result<()> {
     if !a.tune.is_empty() {
         let mut data: Vec<(String, crate::kb::confidence::Features, bool)> = Vec::new();
         for p in &a.tune {
-            let g = grade(&kb, &index, &models, &lang, &questions(p)?, false).await?;
+            let g = grade(&kb, &index, &models, &lang, &questions(p)?, false, intents).await?;
             data.extend(
                 g.into_iter()
                     .filter_map(|g| g.answer.map(|(f, y)| (g.lang, f, y))),
@@ -342,7 +373,7 @@ async fn eval(a: EvalArgs) -> Result<()> {
             .split_once('=')
             .with_context(|| format!("--queries {spec}: expected NAME=FILE"))?;
         let qs = questions(Path::new(file))?;
-        let g = grade(&kb, &index, &models, &lang, &qs, a.dump.is_some()).await?;
+        let g = grade(&kb, &index, &models, &lang, &qs, a.dump.is_some(), intents).await?;
         if let Some(d) = &a.dump {
             use std::io::Write;
             let mut f = std::fs::OpenOptions::new()
@@ -355,7 +386,7 @@ async fn eval(a: EvalArgs) -> Result<()> {
             }
         }
         let n = g.len() as f32;
-        for (i, (_, mname)) in MODES.iter().enumerate() {
+        for (i, (_, mname, _)) in MODES.iter().enumerate() {
             let r1 = g.iter().filter(|x| x.ranks[i] == Some(0)).count() as f32 / n;
             let r5 = g
                 .iter()

@@ -253,12 +253,33 @@ pub struct SearchRequest {
     /// Only articles in this language (ISO 639-1).
     #[serde(default)]
     pub language: Option<String>,
+    /// The question's intent (e.g. from `/v1/intents` or `/v1/triage`): articles tagged with it
+    /// rank higher (`kb.intent_weight`).
+    #[serde(default)]
+    pub intent: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     pub kb: String,
     pub hits: Vec<Hit>,
+}
+
+/// An intent label: 1 to 200 characters, no control characters.
+fn check_intent(intent: &Option<String>) -> AppResult<()> {
+    match intent {
+        Some(i)
+            if i.trim().is_empty()
+                || i.chars().count() > 200
+                || i.chars().any(char::is_control) =>
+        {
+            Err(AppError::invalid(
+                "intent",
+                "an intent label of 1 to 200 characters",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_query(state: &AppState, field: &str, q: &str) -> AppResult<()> {
@@ -294,6 +315,7 @@ pub async fn search(
     let admitted = Instant::now();
     check_query(&state, "query", &req.query)?;
     check_language(&req.language)?;
+    check_intent(&req.intent)?;
     let max = state.config.kb.max_top_k;
     let top_k = req.top_k.unwrap_or(5);
     if top_k == 0 || top_k > max {
@@ -310,6 +332,7 @@ pub async fn search(
             req.kb.as_deref(),
             top_k,
             req.language.as_deref(),
+            req.intent.as_deref(),
             admitted,
         )
         .await?;
@@ -326,6 +349,9 @@ pub struct AnswerRequest {
     /// Answer from articles in this language (default: the question's detected language).
     #[serde(default)]
     pub language: Option<String>,
+    /// The question's intent, when known: articles tagged with it rank higher.
+    #[serde(default)]
+    pub intent: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -350,6 +376,7 @@ pub async fn answer(
     let admitted = Instant::now();
     check_query(&state, "text", &req.text)?;
     check_language(&req.language)?;
+    check_intent(&req.intent)?;
     let language = match req.language {
         Some(l) => Some(l),
         None => {
@@ -365,6 +392,7 @@ pub async fn answer(
             req.kb.as_deref(),
             3,
             language.as_deref(),
+            req.intent.as_deref(),
             admitted,
         )
         .await?;

@@ -41,6 +41,10 @@ pub struct KbConfig {
     /// Per query language (ISO 639-1, as detected): its own BM25 weight, chosen on that
     /// language's tuning questions (`bm25_weight` for the others).
     pub bm25_weights: BTreeMap<String, f32>,
+    /// Hybrid search: the weight of the question's intent (from the intent head) on articles
+    /// tagged with it, in units of a first rank's fused score (0: off). Chosen on the tuning
+    /// questions of `scripts/kb_eval.sh`.
+    pub intent_weight: f32,
     /// Live passages past which a knowledge base's dense retrieval searches an approximate
     /// nearest-neighbour graph (HNSW) instead of scanning every passage (0: always exact). The
     /// graph is built when a load or a write takes the knowledge base past this size.
@@ -86,6 +90,7 @@ impl Default for KbConfig {
             // may set it. With jieba's words BM25 never helped on the tuning questions (default
             // index: recall@1 0.793 at 0, 0.790 at 0.1, 0.756 at 0.5).
             bm25_weights: BTreeMap::from([("zh".into(), 0.0)]),
+            intent_weight: 1.0,
             // The exact scan is a few ms up to here (2 cores, 384 dimensions).
             ann_min_passages: 20_000,
             answer_threshold: 0.98,
@@ -160,6 +165,10 @@ impl KbConfig {
         ensure!(
             self.bm25_weight.is_finite() && (0.0..=10.0).contains(&self.bm25_weight),
             "kb.bm25_weight: between 0 and 10"
+        );
+        ensure!(
+            self.intent_weight.is_finite() && (0.0..=10.0).contains(&self.intent_weight),
+            "kb.intent_weight: between 0 and 10"
         );
         for (l, w) in &self.bm25_weights {
             ensure!(

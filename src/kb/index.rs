@@ -60,6 +60,9 @@ pub struct Fusion {
     pub rrf_k: f32,
     /// The BM25 rank's weight (the dense rank's is 1).
     pub bm25_weight: f32,
+    /// Hybrid mode: a candidate tagged with the query's intent gains this many times the fused
+    /// score of a first rank (`1 / (rrf_k + 1)`).
+    pub intent_weight: f32,
 }
 
 /// What one search asks.
@@ -72,6 +75,9 @@ pub struct Query<'a> {
     /// Only articles in this language (ISO 639-1).
     pub language: Option<&'a str>,
     pub mode: Mode,
+    /// The question's intent (an in-scope label of the intent head), when known: hybrid search
+    /// prefers the articles tagged with it.
+    pub intent: Option<&'a str>,
 }
 
 /// One search hit: an article, the passage that matched best, and how sure the search is.
@@ -269,6 +275,7 @@ impl KbIndex {
             candidates,
             rrf_k,
             bm25_weight,
+            intent_weight,
         } = fusion;
         // BM25 alone ranks by its own list whatever its weight in the fusion.
         let bm25_weight = if q.mode == Mode::Bm25 {
@@ -282,6 +289,7 @@ impl KbIndex {
             top_k,
             language,
             mode,
+            intent,
         } = *q;
         let lexical = if mode == Mode::Dense {
             Vec::new()
@@ -351,11 +359,24 @@ impl KbIndex {
             }
         }
         let rrf = |r: Option<u32>| r.map_or(0.0, |r| 1.0 / (rrf_k + r as f32));
+        // The intent prior: only in the fusion (each retriever alone ranks by its own list).
+        let intent = intent.filter(|_| mode == Mode::Hybrid && intent_weight > 0.0);
+        let prior = |key: u64| match intent {
+            Some(i)
+                if g.by_key
+                    .get(&key)
+                    .is_some_and(|e| e.article.tags.iter().any(|t| t == i)) =>
+            {
+                intent_weight / (rrf_k + 1.0)
+            }
+            _ => 0.0,
+        };
         let mut hits: Vec<(f32, f32, u64, Ranked)> = by
             .into_iter()
             .map(|(key, r)| {
                 let cos = g.dense.best_cosine(key, qvec);
-                (bm25_weight * rrf(r.bm25) + rrf(r.dense), cos, key, r)
+                let score = bm25_weight * rrf(r.bm25) + rrf(r.dense) + prior(key);
+                (score, cos, key, r)
             })
             .collect();
         hits.sort_by(|a, b| {
@@ -472,6 +493,37 @@ mod tests {
     }
 
     #[test]
+    fn the_intent_prior_lifts_tagged_articles_in_hybrid_search_only() {
+        let ix = KbIndex::new(0, None).unwrap();
+        let mut rows = put(0, 30);
+        rows[20].0.tags = vec!["refund".into()];
+        ix.apply(rows, &[]).unwrap();
+        let q = put(3, 4).remove(0).2.remove(0);
+        let search = |mode, intent, intent_weight| {
+            let fusion = Fusion {
+                candidates: 30,
+                rrf_k: 20.0,
+                bm25_weight: 0.5,
+                intent_weight,
+            };
+            let query = Query {
+                text: "p3",
+                vec: &q,
+                top_k: 5,
+                language: None,
+                mode,
+                intent,
+            };
+            ix.search(&query, fusion, None).unwrap()[0].id.clone()
+        };
+        assert_eq!(search(Mode::Hybrid, None, 1.0), "a3");
+        assert_eq!(search(Mode::Hybrid, Some("refund"), 1.0), "a20");
+        assert_eq!(search(Mode::Hybrid, Some("refund"), 0.0), "a3");
+        assert_eq!(search(Mode::Hybrid, Some("other"), 1.0), "a3");
+        assert_eq!(search(Mode::Dense, Some("refund"), 1.0), "a3");
+    }
+
+    #[test]
     fn writes_build_the_graph_past_the_threshold_and_compaction_rebuilds_it() {
         let ix = KbIndex::new(1000, None).unwrap();
         ix.apply(put(0, 1000), &[]).unwrap();
@@ -482,6 +534,7 @@ mod tests {
             candidates: 40,
             rrf_k: 20.0,
             bm25_weight: 0.5,
+            intent_weight: 0.0,
         };
         let q = put(7, 8).remove(0).2.remove(0);
         let search = |language| {
@@ -491,6 +544,7 @@ mod tests {
                 top_k: 40,
                 language,
                 mode: Mode::Dense,
+                intent: None,
             };
             ix.search(&query, fusion, None).unwrap()
         };

@@ -338,7 +338,9 @@ impl Kb {
         Ok(i)
     }
 
-    /// Hybrid search of `query` (checked) in `kb` (None: the default), embedding it.
+    /// Hybrid search of `query` (checked) in `kb` (None: the default), embedding it; `intent`:
+    /// the question's intent, when the caller knows it (articles tagged with it are preferred).
+    #[allow(clippy::too_many_arguments)]
     pub async fn search(
         &self,
         models: &Models,
@@ -346,6 +348,7 @@ impl Kb {
         kb: Option<&str>,
         top_k: usize,
         language: Option<&str>,
+        intent: Option<&str>,
         admitted: Instant,
     ) -> AppResult<(String, Vec<Hit>)> {
         let (name, index) = self.index(kb, "kb")?;
@@ -361,6 +364,7 @@ impl Kb {
             top_k,
             language,
             mode: Mode::Hybrid,
+            intent,
         };
         let hits = self.search_embedded(&index, &q)?;
         Ok((name, hits))
@@ -413,6 +417,7 @@ impl Kb {
                     candidates: self.cfg.candidates,
                     rrf_k: self.cfg.rrf_k,
                     bm25_weight: self.cfg.bm25_weight_for(language),
+                    intent_weight: self.cfg.intent_weight,
                 },
                 language,
             )

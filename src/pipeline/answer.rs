@@ -26,6 +26,8 @@ pub struct Embedded<'a> {
     /// The intent head's fine-tuned layers' (their key), when it has them.
     pub tuned: Option<(&'a str, &'a [f32])>,
     pub language: &'a str,
+    /// The message's intent, when in scope: articles tagged with it rank higher.
+    pub intent: Option<&'a str>,
 }
 
 /// Ask the default knowledge base (None when it has no articles).
@@ -58,6 +60,7 @@ pub async fn from_kb(
         top_k: 3,
         language: answer_language(sig.language),
         mode: Mode::Hybrid,
+        intent: sig.intent,
     };
     // The signals pass detected the language: no second detection.
     let hits = kb.search_in(&index, &q, Some(sig.language))?;

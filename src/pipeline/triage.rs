@@ -93,6 +93,7 @@ pub async fn triage(state: &Pipeline<'_>, req: Message) -> AppResult<TriageRespo
                 encoder: &sig.encoder,
                 tuned: sig.tuned.as_ref().map(|(k, v)| (k.as_str(), v.as_slice())),
                 language: &sig.language.language,
+                intent: (!sig.intent.out_of_scope).then_some(sig.intent.label.as_str()),
             };
             super::answer::from_kb(kb, state.sets.models, &req.text, e).await?
         }
