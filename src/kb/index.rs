@@ -65,6 +65,9 @@ pub struct Fusion {
     pub intent_weight: f32,
 }
 
+/// How many of the candidates tagged with the question's intent the intent prior lifts.
+pub const INTENT_LIFTS: usize = 2;
+
 /// What one search asks.
 #[derive(Debug, Clone, Copy)]
 pub struct Query<'a> {
@@ -359,31 +362,34 @@ impl KbIndex {
             }
         }
         let rrf = |r: Option<u32>| r.map_or(0.0, |r| 1.0 / (rrf_k + r as f32));
-        // The intent prior: only in the fusion (each retriever alone ranks by its own list).
-        let intent = intent.filter(|_| mode == Mode::Hybrid && intent_weight > 0.0);
-        let prior = |key: u64| match intent {
-            Some(i)
-                if g.by_key
-                    .get(&key)
-                    .is_some_and(|e| e.article.tags.iter().any(|t| t == i)) =>
-            {
-                intent_weight / (rrf_k + 1.0)
-            }
-            _ => 0.0,
-        };
         let mut hits: Vec<(f32, f32, u64, Ranked)> = by
             .into_iter()
             .map(|(key, r)| {
                 let cos = g.dense.best_cosine(key, qvec);
-                let score = bm25_weight * rrf(r.bm25) + rrf(r.dense) + prior(key);
-                (score, cos, key, r)
+                (bm25_weight * rrf(r.bm25) + rrf(r.dense), cos, key, r)
             })
             .collect();
-        hits.sort_by(|a, b| {
+        let order = |a: &(f32, f32, u64, Ranked), b: &(f32, f32, u64, Ranked)| {
             b.0.total_cmp(&a.0)
                 .then(b.1.total_cmp(&a.1))
                 .then(a.2.cmp(&b.2))
-        });
+        };
+        hits.sort_by(order);
+        // The intent prior, only in the fusion (each retriever alone ranks by its own list): the
+        // best `INTENT_LIFTS` candidates tagged with the question's intent gain `intent_weight`
+        // first ranks; the others keep their place, so a wrong intent still leaves the fused
+        // ranking below them.
+        if let Some(i) = intent.filter(|_| mode == Mode::Hybrid && intent_weight > 0.0) {
+            let tagged = |key: u64| {
+                g.by_key
+                    .get(&key)
+                    .is_some_and(|e| e.article.tags.iter().any(|t| t == i))
+            };
+            for h in hits.iter_mut().filter(|h| tagged(h.2)).take(INTENT_LIFTS) {
+                h.0 += intent_weight / (rrf_k + 1.0);
+            }
+            hits.sort_by(order);
+        }
         let mut out = Vec::with_capacity(hits.len());
         for (
             score,
@@ -497,8 +503,40 @@ mod tests {
         let ix = KbIndex::new(0, None).unwrap();
         let mut rows = put(0, 30);
         rows[20].0.tags = vec!["refund".into()];
+        for r in &mut rows[25..28] {
+            r.0.tags = vec!["track".into()];
+        }
         ix.apply(rows, &[]).unwrap();
         let q = put(3, 4).remove(0).2.remove(0);
+        let ranked = |intent| {
+            let fusion = Fusion {
+                candidates: 30,
+                rrf_k: 20.0,
+                bm25_weight: 0.5,
+                intent_weight: 1.0,
+            };
+            let query = Query {
+                text: "nothing matches",
+                vec: &q,
+                top_k: 30,
+                language: None,
+                mode: Mode::Hybrid,
+                intent,
+            };
+            let hits = ix.search(&query, fusion, None).unwrap();
+            hits.into_iter().map(|h| h.id).collect::<Vec<_>>()
+        };
+        // (A text no passage has: the dense ranks alone, a3 first.) Three articles of the intent:
+        // the best two are lifted over it, the third keeps its place.
+        let (plain, lifted) = (ranked(None), ranked(Some("track")));
+        let tracked: Vec<&String> = plain
+            .iter()
+            .filter(|i| ["a25", "a26", "a27"].contains(&i.as_str()))
+            .collect();
+        assert_eq!(&lifted[..2], &[tracked[0].clone(), tracked[1].clone()]);
+        assert_eq!(lifted[2], "a3");
+        let at = |v: &[String], id: &String| v.iter().position(|x| x == id);
+        assert!(at(&lifted, tracked[2]) >= at(&plain, tracked[2]));
         let search = |mode, intent, intent_weight| {
             let fusion = Fusion {
                 candidates: 30,
@@ -507,7 +545,7 @@ mod tests {
                 intent_weight,
             };
             let query = Query {
-                text: "p3",
+                text: "nothing matches",
                 vec: &q,
                 top_k: 5,
                 language: None,
