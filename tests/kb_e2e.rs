@@ -99,6 +99,12 @@ async fn the_default_knowledge_base_answers_in_english_and_chinese() {
         assert_eq!(s, StatusCode::OK, "{j}");
         assert_eq!(j["hits"][0]["tags"][0], intent, "{q} {intent}: {j}");
     }
+    // Without one, the search asks the default intent set and says which intent it preferred.
+    let body = json!({"query": "我的快递到哪里了？", "top_k": 3});
+    let (s, j) = post_json(&app, "/v1/kb/search", body).await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert_eq!(j["intent"], "track_order", "{j}");
+    assert_eq!(j["hits"][0]["tags"][0], "track_order", "{j}");
     // The answer comes from an article in the question's language, with its citation.
     // (Questions the articles answer plainly: the shipped thresholds answer ~7% of the dev
     // questions, at a precision of 0.97.)

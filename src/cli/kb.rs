@@ -181,7 +181,6 @@ async fn grade(
     lang: &crate::lang::LangId,
     qs: &[Question],
     dump: bool,
-    intents: Option<&crate::heads::head::Head>,
 ) -> Result<Vec<Graded>> {
     let mut out = Vec::with_capacity(qs.len());
     for batch in qs.chunks(64) {
@@ -189,11 +188,8 @@ async fn grade(
         let vecs = kb.embed(models, texts).await?;
         for (q, v) in batch.iter().zip(&vecs) {
             let l = lang.detect(&q.text).language;
-            // As /v1/triage gives it: the head's label when in scope.
-            let predicted = intents
-                .map(|h| h.predict_intent(v, 1, Some(&l)))
-                .filter(|p| !p.out_of_scope)
-                .map(|p| p.label);
+            // As /v1/kb/search finds it: the default intent set's label when in scope.
+            let predicted = kb.intent_of(v, &l);
             let mut ranks = [None; 4];
             for (i, (mode, _, with_intent)) in MODES.iter().enumerate() {
                 let query = Query {
@@ -301,25 +297,7 @@ async fn eval(a: EvalArgs) -> Result<()> {
         }
     }
     let (_, index) = kb.index(Some(name), "kb")?;
-    // The default intent set's head reads the questions' embeddings when they are its own (a
-    // frozen-encoder head on the encoder the knowledge base embeds with).
-    let intents = heads
-        .intents
-        .get(&heads.default_intent)
-        .map(|h| h.as_ref())
-        .filter(|h| {
-            h.meta.tuned_layers.is_none()
-                && kb.branch().is_none()
-                && h.meta.encoder == cfg.default_model
-        });
-    println!(
-        "intent prior: {} (kb.intent_weight {})",
-        intents.map_or("none (no frozen-encoder head for the default set)", |h| h
-            .meta
-            .name
-            .as_str()),
-        cfg.kb.intent_weight
-    );
+    println!("intent prior: kb.intent_weight {}", cfg.kb.intent_weight);
     let (n_articles, n_chunks) = index.size();
     println!("index: {n_articles} articles, {n_chunks} passages");
 
@@ -328,7 +306,7 @@ async fn eval(a: EvalArgs) -> Result<()> {
     if !a.tune.is_empty() {
         let mut data: Vec<(String, crate::kb::confidence::Features, bool)> = Vec::new();
         for p in &a.tune {
-            let g = grade(&kb, &index, &models, &lang, &questions(p)?, false, intents).await?;
+            let g = grade(&kb, &index, &models, &lang, &questions(p)?, false).await?;
             data.extend(
                 g.into_iter()
                     .filter_map(|g| g.answer.map(|(f, y)| (g.lang, f, y))),
@@ -373,7 +351,7 @@ async fn eval(a: EvalArgs) -> Result<()> {
             .split_once('=')
             .with_context(|| format!("--queries {spec}: expected NAME=FILE"))?;
         let qs = questions(Path::new(file))?;
-        let g = grade(&kb, &index, &models, &lang, &qs, a.dump.is_some(), intents).await?;
+        let g = grade(&kb, &index, &models, &lang, &qs, a.dump.is_some()).await?;
         if let Some(d) = &a.dump {
             use std::io::Write;
             let mut f = std::fs::OpenOptions::new()

@@ -262,6 +262,9 @@ pub struct SearchRequest {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     pub kb: String,
+    /// The intent the search preferred: the request's, else the default intent set's answer
+    /// when in scope (null: none).
+    pub intent: Option<String>,
     pub hits: Vec<Hit>,
 }
 
@@ -324,7 +327,7 @@ pub async fn search(
             format!("between 1 and {max} (kb.max_top_k)"),
         ));
     }
-    let (kb, hits) = state
+    let (kb, hits, intent) = state
         .kb()?
         .search(
             &state.models,
@@ -336,7 +339,7 @@ pub async fn search(
             admitted,
         )
         .await?;
-    Ok(Json(SearchResponse { kb, hits }))
+    Ok(Json(SearchResponse { kb, intent, hits }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -360,6 +363,8 @@ pub struct AnswerResponse {
     pub answer: Option<BotAnswer>,
     /// The confidence a reply in this language needs (`kb.answer_thresholds`).
     pub threshold: f32,
+    /// The intent the search preferred (as in `/v1/kb/search`).
+    pub intent: Option<String>,
     /// The best hits considered (at most 3).
     pub hits: Vec<Hit>,
 }
@@ -385,7 +390,7 @@ pub async fn answer(
         }
     };
     let kb = state.kb()?;
-    let (name, hits) = kb
+    let (name, hits, intent) = kb
         .search(
             &state.models,
             &req.text,
@@ -400,6 +405,7 @@ pub async fn answer(
     Ok(Json(AnswerResponse {
         answer: pick(&name, &hits, threshold),
         threshold,
+        intent,
         hits,
     }))
 }

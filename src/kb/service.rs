@@ -33,6 +33,10 @@ pub struct Kb {
     pub flows: Flows,
     /// Language centring of the dense ranking (the plain default encoder only).
     centering: Option<Arc<Centering>>,
+    /// The default intent set's head, when it reads the embeddings the knowledge base searches
+    /// with (a frozen-encoder head on the default encoder, no `kb.branch`): the intent prior of
+    /// questions that come without one.
+    intent_head: Option<Arc<crate::heads::head::Head>>,
     /// One write at a time, so the index applies writes in the store's order.
     write: tokio::sync::Mutex<()>,
     /// The shipped articles are being loaded (`/ready` waits for them).
@@ -88,7 +92,14 @@ impl Kb {
             Some(path) => Flows::load(path)?,
             None => Flows::shipped()?,
         };
+        let intent_head = heads
+            .intents
+            .get(&heads.default_intent)
+            .filter(|h| h.meta.tuned_layers.is_none() && h.meta.encoder == model)
+            .filter(|_| branch.is_none())
+            .cloned();
         let kb = Kb {
+            intent_head,
             flows,
             cfg,
             store,
@@ -338,8 +349,17 @@ impl Kb {
         Ok(i)
     }
 
+    /// The intent of a question from its embedding (the default intent set's head, when it reads
+    /// these embeddings): its label when in scope.
+    pub fn intent_of(&self, vec: &[f32], language: &str) -> Option<String> {
+        let head = self.intent_head.as_ref()?;
+        let p = head.predict_intent(vec, 1, Some(language));
+        (!p.out_of_scope).then_some(p.label)
+    }
+
     /// Hybrid search of `query` (checked) in `kb` (None: the default), embedding it; `intent`:
-    /// the question's intent, when the caller knows it (articles tagged with it are preferred).
+    /// the question's intent when the caller knows it, else the default intent set's answer
+    /// (articles tagged with it are preferred). Returns the intent used too.
     #[allow(clippy::too_many_arguments)]
     pub async fn search(
         &self,
@@ -350,7 +370,7 @@ impl Kb {
         language: Option<&str>,
         intent: Option<&str>,
         admitted: Instant,
-    ) -> AppResult<(String, Vec<Hit>)> {
+    ) -> AppResult<(String, Vec<Hit>, Option<String>)> {
         let (name, index) = self.index(kb, "kb")?;
         let qvec = self
             .embed_at(models, vec![query.to_string()], admitted)
@@ -358,16 +378,22 @@ impl Kb {
             .into_iter()
             .next()
             .unwrap_or_default();
+        let detected = self.lang.detect(query).language;
+        let intent = match intent {
+            Some(i) => Some(i.to_string()),
+            None if self.cfg.intent_weight > 0.0 => self.intent_of(&qvec, &detected),
+            None => None,
+        };
         let q = Query {
             text: query,
             vec: &qvec,
             top_k,
             language,
             mode: Mode::Hybrid,
-            intent,
+            intent: intent.as_deref(),
         };
-        let hits = self.search_embedded(&index, &q)?;
-        Ok((name, hits))
+        let hits = self.search_in(&index, &q, Some(&detected))?;
+        Ok((name, hits, intent))
     }
 
     /// The fine-tuned layers' key that embeds this knowledge base's texts (None: plain).
