@@ -7,7 +7,7 @@
 //! its ANN graph (HNSW) side by side at each size: the graph is built for it even below
 //! `kb.ann_min_passages`, its recall is against the exact scan on the same queries.
 //!
-//!     cargo bench --bench kb -- [--sizes 1000,10000,100000] [--queries 200]
+//!     cargo bench --bench kb -- [--sizes 1000,10000,100000] [--queries 200] [--intent-weight 0]
 //! Needs the default pack (`triage models setup`). The generator: the shipped articles'
 //! passages, embedded by the real encoder, then copies of them with a few words from a
 //! vocabulary appended and their embeddings jittered (unit noise of 0.05, renormalised), so
@@ -103,6 +103,8 @@ async fn main() {
         .map(|s| s.parse().expect("--sizes: numbers"))
         .collect();
     let n_queries: usize = arg(&args, "--queries").map_or(200, |s| s.parse().unwrap());
+    // `--intent-weight 0`: the search without the intent prior, for a before/after.
+    let intent_weight: Option<f32> = arg(&args, "--intent-weight").map(|s| s.parse().unwrap());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut queries: Vec<String> = Vec::new();
     for f in [
@@ -140,6 +142,9 @@ async fn main() {
         cfg.store.path = Some(dir.path().join("triage.sqlite"));
         cfg.kb.answer_threshold = 0.0;
         cfg.kb.answer_thresholds.clear();
+        if let Some(w) = intent_weight {
+            cfg.kb.intent_weight = w;
+        }
         cfg.limits.queue_wait_ms = 60_000;
         cfg.validate().unwrap();
         let state = tokio::task::spawn_blocking(move || {
