@@ -114,7 +114,10 @@ impl AppState {
                 lang.clone(),
                 config.limits.retry_after_secs,
             )?;
-            let probe = crate::vision::ocr::OcrPool::probe(cfg.tessdata.as_deref(), &cfg.languages);
+            let probe = cfg
+                .language_sets()
+                .iter()
+                .try_for_each(|l| crate::vision::ocr::OcrPool::probe(cfg.tessdata.as_deref(), l));
             if let Err(e) = probe {
                 tracing::warn!(error = %e, "screenshot OCR unavailable");
                 v.ocr.set_unavailable(e);

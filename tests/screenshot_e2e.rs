@@ -25,15 +25,29 @@ fn real_app() -> Option<axum::Router> {
 }
 
 async fn shot(app: &axum::Router, file: &str, ctype: &str) -> serde_json::Value {
+    shot_to(app, "/v1/screenshot", file, ctype).await
+}
+
+async fn shot_to(app: &axum::Router, uri: &str, file: &str, ctype: &str) -> serde_json::Value {
     let path = format!(
         "{}/tests/fixtures/screenshots/{file}",
         env!("CARGO_MANIFEST_DIR")
     );
-    send(app, file, ctype, std::fs::read(path).unwrap()).await
+    send_to(app, uri, file, ctype, std::fs::read(path).unwrap()).await
 }
 
 async fn send(app: &axum::Router, file: &str, ctype: &str, bytes: Vec<u8>) -> serde_json::Value {
-    let req = Request::post("/v1/screenshot")
+    send_to(app, "/v1/screenshot", file, ctype, bytes).await
+}
+
+async fn send_to(
+    app: &axum::Router,
+    uri: &str,
+    file: &str,
+    ctype: &str,
+    bytes: Vec<u8>,
+) -> serde_json::Value {
+    let req = Request::post(uri)
         .header("content-type", ctype)
         .body(Body::from(bytes))
         .unwrap();
@@ -110,6 +124,49 @@ async fn known_faults_are_recognised_and_unrelated_images_are_not() {
     assert!(j["fault"].is_null(), "noise: {j}");
     assert_eq!(j["route_hint"], "agent");
     assert_eq!(j["ocr"]["layout"], "auto");
+}
+
+/// An English-writing customer's screenshot is read with `eng` alone; a Chinese screen read
+/// unsure that way is read again with `eng+chi_sim`, and its fault is still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn english_customers_screens_are_read_with_english_first() {
+    let Some(app) = real_app() else { return };
+    for (uri, file, ctype, want, tesseract) in [
+        (
+            "/v1/screenshot?language=en",
+            "payment_failed_001.jpg",
+            "image/jpeg",
+            "payment_failed",
+            "eng",
+        ),
+        (
+            "/v1/screenshot?text=my%20card%20payment%20did%20not%20go%20through",
+            "payment_failed_001.jpg",
+            "image/jpeg",
+            "payment_failed",
+            "eng",
+        ),
+        (
+            "/v1/screenshot?language=en",
+            "account_locked_001.png",
+            "image/png",
+            "account_locked",
+            "eng+chi_sim",
+        ),
+        (
+            "/v1/screenshot",
+            "payment_failed_001.jpg",
+            "image/jpeg",
+            "payment_failed",
+            "eng+chi_sim",
+        ),
+    ] {
+        let j = shot_to(&app, uri, file, ctype).await;
+        assert_eq!(j["fault"]["id"], want, "{uri} {file}: {j}");
+        assert_eq!(j["ocr"]["tesseract"], tesseract, "{uri} {file}: {j}");
+        let c = j["ocr"]["confidence"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&c), "{j}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

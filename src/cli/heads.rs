@@ -123,6 +123,10 @@ pub struct EvalArgs {
     /// `summarize`: only the first N conversations.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// `screenshot`: the customer's language sent with each image: a code (`en`, `zh`), or
+    /// `label` for each image's own `language` in `labels.jsonl` (default: none sent).
+    #[arg(long)]
+    pub customer_language: Option<String>,
     #[arg(long, env = "TRIAGE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -479,7 +483,12 @@ pub fn head_encoder(config: Option<&Path>, head: &Head) -> Result<DatasetEncoder
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     if a.task == "screenshot" {
-        return crate::cli::vision_eval::run(&a.data, a.config.as_deref(), a.json);
+        return crate::cli::vision_eval::run(
+            &a.data,
+            a.config.as_deref(),
+            a.json,
+            a.customer_language.as_deref(),
+        );
     }
     if a.task == "summarize" {
         return crate::cli::summarize_eval::run(

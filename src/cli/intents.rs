@@ -157,6 +157,9 @@ pub struct EvalArgs {
     pub threshold: Option<f32>,
     #[arg(long, default_value = "multilingual-e5-small")]
     pub model: String,
+    /// Read the texts through this head's fine-tuned layers (its encoder replaces `--model`).
+    #[arg(long)]
+    pub layers_of: Option<String>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Also print accuracy and out-of-scope recall at a few thresholds.
@@ -168,6 +171,13 @@ pub struct EvalArgs {
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let (cfg, enc) = encoder(a.config.as_deref(), &a.model)?;
+    let enc = match &a.layers_of {
+        Some(dir) => {
+            let head = crate::heads::registry::load_head(dir)?;
+            crate::cli::heads::head_encoder(a.config.as_deref(), &head)?
+        }
+        None => enc,
+    };
     let t = a.threshold.unwrap_or(cfg.fewshot.threshold);
     let train: Vec<Example> = data::read(&a.train)?
         .into_iter()

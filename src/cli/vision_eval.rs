@@ -16,6 +16,9 @@ struct Row {
     /// For negatives: `success` or `neutral` screens, else an unrelated image.
     #[serde(default)]
     kind: Option<String>,
+    /// The language of the image's text (`null` for textless images).
+    #[serde(default)]
+    language: Option<String>,
 }
 
 #[derive(Default, serde::Serialize)]
@@ -26,7 +29,13 @@ struct PerFault {
     wrong: usize,
 }
 
-pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
+/// `customer_language`: sent with every image (`label`: each image's own `language`).
+pub fn run(
+    dir: &Path,
+    config: Option<&Path>,
+    json: bool,
+    customer_language: Option<&str>,
+) -> Result<()> {
     let labels = dir.join("labels.jsonl");
     let text = std::fs::read_to_string(&labels)
         .with_context(|| format!("cannot read {}", labels.display()))?;
@@ -60,7 +69,11 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
             let bytes = std::fs::read(dir.join(&r.file)).with_context(|| format!("cannot read {}", r.file))?;
             let t = Instant::now();
             let cpu0 = cpu_ms();
-            let got = match crate::vision::analyze(&vision, bytes, None, None).await {
+            let language = match customer_language {
+                Some("label") => r.language.clone(),
+                other => other.map(str::to_string),
+            };
+            let got = match crate::vision::analyze(&vision, bytes, None, language).await {
                 Ok(a) => {
                     let top = a.candidates.first();
                     details.push(serde_json::json!({
@@ -69,6 +82,7 @@ pub fn run(dir: &Path, config: Option<&Path>, json: bool) -> Result<()> {
                         "second_score": a.candidates.get(1).map(|c| c.score),
                         "top_codes": a.top_evidence.0, "top_keywords": a.top_evidence.1,
                         "timings_ms": a.timings_ms, "layout": a.ocr.layout,
+                        "tesseract": a.ocr.tesseract, "confidence": a.ocr.confidence,
                         "preprocessing": a.ocr.preprocessing,
                         "failure": a.evidence.failure, "success": a.evidence.success,
                         "text": a.ocr.text.chars().take(400).collect::<String>(),

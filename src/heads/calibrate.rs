@@ -262,25 +262,12 @@ pub const FALSE_FLAG_COST: f32 = 3.0;
 /// The threshold on label `j` that maximises recall - `cost` x false-positive share on held-out
 /// rows (the highest such threshold: the fewest flags).
 pub fn recall_threshold(p: &[Vec<f32>], g: &[Vec<f32>], j: usize, cost: f32) -> f32 {
-    let value = |t: f32| -> f32 {
-        let (mut tp, mut pos, mut fp, mut neg) = (0, 0, 0, 0);
-        for (r, y) in p.iter().zip(g) {
-            let on = r[j] >= t;
-            if y[j] > 0.5 {
-                pos += 1;
-                tp += usize::from(on);
-            } else {
-                neg += 1;
-                fp += usize::from(on);
-            }
-        }
-        tp as f32 / pos.max(1) as f32 - cost * fp as f32 / neg.max(1) as f32
-    };
+    let (pos, neg) = split_scores(p, g, j);
     (1..100)
         .rev()
         .map(|i| i as f32 / 100.0)
         .fold((0.99, f32::NEG_INFINITY), |best, t| {
-            let v = value(t);
+            let v = share_at(&pos, t) - cost * share_at(&neg, t);
             if v > best.1 + 1e-6 {
                 (t, v)
             } else {
@@ -290,33 +277,37 @@ pub fn recall_threshold(p: &[Vec<f32>], g: &[Vec<f32>], j: usize, cost: f32) -> 
         .0
 }
 
+/// Label `j`'s scores of the rows where it is gold, and of the others.
+fn split_scores(p: &[Vec<f32>], g: &[Vec<f32>], j: usize) -> (Vec<f32>, Vec<f32>) {
+    let (mut pos, mut neg) = (Vec::new(), Vec::new());
+    for (q, y) in p.iter().zip(g) {
+        match y[j] > 0.5 {
+            true => pos.push(q[j]),
+            false => neg.push(q[j]),
+        }
+    }
+    (pos, neg)
+}
+
+/// The share of `scores` at or above `t` (0 when there are none).
+fn share_at(scores: &[f32], t: f32) -> f32 {
+    scores.iter().filter(|q| **q >= t).count() as f32 / scores.len().max(1) as f32
+}
+
 /// The highest threshold on label `j` (a grid of 0.01) whose recall on these rows reaches `r`:
 /// the fewest flags that catch the share of escalating messages the product asks for.
 pub fn target_threshold(p: &[Vec<f32>], g: &[Vec<f32>], j: usize, r: f32) -> f32 {
-    let pos: Vec<f32> = p
-        .iter()
-        .zip(g)
-        .filter(|(_, y)| y[j] > 0.5)
-        .map(|(q, _)| q[j])
-        .collect();
-    let need = r * pos.len() as f32;
+    let (pos, neg) = split_scores(p, g, j);
     let t = (1..100)
         .rev()
         .map(|i| i as f32 / 100.0)
-        .find(|t| pos.iter().filter(|q| **q >= *t).count() as f32 >= need)
+        .find(|t| share_at(&pos, *t) * pos.len() as f32 >= r * pos.len() as f32)
         .unwrap_or(0.01);
-    let neg: Vec<f32> = p
-        .iter()
-        .zip(g)
-        .filter(|(_, y)| y[j] <= 0.5)
-        .map(|(q, _)| q[j])
-        .collect();
-    let share = |v: &[f32]| v.iter().filter(|q| **q >= t).count() as f32 / v.len().max(1) as f32;
     eprintln!(
         "recall target {r}: threshold {t} (recall {:.3} of {} escalating, false flags {:.3} of {} calm)",
-        share(&pos),
+        share_at(&pos, t),
         pos.len(),
-        share(&neg),
+        share_at(&neg, t),
         neg.len()
     );
     t

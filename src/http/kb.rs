@@ -9,7 +9,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::openapi::{BadInput, Guarded};
 use crate::kb::answer::{pick, BotAnswer};
 use crate::kb::import::{self, Format};
-use crate::kb::{check_id, check_kb_name, Article, Hit, KbInfo, Written};
+use crate::kb::{check_id, check_kb_name, valid_tag, Article, Ask, Hit, KbInfo, Written};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -268,19 +268,13 @@ pub struct SearchResponse {
     pub hits: Vec<Hit>,
 }
 
-/// An intent label: 1 to 200 characters, no control characters.
+/// An intent label, no control characters. An intent prefers the articles tagged with it, so it must be a possible tag.
 fn check_intent(intent: &Option<String>) -> AppResult<()> {
     match intent {
-        Some(i)
-            if i.trim().is_empty()
-                || i.chars().count() > 200
-                || i.chars().any(char::is_control) =>
-        {
-            Err(AppError::invalid(
-                "intent",
-                "an intent label of 1 to 200 characters",
-            ))
-        }
+        Some(i) if !valid_tag(i) || i.chars().any(char::is_control) => Err(AppError::invalid(
+            "intent",
+            "an intent label of 1-64 bytes, as article tags are",
+        )),
         _ => Ok(()),
     }
 }
@@ -327,18 +321,15 @@ pub async fn search(
             format!("between 1 and {max} (kb.max_top_k)"),
         ));
     }
-    let (kb, hits, intent) = state
-        .kb()?
-        .search(
-            &state.models,
-            &req.query,
-            req.kb.as_deref(),
-            top_k,
-            req.language.as_deref(),
-            req.intent.as_deref(),
-            admitted,
-        )
-        .await?;
+    let ask = Ask {
+        query: &req.query,
+        kb: req.kb.as_deref(),
+        top_k,
+        language: req.language.as_deref(),
+        intent: req.intent.as_deref(),
+        detected: None,
+    };
+    let (kb, hits, intent) = state.kb()?.search(&state.models, ask, admitted).await?;
     Ok(Json(SearchResponse { kb, intent, hits }))
 }
 
@@ -382,25 +373,25 @@ pub async fn answer(
     check_query(&state, "text", &req.text)?;
     check_language(&req.language)?;
     check_intent(&req.intent)?;
-    let language = match req.language {
-        Some(l) => Some(l),
-        None => {
-            let d = state.lang.detect(&req.text);
-            (d.language != "und").then_some(d.language)
-        }
-    };
+    // Detected once: the answer language's filter and threshold, and the search's weights.
+    let detected = req
+        .language
+        .is_none()
+        .then(|| state.lang.detect(&req.text).language);
+    let language = req
+        .language
+        .clone()
+        .or_else(|| detected.clone().filter(|l| l != "und"));
     let kb = state.kb()?;
-    let (name, hits, intent) = kb
-        .search(
-            &state.models,
-            &req.text,
-            req.kb.as_deref(),
-            3,
-            language.as_deref(),
-            req.intent.as_deref(),
-            admitted,
-        )
-        .await?;
+    let ask = Ask {
+        query: &req.text,
+        kb: req.kb.as_deref(),
+        top_k: 3,
+        language: language.as_deref(),
+        intent: req.intent.as_deref(),
+        detected: detected.as_deref(),
+    };
+    let (name, hits, intent) = kb.search(&state.models, ask, admitted).await?;
     let threshold = state.config.kb.threshold(language.as_deref());
     Ok(Json(AnswerResponse {
         answer: pick(&name, &hits, threshold),

@@ -45,6 +45,11 @@ pub fn check_kb_name(field: &str, name: &str) -> AppResult<()> {
 }
 
 /// An article id: 1-128 of `[A-Za-z0-9_.:-]`.
+/// An article tag: 1-64 bytes, not blank.
+pub fn valid_tag(t: &str) -> bool {
+    !t.trim().is_empty() && t.len() <= 64
+}
+
 pub fn check_id(field: &str, id: &str) -> AppResult<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
@@ -114,12 +119,7 @@ impl Article {
                 ));
             }
         }
-        if self.tags.len() > 32
-            || self
-                .tags
-                .iter()
-                .any(|t| t.trim().is_empty() || t.len() > 64)
-        {
+        if self.tags.len() > 32 || !self.tags.iter().all(|t| valid_tag(t)) {
             return Err(AppError::invalid(
                 f("tags"),
                 "at most 32 tags, each 1-64 bytes",

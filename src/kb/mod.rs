@@ -16,7 +16,7 @@ mod seed;
 pub mod service;
 pub mod text;
 
-pub use article::{check_id, check_kb_name, split_passages, Article};
+pub use article::{check_id, check_kb_name, split_passages, valid_tag, Article};
 pub use config::KbConfig;
 pub use index::{Hit, Mode, Query};
-pub use service::{Kb, KbInfo, Written};
+pub use service::{Ask, Kb, KbInfo, Written};

@@ -357,38 +357,36 @@ impl Kb {
         (!p.out_of_scope).then_some(p.label)
     }
 
-    /// Hybrid search of `query` (checked) in `kb` (None: the default), embedding it; `intent`:
-    /// the question's intent when the caller knows it, else the default intent set's answer
-    /// (articles tagged with it are preferred). Returns the intent used too.
-    #[allow(clippy::too_many_arguments)]
+    /// Hybrid search of `ask.query` (checked), embedding it; the question's intent is
+    /// `ask.intent` when the caller knows it, else the default intent set's answer (articles
+    /// tagged with it are preferred). Returns the knowledge base's name and the intent used.
     pub async fn search(
         &self,
         models: &Models,
-        query: &str,
-        kb: Option<&str>,
-        top_k: usize,
-        language: Option<&str>,
-        intent: Option<&str>,
+        ask: Ask<'_>,
         admitted: Instant,
     ) -> AppResult<(String, Vec<Hit>, Option<String>)> {
-        let (name, index) = self.index(kb, "kb")?;
+        let (name, index) = self.index(ask.kb, "kb")?;
         let qvec = self
-            .embed_at(models, vec![query.to_string()], admitted)
+            .embed_at(models, vec![ask.query.to_string()], admitted)
             .await?
             .into_iter()
             .next()
             .unwrap_or_default();
-        let detected = self.lang.detect(query).language;
-        let intent = match intent {
+        let detected = match ask.detected {
+            Some(d) => d.to_string(),
+            None => self.lang.detect(ask.query).language,
+        };
+        let intent = match ask.intent {
             Some(i) => Some(i.to_string()),
             None if self.cfg.intent_weight > 0.0 => self.intent_of(&qvec, &detected),
             None => None,
         };
         let q = Query {
-            text: query,
+            text: ask.query,
             vec: &qvec,
-            top_k,
-            language,
+            top_k: ask.top_k,
+            language: ask.language,
             mode: Mode::Hybrid,
             intent: intent.as_deref(),
         };
@@ -449,6 +447,21 @@ impl Kb {
             )
             .map_err(AppError::Internal)
     }
+}
+
+/// One question for [`Kb::search`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ask<'a> {
+    pub query: &'a str,
+    /// The knowledge base (None: the default).
+    pub kb: Option<&'a str>,
+    pub top_k: usize,
+    /// Only articles in this language (ISO 639-1).
+    pub language: Option<&'a str>,
+    /// The question's intent, when the caller knows it.
+    pub intent: Option<&'a str>,
+    /// The query's detected language, when the caller detected it already (`und`: unknown).
+    pub detected: Option<&'a str>,
 }
 
 /// `v` scaled to unit length (a zero vector stays zero).

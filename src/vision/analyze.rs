@@ -2,7 +2,7 @@
 //! when the first reads failure words but matches no fault), match against the catalog, answer.
 
 use super::catalog::Catalog;
-use super::ocr::{self, Layout, OcrText};
+use super::ocr::{self, LangSet, Layout, OcrText};
 use super::{matcher, preprocess, Analysis, Loaded, OcrPart, Solution, Timings, Vision};
 use crate::engine::Models;
 use crate::error::{AppError, AppResult};
@@ -39,12 +39,12 @@ async fn ocr_pass(
     slot: &ocr::Slot,
     image: GrayImage,
     prepared: preprocess::Prepared,
-    layout: Layout,
+    (layout, set): (Layout, LangSet),
     budget: Duration,
 ) -> AppResult<Option<OcrText>> {
     let rx = vision
         .ocr
-        .submit(slot, image, prepared, layout)
+        .submit(slot, image, prepared, layout, set)
         .map_err(|r| refused(vision, r))?;
     let read = tokio::time::timeout(budget, rx).await;
     match read {
@@ -95,6 +95,18 @@ async fn rank(
     Ok(Some(matcher::rank(&loaded.catalog, &all, &q, examples, th)))
 }
 
+/// Whether a customer writes English: the request's `language`, else their text's detected
+/// language. Their screenshot is read with `screenshot.english_languages` first.
+fn writes_english(vision: &Vision, language: Option<&str>, customer_text: Option<&str>) -> bool {
+    if vision.config.english_languages.is_empty() {
+        return false;
+    }
+    match language {
+        Some(l) => l.to_ascii_lowercase().starts_with("en"),
+        None => customer_text.is_some_and(|t| vision.lang.detect(t).language == "en"),
+    }
+}
+
 /// Read a screenshot and say which known fault it shows (or that it does not know).
 pub async fn analyze(
     vision: &Vision,
@@ -116,8 +128,12 @@ pub async fn analyze(
 
     let t1 = Instant::now();
     let limit = Duration::from_millis(cfg.ocr_timeout_ms);
-    let Some(mut text) =
-        ocr_pass(vision, &slot, gray.clone(), prepared, Layout::Auto, limit).await?
+    let mut set = match writes_english(vision, language.as_deref(), customer_text.as_deref()) {
+        true => LangSet::English,
+        false => LangSet::All,
+    };
+    let first = (Layout::Auto, set);
+    let Some(mut text) = ocr_pass(vision, &slot, gray.clone(), prepared, first, limit).await?
     else {
         return Err(AppError::invalid(
             "image",
@@ -127,6 +143,18 @@ pub async fn analyze(
             ),
         ));
     };
+    // Text the English set read unsure or not at all (Chinese on an English customer's
+    // screen, most often) is read again with all languages.
+    let unsure = text
+        .confidence()
+        .is_none_or(|c| c < cfg.english_min_confidence);
+    if set == LangSet::English && unsure {
+        let left = limit.saturating_sub(t1.elapsed());
+        let all = (Layout::Auto, LangSet::All);
+        if let Some(t) = ocr_pass(vision, &slot, gray.clone(), prepared, all, left).await? {
+            (text, set) = (t, LangSet::All);
+        }
+    }
     let loaded = vision.current();
     let mut layout = "auto";
     let t2 = Instant::now();
@@ -152,7 +180,8 @@ pub async fn analyze(
     );
     if unmatched && readable && failure_seen {
         let left = limit.saturating_sub(t1.elapsed());
-        if let Some(t) = ocr_pass(vision, &slot, gray, prepared, Layout::Block, left).await? {
+        let block = (Layout::Block, set);
+        if let Some(t) = ocr_pass(vision, &slot, gray, prepared, block, left).await? {
             let t3 = Instant::now();
             let r = rank(vision, &loaded, &t, customer_text.as_deref()).await?;
             matching += t3.elapsed();
@@ -177,6 +206,7 @@ pub async fn analyze(
         OcrMeta {
             prepared,
             layout,
+            tesseract: cfg.language_sets()[set as usize].clone(),
             timings: Timings {
                 decode: decode_ms,
                 ocr: ocr_ms,
@@ -189,6 +219,7 @@ pub async fn analyze(
 struct OcrMeta {
     prepared: preprocess::Prepared,
     layout: &'static str,
+    tesseract: String,
     timings: Timings,
 }
 
@@ -263,11 +294,13 @@ fn answer(
         fault,
         candidates,
         ocr: OcrPart {
+            confidence: text.confidence(),
             text: text.text,
             lines: text.lines,
             languages,
             preprocessing: meta.prepared,
             layout: meta.layout,
+            tesseract: meta.tesseract,
         },
         evidence,
         solution,

@@ -57,7 +57,7 @@ impl Vision {
             cfg.ocr_workers,
             cfg.ocr_queue,
             cfg.tessdata.clone(),
-            cfg.languages.clone(),
+            cfg.language_sets(),
         );
         Ok(Vision {
             ocr: pool,
@@ -127,6 +127,11 @@ pub struct OcrPart {
     /// Tesseract's page layout of the pass that gave this text: `auto` (first pass) or
     /// `block` (second pass, run when the first read text but matched no fault).
     pub layout: &'static str,
+    /// The Tesseract languages of that pass: `screenshot.english_languages` for a customer
+    /// who writes English, unless that read unsure; else `screenshot.languages`.
+    pub tesseract: String,
+    /// Mean word confidence of the text read, 0..100, weighted by characters (`null`: none).
+    pub confidence: Option<f32>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
