@@ -289,9 +289,14 @@ fn split_scores(p: &[Vec<f32>], g: &[Vec<f32>], j: usize) -> (Vec<f32>, Vec<f32>
     (pos, neg)
 }
 
+/// How many of `scores` are at or above `t`.
+fn count_at(scores: &[f32], t: f32) -> usize {
+    scores.iter().filter(|q| **q >= t).count()
+}
+
 /// The share of `scores` at or above `t` (0 when there are none).
 fn share_at(scores: &[f32], t: f32) -> f32 {
-    scores.iter().filter(|q| **q >= t).count() as f32 / scores.len().max(1) as f32
+    count_at(scores, t) as f32 / scores.len().max(1) as f32
 }
 
 /// The highest threshold on label `j` (a grid of 0.01) whose recall on these rows reaches `r`:
@@ -301,7 +306,7 @@ pub fn target_threshold(p: &[Vec<f32>], g: &[Vec<f32>], j: usize, r: f32) -> f32
     let t = (1..100)
         .rev()
         .map(|i| i as f32 / 100.0)
-        .find(|t| share_at(&pos, *t) * pos.len() as f32 >= r * pos.len() as f32)
+        .find(|t| count_at(&pos, *t) as f32 >= r * pos.len() as f32)
         .unwrap_or(0.01);
     eprintln!(
         "recall target {r}: threshold {t} (recall {:.3} of {} escalating, false flags {:.3} of {} calm)",

@@ -268,7 +268,8 @@ pub struct SearchResponse {
     pub hits: Vec<Hit>,
 }
 
-/// An intent label, no control characters. An intent prefers the articles tagged with it, so it must be a possible tag.
+/// An intent label without control characters. The intent prefers the articles tagged with it,
+/// so it must be a possible tag.
 fn check_intent(intent: &Option<String>) -> AppResult<()> {
     match intent {
         Some(i) if !valid_tag(i) || i.chars().any(char::is_control) => Err(AppError::invalid(

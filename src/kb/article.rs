@@ -44,12 +44,12 @@ pub fn check_kb_name(field: &str, name: &str) -> AppResult<()> {
     }
 }
 
-/// An article id: 1-128 of `[A-Za-z0-9_.:-]`.
 /// An article tag: 1-64 bytes, not blank.
 pub fn valid_tag(t: &str) -> bool {
     !t.trim().is_empty() && t.len() <= 64
 }
 
+/// An article id: 1-128 of `[A-Za-z0-9_.:-]`.
 pub fn check_id(field: &str, id: &str) -> AppResult<()> {
     let ok = !id.is_empty()
         && id.len() <= 128

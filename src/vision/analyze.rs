@@ -206,7 +206,7 @@ pub async fn analyze(
         OcrMeta {
             prepared,
             layout,
-            tesseract: cfg.language_sets()[set as usize].clone(),
+            tesseract: cfg.languages_for(set == LangSet::English).to_string(),
             timings: Timings {
                 decode: decode_ms,
                 ocr: ocr_ms,

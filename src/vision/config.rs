@@ -62,14 +62,18 @@ impl Default for ScreenshotConfig {
 }
 
 impl ScreenshotConfig {
-    /// The Tesseract language sets of `ocr::LangSet::All` and `::English` (the second is the
-    /// first when `english_languages` is empty).
+    /// The Tesseract languages for a customer who writes English (`english`) or any other:
+    /// `languages` when `english_languages` is empty.
+    pub fn languages_for(&self, english: bool) -> &str {
+        match english && !self.english_languages.is_empty() {
+            true => &self.english_languages,
+            false => &self.languages,
+        }
+    }
+
+    /// The Tesseract language sets of `ocr::LangSet::All` and `::English`, in that order.
     pub fn language_sets(&self) -> [String; 2] {
-        let english = match self.english_languages.is_empty() {
-            true => &self.languages,
-            false => &self.english_languages,
-        };
-        [self.languages.clone(), english.clone()]
+        [false, true].map(|e| self.languages_for(e).to_string())
     }
 
     pub fn check(&self) -> anyhow::Result<()> {
