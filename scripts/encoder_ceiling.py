@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoTokenizer
+
+from bench_torch import load_bert
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = Path(os.environ.get("TRIAGE_HOME", Path.home() / ".cache/triage"))
@@ -173,7 +175,7 @@ def main():
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
     tok = AutoTokenizer.from_pretrained(a.model)
-    model = AutoModel.from_pretrained(a.model).eval()
+    model = load_bert(a.model)
     if not (SHARED / "nlpcc2013_emotion/train.csv").exists():
         raise SystemExit(f"skipped: {SHARED} has no nlpcc2013_emotion")
     smp2017(model, tok)
